@@ -1,0 +1,231 @@
+/**
+ * @file tcp.h
+ * TCP listeners and byte streams on the loop.
+ *
+ * A stream owns its descriptor and a read buffer the framework manages: data
+ * read from the socket is appended to the stream's input, which the read
+ * callback inspects with hp_stream_input() and consumes from the front with
+ * hp_stream_consume(). The buffer is allocated when data arrives and released
+ * when it is fully consumed, so an idle stream holds no read buffer.
+ *
+ * Writes are queued requests flushed with writev(2), trying at once when
+ * nothing is queued; partial writes continue when the socket is writable.
+ * Every completion callback runs on a later loop iteration, never inside the
+ * call that started it. Streams are edge-triggered on drivers that support it,
+ * registered once for both directions: no per-request syscalls besides the
+ * reads and writes themselves.
+ *
+ * Streams also work on any stream-like descriptor (pipes, socketpairs, Unix
+ * sockets); the listener and hp_stream_connect() are TCP only.
+ */
+#ifndef HP_TCP_H
+#define HP_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hellepoll/buf.h>
+#include <hellepoll/defs.h>
+#include <hellepoll/io.h>
+#include <hellepoll/loop.h>
+#include <hellepoll/timer.h>
+
+struct hp_stream;
+struct hp_write_req;
+struct hp_listener;
+
+/**
+ * Data or an end arrived.
+ * @param status 0: new bytes are in hp_stream_input(); HP_EOF: the peer shut
+ *               down its sending side (the input may still hold unconsumed
+ *               bytes; reading stops); -ENOBUFS: the input reached its limit
+ *               (hp_stream_set_input_limit()) unconsumed, reading is paused
+ *               until bytes are consumed; other negative errno (-ECONNRESET,
+ *               ...): the stream failed, reading stops, close it.
+ */
+typedef void hp_read_cb(struct hp_stream *s, int status);
+
+/**
+ * A write request finished.
+ * @param status 0 when every byte was handed to the kernel; a negative errno
+ *               (-EPIPE, -ECONNRESET, ...) if writing failed; -ECANCELED if
+ *               the stream was closed first. The buffers may be reused now.
+ */
+typedef void hp_write_cb(struct hp_write_req *req, int status);
+
+/** The stream is closed; its memory may be freed or reused from here on. */
+typedef void hp_close_cb(struct hp_stream *s);
+
+/** hp_stream_connect() finished: @p status is 0 or a negative errno. */
+typedef void hp_connect_cb(struct hp_stream *s, int status);
+
+/** Inline buffer descriptors in a write request before spilling to the heap. */
+#define HP_WRITE_INLINE_BUFS 4
+
+/** A write request: caller-allocated, busy from hp_stream_write() to its callback. */
+struct hp_write_req {
+    void *data;               /**< User pointer, free for the caller. */
+    struct hp_stream *stream; /**< Read-only. */
+    hp_write_cb *_cb;
+    struct hp_write_req *_next;
+    struct hp_buf *_bufs;
+    size_t _nbufs, _pos; /* _bufs[_pos.._nbufs) remain to be written */
+    int _status;
+    struct hp_buf _inline[HP_WRITE_INLINE_BUFS];
+};
+
+/** A byte stream. Fields without a leading underscore are documented. */
+struct hp_stream {
+    void *data;           /**< User pointer, free for the caller. */
+    struct hp_loop *loop; /**< Read-only. */
+    struct hp_io _io;
+    struct hp_defer _defer;
+    char *_in;
+    size_t _in_off, _in_len, _in_cap, _in_limit;
+    struct hp_write_req *_wq_head, *_wq_tail;     /* queued, not fully written */
+    struct hp_write_req *_done_head, *_done_tail; /* finished, callback pending */
+    size_t _wq_bytes;
+    hp_read_cb *_read_cb;
+    hp_close_cb *_close_cb;
+    hp_connect_cb *_connect_cb;
+    int _error;
+    unsigned _flags;
+};
+
+/**
+ * Make a stream of the connected descriptor @p fd, which the stream now owns
+ * (hp_stream_close() closes it; on failure it stays the caller's). The fd is
+ * made non-blocking and close-on-exec.
+ * @return 0, -EEXIST (fd already watched), -ENOMEM or the driver's -errno.
+ */
+HP_API HP_NODISCARD int hp_stream_init(struct hp_loop *loop, struct hp_stream *s, int fd);
+
+/**
+ * Connect to @p host (a numeric IPv4 or IPv6 address; no DNS) port @p port.
+ * @p cb runs once with the result. On success the stream is ready; on failure
+ * it must still be closed with hp_stream_close().
+ * @return 0, or -EINVAL (not a numeric address), or socket()/connect()'s
+ *         -errno; then @p cb never runs and nothing needs closing.
+ */
+HP_API HP_NODISCARD int hp_stream_connect(struct hp_loop *loop, struct hp_stream *s,
+                                          const char *host, uint16_t port, hp_connect_cb *cb);
+
+/**
+ * Start delivering input to @p cb (replacing any previous callback). Input
+ * already buffered is delivered on the next iteration.
+ * @return 0, or HP_ECLOSED if the stream is closing or reading has ended.
+ */
+HP_API int hp_stream_read_start(struct hp_stream *s, hp_read_cb *cb);
+
+/** Pause reading; the kernel buffers, then TCP pushes back on the peer. */
+HP_API void hp_stream_read_stop(struct hp_stream *s);
+
+/**
+ * Unconsumed input, valid until the next call of hp_stream_consume() or
+ * return to the loop (the buffer may move when more is read).
+ */
+HP_API struct hp_buf hp_stream_input(const struct hp_stream *s);
+
+/** Drop @p n bytes (at most the input's length) from the front of the input. */
+HP_API void hp_stream_consume(struct hp_stream *s, size_t n);
+
+/** Cap the input buffer (default 64 KiB; at least 1 KiB). */
+HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
+
+/**
+ * Queue @p nbufs buffers for writing, in order after earlier requests.
+ * The descriptors are copied; the bytes are borrowed until @p cb runs.
+ * @param cb may be NULL.
+ * @return 0; -EINVAL (nbufs == 0 or req busy); -ENOMEM (more than
+ *         HP_WRITE_INLINE_BUFS buffers and no memory); HP_ECLOSED (the stream
+ *         is closing or shut down for writing); or the stream's earlier write
+ *         error. On error @p cb never runs.
+ */
+HP_API HP_NODISCARD int hp_stream_write(struct hp_stream *s, struct hp_write_req *req,
+                                        const struct hp_buf *bufs, size_t nbufs, hp_write_cb *cb);
+
+/** Bytes queued but not yet handed to the kernel: the back-pressure signal. */
+HP_API size_t hp_stream_write_queue_size(const struct hp_stream *s);
+
+/**
+ * Half-close: once every queued write is flushed, shut down the sending side
+ * (the peer reads EOF). Reading goes on. Later writes fail with HP_ECLOSED.
+ * @return 0 or HP_ECLOSED.
+ */
+HP_API int hp_stream_shutdown(struct hp_stream *s);
+
+/**
+ * Close the stream: stop reading, cancel queued writes (their callbacks get
+ * -ECANCELED, unless already complete), close the descriptor, then call
+ * @p cb (may be NULL) on a later iteration. Closing twice is a programming
+ * error (asserted). Pending data is not flushed: to close after the last
+ * write, close from that write's callback.
+ */
+HP_API void hp_stream_close(struct hp_stream *s, hp_close_cb *cb);
+
+/** True from hp_stream_close() on. */
+HP_API bool hp_stream_is_closing(const struct hp_stream *s);
+
+/** The stream's descriptor (for setsockopt and the like; do not close it). */
+HP_API int hp_stream_fd(const struct hp_stream *s);
+
+/** Set TCP_NODELAY on a TCP stream. @return 0 or a negative errno. */
+HP_API int hp_stream_set_nodelay(struct hp_stream *s, bool on);
+
+/* ---- listeners --------------------------------------------------------- */
+
+/**
+ * A connection arrived, or accepting failed.
+ * @param fd     with status 0: the new connection, non-blocking and
+ *               close-on-exec, now owned by the callee (hp_stream_init() it,
+ *               or close it).
+ * @param status 0, or a negative errno: -EMFILE/-ENFILE/-ENOBUFS/-ENOMEM
+ *               pause accepting for the listener's pause time (no busy
+ *               loop), then it resumes by itself; other errors are reported
+ *               and accepting goes on.
+ */
+typedef void hp_accept_cb(struct hp_listener *l, int fd, int status);
+
+/** Options for hp_listener_start(). Zero means the default for each field. */
+struct hp_listener_opts {
+    /** Numeric address to bind; NULL means "::" (dual-stack IPv6 and IPv4). */
+    const char *host;
+    /** Port; 0 picks a free one (see hp_listener_port()). */
+    uint16_t port;
+    /** listen(2) backlog; default 511. */
+    int backlog;
+    /** Set SO_REUSEPORT, so several loops or processes share the port. */
+    bool reuseport;
+    /** For an IPv6 host: accept IPv6 only (no v4-mapped). */
+    bool ipv6_only;
+    /** After EMFILE/ENFILE, pause accepting this long; default 100 ms. */
+    unsigned pause_ms;
+};
+
+/** A listening socket. */
+struct hp_listener {
+    void *data;           /**< User pointer, free for the caller. */
+    struct hp_loop *loop; /**< Read-only. */
+    struct hp_io _io;
+    struct hp_timer _pause;
+    hp_accept_cb *_cb;
+    unsigned _pause_ms;
+};
+
+/**
+ * Bind, listen and start accepting. Accepts until EAGAIN on every readiness
+ * event. SO_REUSEADDR is always set.
+ * @return 0, -EINVAL (host not a numeric address), or the -errno of
+ *         socket/bind/listen (-EADDRINUSE, -EACCES, ...).
+ */
+HP_API HP_NODISCARD int hp_listener_start(struct hp_loop *loop, struct hp_listener *l,
+                                          const struct hp_listener_opts *opts, hp_accept_cb *cb);
+
+/** The bound port, or a negative errno. */
+HP_API int hp_listener_port(const struct hp_listener *l);
+
+/** Stop accepting and close the socket at once; the memory may then be freed. */
+HP_API void hp_listener_stop(struct hp_listener *l);
+
+#endif

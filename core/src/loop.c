@@ -1,0 +1,193 @@
+/*
+ * loop.c - the scheduler: loop lifecycle and one iteration.
+ *
+ * An iteration: run due timers; wait in the driver (not at all if deferred
+ * work is pending or a stop was asked for, otherwise no longer than the next
+ * timer); dispatch the ready batch (io.c); run due timers again; run the
+ * deferred callbacks queued before this phase began (defer.c, which also
+ * carries posts and close callbacks). Nothing here allocates.
+ */
+#include <limits.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int check_opts(const struct hp_loop_opts *opts)
+{
+    if (!opts)
+        return 0;
+    if ((opts->alloc.realloc == NULL) != (opts->alloc.free == NULL))
+        return -EINVAL;
+    if (opts->max_events > 65536 || opts->log_level > HP_LOG_DEBUG)
+        return -EINVAL;
+    return 0;
+}
+
+static void apply_opts(struct hp_loop *loop, const struct hp_loop_opts *opts)
+{
+    loop->log_level = HP_LOG_WARN;
+    loop->max_events = 1024;
+    if (!opts)
+        return;
+    if (opts->alloc.realloc)
+        loop->alloc = opts->alloc;
+    loop->log = opts->log;
+    loop->log_ctx = opts->log_ctx;
+    if (opts->log_level)
+        loop->log_level = opts->log_level;
+    if (opts->max_events)
+        loop->max_events = opts->max_events;
+}
+
+int hp_loop_new(struct hp_loop **out, const struct hp_loop_opts *opts)
+{
+    struct hp_allocator alloc;
+    struct hp_loop *loop;
+    int err = check_opts(opts);
+
+    if (err)
+        return err;
+    hp__default_allocator(&alloc);
+    if (opts && opts->alloc.realloc)
+        alloc = opts->alloc;
+    loop = alloc.realloc(alloc.ctx, NULL, sizeof(*loop));
+    if (!loop)
+        return -ENOMEM;
+    memset(loop, 0, sizeof(*loop));
+    loop->alloc = alloc;
+    apply_opts(loop, opts);
+    loop->ops = &HP_BACKEND_OPS;
+    loop->wake_rfd = loop->wake_wfd = loop->sig_rfd = loop->sig_wfd = -1;
+    loop->sig_slot = -1;
+    loop->now = monotonic_ms();
+
+    loop->ready = hp__realloc_array(loop, NULL, loop->max_events, sizeof(*loop->ready));
+    if (!loop->ready) {
+        err = -ENOMEM;
+        goto err_free_loop;
+    }
+    struct hp_backend_cfg cfg = {.alloc = loop->alloc, .max_events = loop->max_events};
+    err = loop->ops->init(&loop->backend, &cfg);
+    if (err)
+        goto err_free_ready;
+    err = hp__post_init(loop);
+    if (err)
+        goto err_destroy_backend;
+    *out = loop;
+    return 0;
+
+err_destroy_backend:
+    loop->ops->destroy(loop->backend);
+err_free_ready:
+    hp__free(loop, loop->ready);
+err_free_loop:
+    hp__free(loop, loop);
+    return err;
+}
+
+size_t hp_loop_active_handles(const struct hp_loop *loop)
+{
+    return loop->io_active + loop->heap_len + loop->defer_n + loop->signal_n + loop->closing_n +
+           atomic_load(&loop->post_n);
+}
+
+bool hp_loop_is_alive(const struct hp_loop *loop)
+{
+    return hp_loop_active_handles(loop) != 0;
+}
+
+int hp_loop_free(struct hp_loop *loop)
+{
+    if (!loop)
+        return 0;
+    /* Posts still queued are cancelled below; anything else is the caller's. */
+    if (hp_loop_active_handles(loop) != atomic_load(&loop->post_n))
+        return -EBUSY;
+    hp__post_free(loop);
+    hp__signal_free(loop);
+    loop->ops->destroy(loop->backend);
+    hp__timers_free(loop);
+    hp__io_free_table(loop);
+    hp__buf_pool_free(loop);
+    hp__free(loop, loop->ready);
+    hp__free(loop, loop);
+    return 0;
+}
+
+uint64_t hp_loop_now(const struct hp_loop *loop)
+{
+    return loop->now;
+}
+
+void hp_loop_update_time(struct hp_loop *loop)
+{
+    loop->now = monotonic_ms();
+}
+
+const char *hp_loop_backend(const struct hp_loop *loop)
+{
+    return loop->ops->name;
+}
+
+void hp_loop_stop(struct hp_loop *loop)
+{
+    loop->stop = true;
+}
+
+/* How long the driver may block: 0 if work is waiting, else up to the next timer. */
+static int wait_timeout(const struct hp_loop *loop, int timeout_ms)
+{
+    int next;
+
+    if (loop->defer_n || loop->stop)
+        return 0;
+    next = hp__timers_timeout(loop);
+    if (next < 0)
+        return timeout_ms;
+    if (timeout_ms < 0 || next < timeout_ms)
+        return next;
+    return timeout_ms;
+}
+
+int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
+{
+    int ran, n;
+
+    loop->now = monotonic_ms();
+    ran = hp__timers_run(loop);
+    n = loop->ops->wait(loop->backend, loop->ready, (int)loop->max_events,
+                        wait_timeout(loop, timeout_ms));
+    if (n < 0) {
+        HP_LOG(loop, HP_LOG_ERROR, "waiting for events failed: %s", hp_strerror(n));
+        return n;
+    }
+    loop->now = monotonic_ms();
+    ran += hp__io_dispatch(loop, n);
+    ran += hp__timers_run(loop);
+    ran += hp__defers_run(loop);
+    return ran;
+}
+
+int hp_loop_run(struct hp_loop *loop)
+{
+    int err = 0;
+
+    loop->stop = false;
+    while (!loop->stop && hp_loop_is_alive(loop)) {
+        err = hp_loop_run_once(loop, -1);
+        if (err < 0)
+            break;
+        err = 0;
+    }
+    loop->stop = false;
+    return err;
+}
