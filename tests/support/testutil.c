@@ -115,9 +115,9 @@ void hp_test_write_all(int fd, const void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 
-            if (poll(&p, 1, HP_TEST_DEADLINE_MS) != 1)
+            if (poll(&pfd, 1, HP_TEST_DEADLINE_MS) != 1)
                 fail_msg("write: fd %d not writable within %d ms", fd, HP_TEST_DEADLINE_MS);
             continue;
         }
