@@ -331,10 +331,10 @@ static void latch(struct hp_io *io, unsigned ev)
         (void)sync_driver(io);
 }
 
+#ifndef NDEBUG
 /* Debug builds: an edge watcher that saw READABLE must read to EAGAIN or EOF. */
 static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
 {
-#ifndef NDEBUG
     if (loop->fds[fd] != io || !(io->_events & HP_EDGE) || !(io->_events & HP_READABLE))
         return;
     if ((io->_flags & (HP__IO_LATCH_R | HP__IO_EOF | HP__IO_CONTINUE)) == HP__IO_LATCH_R)
@@ -343,12 +343,15 @@ static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
                "EAGAIN",
                fd);
     io->_flags &= ~(unsigned)HP__IO_CONTINUE;
+}
 #else
+static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
+{
     (void)loop;
     (void)io;
     (void)fd;
-#endif
 }
+#endif
 
 static int dispatch_one(struct hp_loop *loop, const struct hp_ready *r)
 {

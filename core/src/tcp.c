@@ -161,6 +161,8 @@ static void on_defer(struct hp_defer *d)
     if (s->_flags & S_CLOSING) {
         if (s->_done_head)
             return; /* a callback wrote again; its completion is already scheduled */
+        /* A completion callback may have re-queued the defer: drop it, s is leaving us. */
+        hp_defer_stop(&s->_defer);
         s->loop->closing_n--;
         if (s->_close_cb)
             s->_close_cb(s);
