@@ -86,6 +86,7 @@ int hp_loop_new(struct hp_loop **out, const struct hp_loop_opts *opts)
     return 0;
 
 err_destroy_backend:
+    hp__io_free_table(loop); /* the wakeup watcher may have grown it */
     loop->ops->destroy(loop->backend);
 err_free_ready:
     hp__free(loop, loop->ready);
