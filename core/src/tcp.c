@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -436,6 +437,17 @@ static void set_nosigpipe(int fd)
 #endif
 }
 
+static int ensure_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
 static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
 {
     int err;
@@ -445,7 +457,7 @@ static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
     s->_in_limit = DEFAULT_INPUT_LIMIT;
     hp_defer_init(loop, &s->_defer, on_defer);
     hp_io_init(loop, &s->_io, fd, on_io);
-    if ((err = hp__fd_nonblock_cloexec(fd)) != 0)
+    if ((err = ensure_nonblock(fd)) != 0)
         return err;
     set_nosigpipe(fd);
     return hp_io_start(&s->_io, HP_READABLE | HP_WRITABLE | HP_EDGE);
@@ -491,7 +503,7 @@ int hp_stream_connect(struct hp_loop *loop, struct hp_stream *s, const char *hos
         return -EINVAL;
     if ((fd = socket(ss.ss_family, SOCK_STREAM, 0)) < 0)
         return -errno;
-    if ((err = stream_open(loop, s, fd)) != 0)
+    if ((err = hp__fd_nonblock_cloexec(fd)) != 0 || (err = stream_open(loop, s, fd)) != 0)
         goto err_close;
     if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
         err = -errno;

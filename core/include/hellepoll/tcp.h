@@ -96,7 +96,8 @@ struct hp_stream {
 /**
  * Make a stream of the connected descriptor @p fd, which the stream now owns
  * (hp_stream_close() closes it; on failure it stays the caller's). The fd is
- * made non-blocking and close-on-exec.
+ * made non-blocking if it is not already (descriptors from a listener are,
+ * and cost no extra syscall beyond one check).
  * @return 0, -EEXIST (fd already watched), -ENOMEM or the driver's -errno.
  */
 HP_API HP_NODISCARD int hp_stream_init(struct hp_loop *loop, struct hp_stream *s, int fd);
