@@ -68,6 +68,7 @@ struct hp_loop {
     struct hp_timer **heap;
     uint32_t heap_len, heap_cap;
     uint64_t timer_seq;
+    uint64_t timer_pass; /* timers started at or after this seq wait for the next iteration */
 
     /* Deferred callbacks: FIFO; the run phase takes a snapshot. */
     struct hp_defer *defer_head, *defer_tail;
@@ -88,6 +89,7 @@ struct hp_loop {
     struct hp_io sig_io;
     struct hp_signal *signals;
     struct hp_signal *sig_next; /* next watcher to call while dispatching */
+    bool sig_dispatching;       /* inside the pipe's callback: keep the pipe */
     size_t signal_n;
 
     /* Handles whose close callback has not run yet (streams). */

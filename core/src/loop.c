@@ -164,6 +164,7 @@ int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
     int ran, n;
 
     loop->now = monotonic_ms();
+    loop->timer_pass = loop->timer_seq;
     ran = hp__timers_run(loop);
     n = loop->ops->wait(loop->backend, loop->ready, (int)loop->max_events,
                         wait_timeout(loop, timeout_ms));

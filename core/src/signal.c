@@ -58,6 +58,7 @@ static void on_pipe(struct hp_io *io, unsigned events, int status)
             if (buf[i] < MAX_SIGNUM)
                 seen[buf[i]] = true;
     }
+    loop->sig_dispatching = true;
     for (int signum = 1; signum < MAX_SIGNUM; signum++) {
         if (!seen[signum])
             continue;
@@ -69,6 +70,9 @@ static void on_pipe(struct hp_io *io, unsigned events, int status)
         }
         loop->sig_next = NULL;
     }
+    loop->sig_dispatching = false;
+    if (!loop->signal_n)
+        hp__signal_free(loop);
 }
 
 /* Give the loop a signal pipe and a slot in the handler's table (under sig_lock). */
@@ -124,6 +128,20 @@ static void uninstall(int signum)
         sigaction(signum, &sig_saved[signum], NULL);
 }
 
+/* Give the slot and the pipe back (under sig_lock). */
+static void loop_detach(struct hp_loop *loop)
+{
+    if (loop->sig_slot < 0)
+        return;
+    atomic_store(&sig_fds[loop->sig_slot], 0);
+    sig_slot_used[loop->sig_slot] = false;
+    hp_io_stop(&loop->sig_io);
+    close(loop->sig_rfd);
+    close(loop->sig_wfd);
+    loop->sig_rfd = loop->sig_wfd = -1;
+    loop->sig_slot = -1;
+}
+
 void hp_signal_init(struct hp_loop *loop, struct hp_signal *s, hp_signal_cb *cb)
 {
     s->data = NULL;
@@ -158,32 +176,29 @@ void hp_signal_stop(struct hp_signal *s)
 {
     struct hp_loop *loop = s->loop;
     struct hp_signal **pp;
+    int signum = s->signum;
 
-    if (!s->signum)
+    if (!signum)
         return;
     for (pp = &loop->signals; *pp != s; pp = &(*pp)->_next)
         continue;
     *pp = s->_next;
     if (loop->sig_next == s)
         loop->sig_next = s->_next;
-    pthread_mutex_lock(&sig_lock);
-    uninstall(s->signum);
-    pthread_mutex_unlock(&sig_lock);
     s->signum = 0;
     s->_next = NULL;
     loop->signal_n--;
+    pthread_mutex_lock(&sig_lock);
+    uninstall(signum);
+    /* The last watcher gone: free the slot for other loops (not while dispatching). */
+    if (!loop->signal_n && !loop->sig_dispatching)
+        loop_detach(loop);
+    pthread_mutex_unlock(&sig_lock);
 }
 
 void hp__signal_free(struct hp_loop *loop)
 {
-    if (loop->sig_slot < 0)
-        return;
     pthread_mutex_lock(&sig_lock);
-    atomic_store(&sig_fds[loop->sig_slot], 0);
-    sig_slot_used[loop->sig_slot] = false;
+    loop_detach(loop);
     pthread_mutex_unlock(&sig_lock);
-    hp_io_stop(&loop->sig_io);
-    close(loop->sig_rfd);
-    close(loop->sig_wfd);
-    loop->sig_slot = -1;
 }

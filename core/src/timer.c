@@ -9,9 +9,10 @@
  * earlier deadline re-keys at once (sift up). Sequence numbers come from a
  * per-loop counter, so equal deadlines fire in start order.
  *
- * A pass fires only timers started before the pass began (seq < the counter
- * at the start), so a timer restarted from its own callback waits for the
- * next pass even with a timeout of 0.
+ * Timers run twice per iteration (before the wait and after dispatch), but
+ * only those started before the iteration began (seq < loop->timer_pass), so
+ * a timer (re)started from any callback waits for the next iteration, even
+ * with a timeout of 0.
  */
 #include <limits.h>
 
@@ -169,7 +170,7 @@ static void rekey_top(struct hp_loop *loop, struct hp_timer *t)
 
 int hp__timers_run(struct hp_loop *loop)
 {
-    uint64_t pass = loop->timer_seq;
+    uint64_t pass = loop->timer_pass;
     int ran = 0;
 
     while (loop->heap_len) {

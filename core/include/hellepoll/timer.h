@@ -22,8 +22,8 @@ struct hp_timer;
 
 /**
  * Called when the timer expires. May start, stop or free any timer,
- * including @p t. A timer (re)started from a timer callback never fires in
- * the same pass, even with a timeout of 0.
+ * including @p t. A timer (re)started from any callback never fires in the
+ * same loop iteration, even with a timeout of 0.
  */
 typedef void hp_timer_cb(struct hp_timer *t);
 
