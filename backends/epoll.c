@@ -1,10 +1,12 @@
 /*
  * epoll.c - the Linux driver. Level- and edge-triggered (EPOLLET) natively;
  * hang-up and error always reported (EPOLLHUP/EPOLLERR need no interest).
- * A hang-up is also reported readable, since a read then returns EOF. A
- * peer's half-close is not a hang-up (no EPOLLRDHUP): it shows as a read of
- * EOF, as with poll(2), and a level watcher that paused reading is not woken
- * by it over and over.
+ * A hang-up is also reported readable, since a read then returns EOF.
+ * Edge-triggered watchers also ask for EPOLLRDHUP, reported as HP_HUP, as
+ * kqueue reports EV_EOF: a reader that stops at a short read must know that
+ * the peer's FIN came in the same edge, or it would never see the EOF. Level
+ * watchers do not, so one that paused reading is not woken again and again
+ * by a half-closed peer (they see the EOF when they read).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -29,7 +31,7 @@ static uint32_t to_epoll(unsigned events)
     if (events & HP_WRITABLE)
         e |= EPOLLOUT;
     if (events & HP_EDGE)
-        e |= EPOLLET;
+        e |= EPOLLET | EPOLLRDHUP;
     return e;
 }
 
@@ -41,7 +43,7 @@ static unsigned from_epoll(uint32_t e)
         events |= HP_READABLE;
     if (e & EPOLLOUT)
         events |= HP_WRITABLE;
-    if (e & EPOLLHUP)
+    if (e & (EPOLLHUP | EPOLLRDHUP))
         events |= HP_HUP | HP_READABLE; /* a read will return EOF */
     if (e & EPOLLERR)
         events |= HP_ERROR;

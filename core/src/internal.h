@@ -95,6 +95,9 @@ struct hp_loop {
     /* Handles whose close callback has not run yet (streams). */
     size_t closing_n;
 
+    /* The listener inside its accept loop; cleared if a callback stops or pauses it. */
+    struct hp_listener *accepting;
+
     /* Stream input buffers of HP__BUF_SIZE, kept for reuse (tcp.c). */
     char *buf_pool[HP__BUF_POOL];
     unsigned buf_pool_n;

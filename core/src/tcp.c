@@ -38,8 +38,11 @@ enum {
     S_READ_AGAIN = 1u << 7,   /* the defer should read (or deliver buffered input) */
     S_IN_READ = 1u << 8,      /* inside do_read(): keep the buffer */
     S_FULL = 1u << 9,         /* input at its limit; -ENOBUFS reported */
+    S_DELIVER = 1u << 10,     /* read_start: hand buffered input over first */
+    S_PEER_HUP = 1u << 11,    /* the peer's FIN came: read to EOF, never stop short */
 };
 
+#define REQ_BUSY            0x5eb05e /* hp_write_req._busy from write to callback; unlikely in garbage */
 #define READ_BUDGET         (256u * 1024u) /* bytes read per event before yielding */
 #define WRITE_IOVS          64             /* iovecs gathered per writev */
 #define DEFAULT_INPUT_LIMIT (64u * 1024u)
@@ -76,6 +79,12 @@ static void input_release(struct hp_stream *s)
     s->_in_off = s->_in_len = s->_in_cap = 0;
 }
 
+/* Where reading must stop: the buffer's end, or the limit if that is lower. */
+static size_t input_room_end(const struct hp_stream *s)
+{
+    return s->_in_cap < s->_in_limit ? s->_in_cap : s->_in_limit;
+}
+
 /* Make room at the end of the input; 0, -ENOMEM, or -ENOBUFS at the limit. */
 static int input_reserve(struct hp_stream *s)
 {
@@ -88,7 +97,7 @@ static int input_reserve(struct hp_stream *s)
         s->_in_cap = HP__BUF_SIZE;
         return 0;
     }
-    if (s->_in_off + s->_in_len < s->_in_cap)
+    if (s->_in_off + s->_in_len < input_room_end(s))
         return 0;
     if (s->_in_off) {
         memmove(s->_in, s->_in + s->_in_off, s->_in_len);
@@ -147,6 +156,7 @@ static void run_completions(struct hp_stream *s)
         if (!s->_done_head)
             s->_done_tail = NULL;
         req_release(s, req);
+        req->_busy = 0;
         if (req->_cb)
             req->_cb(req, req->_status);
     }
@@ -175,7 +185,12 @@ static void on_defer(struct hp_defer *d)
         if (s->_flags & S_CLOSING)
             return;
     }
-    if (s->_flags & S_READ_AGAIN) {
+    if ((s->_flags & (S_DELIVER | S_READING)) == (S_DELIVER | S_READING) && s->_in_len) {
+        s->_flags &= ~(unsigned)S_DELIVER;
+        s->_read_cb(s, 0);
+    }
+    s->_flags &= ~(unsigned)S_DELIVER;
+    if ((s->_flags & (S_READ_AGAIN | S_CLOSING)) == S_READ_AGAIN) {
         s->_flags &= ~(unsigned)S_READ_AGAIN;
         do_read(s);
     }
@@ -208,7 +223,7 @@ static void do_read(struct hp_stream *s)
             s->_read_cb(s, err);
             break;
         }
-        room = s->_in_cap - s->_in_off - s->_in_len;
+        room = input_room_end(s) - s->_in_off - s->_in_len;
         n = hp_io_read(&s->_io, s->_in + s->_in_off + s->_in_len, room);
         if (n == -EAGAIN)
             break;
@@ -218,7 +233,7 @@ static void do_read(struct hp_stream *s)
         }
         s->_in_len += (size_t)n;
         s->_read_cb(s, 0);
-        if ((size_t)n < room) {
+        if ((size_t)n < room && !(s->_flags & S_PEER_HUP)) {
             /* A short read emptied the socket: the next arrival is a new edge. */
             hp_io_drained(&s->_io, HP_READABLE);
             break;
@@ -336,6 +351,7 @@ static int req_prepare(struct hp_stream *s, struct hp_write_req *req, const stru
     req->_cb = cb;
     req->_next = NULL;
     req->_status = 0;
+    req->_busy = REQ_BUSY;
     return 0;
 }
 
@@ -344,7 +360,7 @@ int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct 
 {
     int err;
 
-    if (nbufs == 0)
+    if (nbufs == 0 || req->_busy == REQ_BUSY)
         return -EINVAL;
     if (s->_flags & (S_CLOSING | S_SHUT_WANTED))
         return HP_ECLOSED;
@@ -414,6 +430,8 @@ static void on_io(struct hp_io *io, unsigned events, int status)
             end_reading(s, status);
         return;
     }
+    if (events & HP_HUP)
+        s->_flags |= S_PEER_HUP;
     if ((events & HP_WRITABLE) && s->_wq_head)
         flush(s);
     if (events & HP_READABLE) {
@@ -527,8 +545,8 @@ int hp_stream_read_start(struct hp_stream *s, hp_read_cb *cb)
     if (s->_flags & S_READING)
         return 0;
     s->_flags |= S_READING;
-    /* Data may have arrived (edge already spent) or be buffered: look next iteration. */
-    s->_flags |= S_READ_AGAIN;
+    /* Data may be buffered, or have arrived (edge already spent): look next iteration. */
+    s->_flags |= S_READ_AGAIN | S_DELIVER;
     if (!(s->_flags & S_CONNECTING))
         schedule(s);
     return 0;
@@ -536,7 +554,7 @@ int hp_stream_read_start(struct hp_stream *s, hp_read_cb *cb)
 
 void hp_stream_read_stop(struct hp_stream *s)
 {
-    s->_flags &= ~(unsigned)(S_READING | S_READ_AGAIN);
+    s->_flags &= ~(unsigned)(S_READING | S_READ_AGAIN | S_DELIVER);
 }
 
 struct hp_buf hp_stream_input(const struct hp_stream *s)
@@ -637,20 +655,23 @@ static void on_pause_end(struct hp_timer *t)
     struct hp_listener *l = hp_container_of(t, struct hp_listener, _pause);
 
     /* Level-triggered: connections that waited are reported at once. */
-    (void)hp_io_start(&l->_io, HP_READABLE);
+    if (!l->_paused)
+        (void)hp_io_start(&l->_io, HP_READABLE);
 }
 
 static void on_accept(struct hp_io *io, unsigned events, int status)
 {
     struct hp_listener *l = hp_container_of(io, struct hp_listener, _io);
+    struct hp_loop *loop = io->loop;
 
     (void)events;
     if (status) {
         l->_cb(l, -1, status);
         return;
     }
-    /* Accept until EAGAIN; the callback may stop the listener. */
-    while (hp_io_is_active(io)) {
+    /* Accept until EAGAIN. The callback may pause, stop or free the listener:
+     * those clear loop->accepting, and then l must not be touched again. */
+    for (loop->accepting = l; loop->accepting == l;) {
         int fd = accept_one(io->fd);
 
         if (fd >= 0) {
@@ -669,6 +690,8 @@ static void on_accept(struct hp_io *io, unsigned events, int status)
         l->_cb(l, -1, fd);
         break;
     }
+    if (loop->accepting == l)
+        loop->accepting = NULL;
 }
 
 static int listen_socket(const struct hp_listener_opts *o, int *out)
@@ -726,6 +749,7 @@ int hp_listener_start(struct hp_loop *loop, struct hp_listener *l,
     l->loop = loop;
     l->_cb = cb;
     l->_pause_ms = opts->pause_ms ? opts->pause_ms : 100;
+    l->_paused = false;
     hp_timer_init(loop, &l->_pause, on_pause_end);
     hp_io_init(loop, &l->_io, fd, on_accept);
     if ((err = hp_io_start(&l->_io, HP_READABLE)) != 0) {
@@ -747,10 +771,30 @@ int hp_listener_port(const struct hp_listener *l)
     return ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
 }
 
+void hp_listener_pause(struct hp_listener *l)
+{
+    if (l->loop->accepting == l)
+        l->loop->accepting = NULL;
+    l->_paused = true;
+    hp_io_stop(&l->_io);
+}
+
+int hp_listener_resume(struct hp_listener *l)
+{
+    if (l->_io.fd < 0)
+        return HP_ECLOSED;
+    l->_paused = false;
+    if (hp_timer_is_active(&l->_pause))
+        return 0; /* out of descriptors: the pause timer resumes */
+    return hp_io_start(&l->_io, HP_READABLE);
+}
+
 void hp_listener_stop(struct hp_listener *l)
 {
     if (l->_io.fd < 0)
         return;
+    if (l->loop->accepting == l)
+        l->loop->accepting = NULL;
     hp_io_stop(&l->_io);
     hp_timer_stop(&l->_pause);
     close(l->_io.fd);

@@ -41,7 +41,8 @@ struct hp_io;
 enum hp_io_event {
     HP_READABLE = 1u << 0, /**< Interest/readiness: data (or EOF) to read. */
     HP_WRITABLE = 1u << 1, /**< Interest/readiness: room to write. */
-    HP_HUP = 1u << 2,      /**< Delivered only: the peer hung up. */
+    HP_HUP = 1u << 2,      /**< Delivered only: the peer hung up (edge watchers on epoll
+                                and kqueue: or shut down its sending side). */
     HP_ERROR = 1u << 3,    /**< Delivered only: an error; see the status. */
     HP_EDGE = 1u << 4,     /**< Interest flag: edge-triggered watcher. */
 };

@@ -72,6 +72,7 @@ struct hp_write_req {
     struct hp_buf *_bufs;
     size_t _nbufs, _pos; /* _bufs[_pos.._nbufs) remain to be written */
     int _status;
+    int _busy; /* HP__REQ_BUSY from hp_stream_write() until the callback */
     struct hp_buf _inline[HP_WRITE_INLINE_BUFS];
 };
 
@@ -124,7 +125,8 @@ HP_API void hp_stream_read_stop(struct hp_stream *s);
 
 /**
  * Unconsumed input, valid until the next call of hp_stream_consume() or
- * return to the loop (the buffer may move when more is read).
+ * return to the loop (the buffer may move when more is read). The bytes may
+ * be modified in place (e.g. to decode chunked data), not beyond .len.
  */
 HP_API struct hp_buf hp_stream_input(const struct hp_stream *s);
 
@@ -212,6 +214,7 @@ struct hp_listener {
     struct hp_timer _pause;
     hp_accept_cb *_cb;
     unsigned _pause_ms;
+    bool _paused; /* by hp_listener_pause() */
 };
 
 /**
@@ -225,6 +228,19 @@ HP_API HP_NODISCARD int hp_listener_start(struct hp_loop *loop, struct hp_listen
 
 /** The bound port, or a negative errno. */
 HP_API int hp_listener_port(const struct hp_listener *l);
+
+/**
+ * Stop accepting for now (e.g. at a connection limit); the socket stays open
+ * and new connections wait in its backlog. Idempotent.
+ */
+HP_API void hp_listener_pause(struct hp_listener *l);
+
+/**
+ * Accept again after hp_listener_pause(). If an EMFILE pause is running,
+ * accepting resumes when it ends. @return 0, HP_ECLOSED after stop, or the
+ * driver's -errno.
+ */
+HP_API int hp_listener_resume(struct hp_listener *l);
 
 /** Stop accepting and close the socket at once; the memory may then be freed. */
 HP_API void hp_listener_stop(struct hp_listener *l);
