@@ -1,0 +1,992 @@
+/*
+ * conn.c - the server and its connections: accept, read, parse, dispatch,
+ * complete, time out, close.
+ *
+ * Invariants:
+ * - The current request always starts at offset 0 of the stream's input:
+ *   the bytes of a request are consumed only when it is complete, so the
+ *   parser's offsets stay valid when the buffer moves, and the request's
+ *   views are recomputed (rebase) whenever the buffer's address changed.
+ * - At most one request per connection is with the handler. Pipelined
+ *   requests behind it wait in the input, so responses leave in request
+ *   order without any reordering machinery.
+ * - A connection is in exactly one timeout list (struct conn_list). Every
+ *   list holds one timeout class, and every class has one duration, so
+ *   appending at the tail keeps each list sorted by deadline: arming and
+ *   refreshing are O(1) and the server needs one hp_timer in all.
+ * - Nothing a handler holds is freed while the handler runs (R_IN_CALL):
+ *   failures found then are recorded (C_ABORT) and acted on afterwards.
+ * - A connection's memory is freed only once its close callback ran and
+ *   every write it queued has completed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* such platforms set SO_NOSIGPIPE in hp_stream_init() */
+#endif
+
+/* ---- allocation -------------------------------------------------------- */
+
+static void *libc_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return realloc(p, n);
+}
+
+static void libc_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+void *hp__http_alloc(struct hp_http_server *srv, size_t n)
+{
+    return srv->alloc.realloc(srv->alloc.ctx, NULL, n);
+}
+
+void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n)
+{
+    return srv->alloc.realloc(srv->alloc.ctx, p, n);
+}
+
+void hp__http_free(struct hp_http_server *srv, void *p)
+{
+    srv->alloc.free(srv->alloc.ctx, p);
+}
+
+/* ---- timeouts ---------------------------------------------------------- */
+
+static void tlist_unlink(struct hp_http_server *srv, struct http_conn *c)
+{
+    struct conn_list *l;
+
+    if (c->tclass == T_COUNT)
+        return; /* in no list */
+    l = &srv->lists[c->tclass];
+
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        l->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        l->tail = c->tprev;
+    c->tprev = c->tnext = NULL;
+}
+
+static void timer_need(struct hp_http_server *srv, uint64_t deadline)
+{
+    uint64_t now = hp_loop_now(srv->loop);
+
+    if (hp_timer_is_active(&srv->timer) && now + hp_timer_remaining(&srv->timer) <= deadline)
+        return;
+    (void)hp_timer_start(&srv->timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* Put @p c in the list of @p cls; @p refresh restarts its deadline even if already there. */
+static void arm(struct http_conn *c, enum tclass cls, bool refresh)
+{
+    struct hp_http_server *srv = c->srv;
+    struct conn_list *l = &srv->lists[cls];
+
+    if (c->tclass == cls && !refresh)
+        return;
+    tlist_unlink(srv, c);
+    c->tclass = (uint8_t)cls;
+    c->deadline = hp_loop_now(srv->loop) + srv->timeouts[cls];
+    c->tprev = l->tail;
+    if (l->tail)
+        l->tail->tnext = c;
+    else
+        l->head = c;
+    l->tail = c;
+    if (cls != T_NONE)
+        timer_need(srv, c->deadline);
+}
+
+static void conn_close(struct http_conn *c, int status);
+
+/* Choose the timeout class from the connection's state (or close it if idle at shutdown). */
+static void settle(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    if (c->flags & C_CLOSING)
+        return;
+    if (c->srv->shutting_down && rq == NULL && c->inflight == 0 &&
+        (c->out == NULL || c->out->len == 0)) {
+        conn_close(c, -ECANCELED);
+        return;
+    }
+    if (c->inflight > 0)
+        arm(c, T_WRITE, false);
+    else if (c->flags & C_LINGER)
+        arm(c, T_LINGER, false);
+    else if (rq == NULL)
+        arm(c, c->nrequests == 0 ? T_HEADER : T_IDLE, false);
+    else if (rq->phase == P_HEAD)
+        arm(c, T_HEADER, false);
+    else if (rq->phase == P_BODY_BUF || rq->phase == P_BODY_STREAM)
+        arm(c, T_BODY, false);
+    else
+        arm(c, T_NONE, false);
+}
+
+/* ---- request blocks ---------------------------------------------------- */
+
+static void rq_init(struct http_conn *c, struct req_blk *rq)
+{
+    memset(rq, 0, sizeof(*rq));
+    rq->req.server = c->srv;
+    rq->req.loop = c->srv->loop;
+    rq->req._conn = c;
+    rq->hdrs = rq->hdrs_inline;
+    rq->hdrs_cap = sizeof(rq->hdrs_inline);
+    hp__http_parser_reset(&rq->parser, rq->fields, &c->srv->limits);
+}
+
+static struct req_blk *rq_get(struct http_conn *c)
+{
+    struct hp_http_server *srv = c->srv;
+    struct req_blk *rq = srv->rq_pool;
+
+    if (rq != NULL) {
+        srv->rq_pool = rq->next;
+        srv->rq_pool_n--;
+    } else if ((rq = hp__http_alloc(srv, srv->rq_size)) == NULL) {
+        return NULL;
+    }
+    rq_init(c, rq);
+    return rq;
+}
+
+static void rq_clear(struct hp_http_server *srv, struct req_blk *rq)
+{
+    if (rq->hdrs != rq->hdrs_inline)
+        hp__http_free(srv, rq->hdrs);
+}
+
+static void rq_release(struct http_conn *c)
+{
+    struct hp_http_server *srv = c->srv;
+    struct req_blk *rq = c->rq;
+
+    if (rq == NULL)
+        return;
+    c->rq = NULL;
+    rq_clear(srv, rq);
+    if (srv->rq_pool_n < POOL_MAX) {
+        rq->next = srv->rq_pool;
+        srv->rq_pool = rq;
+        srv->rq_pool_n++;
+    } else {
+        hp__http_free(srv, rq);
+    }
+}
+
+/* Point the request's views at the input buffer's current address. */
+static void rebase(struct http_conn *c, bool force)
+{
+    struct req_blk *rq = c->rq;
+    const char *base = hp_stream_input(&c->stream).base;
+    const struct hp__http_parser *p = &rq->parser;
+    struct hp_http_req *r = &rq->req;
+
+    if ((base == rq->base && !force) || rq->phase == P_HEAD)
+        return;
+    rq->base = base;
+    r->method = (struct hp_str){base + p->method_off, p->method_len};
+    r->target = (struct hp_str){base + p->target_off, p->target_len};
+    if (p->path_len == 0 && (p->flags & HP__REQ_ABSOLUTE))
+        r->path = HP_STR_LIT("/");
+    else
+        r->path = (struct hp_str){base + p->path_off, p->path_len};
+    if (p->query_off != 0)
+        r->query = (struct hp_str){base + p->query_off, p->query_len};
+    else
+        r->query = HP_STR_LIT("");
+    if ((rq->rflags & R_BODY_DONE) && rq->phase != P_BODY_STREAM && rq->body_cb == NULL)
+        r->body = (struct hp_str){base + rq->head_len, rq->wpos - rq->head_len};
+    else
+        r->body = HP_STR_LIT("");
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void schedule_resume(struct http_conn *c)
+{
+    struct hp_http_server *srv = c->srv;
+
+    if (c->flags & C_RESUME)
+        return;
+    c->flags |= C_RESUME;
+    c->resume_next = srv->resume_head;
+    srv->resume_head = c;
+    hp_defer_start(&srv->defer);
+}
+
+static void maybe_free(struct http_conn *c)
+{
+    struct hp_http_server *srv = c->srv;
+
+    if (!(c->flags & C_CLOSED) || c->inflight > 0 || (c->flags & C_RESUME))
+        return;
+    hp__http_free(srv, c);
+    srv->nconns--;
+    if (srv->shutting_down && srv->nconns == 0)
+        hp_defer_start(&srv->defer);
+}
+
+static void on_closed(struct hp_stream *s)
+{
+    struct http_conn *c = hp_container_of(s, struct http_conn, stream);
+
+    c->flags |= C_CLOSED;
+    maybe_free(c);
+}
+
+/* Tell the handler, if it holds the request, that it is over. */
+static void abort_handler(struct http_conn *c, int status)
+{
+    struct req_blk *rq = c->rq;
+    hp_http_abort_cb *cb = c->srv->opts.on_abort;
+
+    if (rq == NULL || (rq->rflags & (R_HANDLED | R_DONE)) != R_HANDLED)
+        return;
+    rq->rflags |= R_DONE;
+    if (cb != NULL)
+        cb(&rq->req, status);
+}
+
+/* Close now: no more bytes go out. The handler hears of it with @p status. */
+static void conn_close(struct http_conn *c, int status)
+{
+    if (c->flags & C_CLOSING)
+        return;
+    c->flags |= C_CLOSING;
+    abort_handler(c, status);
+    rq_release(c);
+    if (c->out != NULL) {
+        hp__http_out_release(c->srv, c->out);
+        c->out = NULL;
+    }
+    tlist_unlink(c->srv, c);
+    c->tclass = T_COUNT;
+    hp_stream_close(&c->stream, on_closed);
+}
+
+void hp__http_conn_abort(struct http_conn *c, int status)
+{
+    /* Never free what the handler is using: close at the next safe point. */
+    c->flags |= C_ABORT;
+    c->pending_err = status;
+    if (c->rq == NULL || !(c->rq->rflags & R_IN_CALL))
+        schedule_resume(c);
+}
+
+/* Close once every queued response has been written. */
+static void close_when_flushed(struct http_conn *c)
+{
+    if (c->inflight == 0 && (c->out == NULL || c->out->len == 0))
+        conn_close(c, 0);
+    else
+        c->flags |= C_CLOSE_AFTER;
+}
+
+/*
+ * The last response is queued: half-close after it and read (and drop)
+ * whatever the client still sends until it closes or T_LINGER passes, so
+ * that our close does not reset the connection under the response.
+ */
+static void enter_linger(struct http_conn *c)
+{
+    c->flags |= C_LINGER;
+    rq_release(c);
+    hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
+    if (c->srv->shutting_down || (c->flags & C_PEER_EOF))
+        close_when_flushed(c);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void on_written(struct hp_write_req *wr, int status)
+{
+    struct out_blk *b = hp_container_of(wr, struct out_blk, wr);
+    struct http_conn *c = b->conn;
+
+    hp__http_out_release(c->srv, b);
+    c->inflight--;
+    if (c->flags & C_CLOSING) {
+        maybe_free(c);
+        return;
+    }
+    if (status < 0) {
+        conn_close(c, status);
+        return;
+    }
+    if (c->inflight > 0) {
+        arm(c, T_WRITE, true);
+        return;
+    }
+    if (c->flags & C_CLOSE_AFTER) {
+        conn_close(c, 0);
+        return;
+    }
+    settle(c);
+}
+
+void hp__http_flush(struct http_conn *c)
+{
+    struct out_blk *b = c->out;
+    struct hp_buf buf;
+    int err;
+
+    if (b == NULL || b->len == 0 || (c->flags & C_CLOSING))
+        return;
+    c->out = NULL;
+    b->conn = c;
+    buf = hp_buf_make(b->data, b->len);
+    err = hp_stream_write(&c->stream, &b->wr, &buf, 1, on_written);
+    if (err != 0) {
+        hp__http_out_release(c->srv, b);
+        hp__http_conn_abort(c, err);
+        return;
+    }
+    if (c->inflight++ == 0) {
+        c->wq_mark = hp_stream_write_queue_size(&c->stream);
+        arm(c, T_WRITE, true);
+    }
+    if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
+        c->flags |= C_SHUT;
+        (void)hp_stream_shutdown(&c->stream);
+    }
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Answer @p status with a one-line reason, then close. */
+static void send_error(struct http_conn *c, int status, const char *reason)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq != NULL && (rq->rflags & R_STARTED)) {
+        /* Too late for a status: the client sees a cut-off response. */
+        conn_close(c, -EBADMSG);
+        return;
+    }
+    abort_handler(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
+    if (hp__http_error_response(c, status, reason) != 0) {
+        conn_close(c, -ENOMEM);
+        return;
+    }
+    enter_linger(c);
+    if (!(c->flags & C_IN_BATCH))
+        hp__http_flush(c);
+}
+
+/* The handler returned an error. */
+static void handler_failed(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    rq->rflags &= ~(unsigned)R_HANDLED; /* it knows: no on_abort */
+    if (rq->rflags & R_STARTED)
+        conn_close(c, 0);
+    else
+        send_error(c, 500, "the handler failed");
+}
+
+/* ---- the request cycle ------------------------------------------------- */
+
+/* The response is complete: consume the request and go on, or close. 1 = go on. */
+static int complete_request(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    c->nrequests++;
+    if ((rq->rflags & R_CLOSE) || !(rq->rflags & R_BODY_DONE)) {
+        enter_linger(c);
+        return -1;
+    }
+    hp_stream_consume(&c->stream, rq->rpos);
+    if (hp_stream_input(&c->stream).len != 0) {
+        rq_clear(c->srv, rq);
+        rq_init(c, rq); /* pipelined: reuse the block */
+    } else {
+        rq_release(c);
+    }
+    return 1;
+}
+
+void hp__http_response_done(struct http_conn *c)
+{
+    if (c->rq->rflags & R_IN_CALL)
+        return; /* the dispatcher completes it when the call returns */
+    if (complete_request(c) > 0)
+        schedule_resume(c); /* pipelined requests may be waiting */
+    hp__http_flush(c);
+    settle(c);
+}
+
+/* After any call into the handler: 1 = go on, 0 = wait, -1 = stop. */
+static int after_call(struct http_conn *c, int rc)
+{
+    struct req_blk *rq = c->rq;
+
+    rq->rflags &= ~(unsigned)R_IN_CALL;
+    if (c->flags & C_ABORT) {
+        conn_close(c, c->pending_err);
+        return -1;
+    }
+    if (rc < 0) {
+        handler_failed(c);
+        return -1;
+    }
+    if (rq->rflags & R_DONE)
+        return complete_request(c);
+    return rq->phase == P_BODY_STREAM ? 1 : 0;
+}
+
+static int call_handler(struct http_conn *c, hp_http_handler *fn)
+{
+    struct req_blk *rq = c->rq;
+
+    rq->rflags |= R_IN_CALL | R_HANDLED;
+    return after_call(c, fn(&rq->req));
+}
+
+static int call_body(struct http_conn *c, const void *data, size_t len)
+{
+    struct req_blk *rq = c->rq;
+
+    rq->rflags |= R_IN_CALL;
+    return after_call(c, rq->body_cb(&rq->req, data, len));
+}
+
+/* Send 100 Continue if the client waits for it before sending the body. */
+static void maybe_continue(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq->rflags & (R_CONTINUE | R_BODY_DONE | R_STARTED))
+        return;
+    rq->rflags |= R_CONTINUE;
+    if ((rq->parser.flags & HP__REQ_EXPECT_100) && rq->parser.version_minor == 1 &&
+        hp_stream_input(&c->stream).len == rq->head_len)
+        hp__http_send_continue(c);
+}
+
+/* The head is complete: set the request up and call on_head or go for the body. */
+static int head_done(struct http_conn *c, size_t head_len)
+{
+    struct req_blk *rq = c->rq;
+    struct hp_http_server *srv = c->srv;
+    const struct hp__http_parser *p = &rq->parser;
+
+    rq->head_len = rq->rpos = rq->wpos = head_len;
+    rq->req.version_minor = p->version_minor;
+    rq->body_left = (p->flags & HP__REQ_CHUNKED) ? 0 : p->content_length;
+    if (!(p->flags & HP__REQ_CHUNKED) && p->content_length == 0)
+        rq->rflags |= R_BODY_DONE;
+    rq->phase = P_BODY_BUF;
+    rebase(c, true);
+    if (srv->opts.on_head != NULL) {
+        /* 1: replied (and completed) or streaming the body; -1: stopped. */
+        int rc = call_handler(c, srv->opts.on_head);
+        if (rc != 0)
+            return rc;
+    }
+    maybe_continue(c); /* the body is to be buffered */
+    return 1;
+}
+
+/* Move the head over @p n body bytes that follow it and drop them. */
+static void drop_after_head(struct http_conn *c, size_t n)
+{
+    struct req_blk *rq = c->rq;
+    char *base = hp_stream_input(&c->stream).base;
+
+    if (n == 0)
+        return;
+    memmove(base + n, base, rq->head_len);
+    hp_stream_consume(&c->stream, n);
+    rq->rpos = rq->wpos = rq->head_len;
+    rebase(c, false);
+}
+
+/* Decode what arrived of a chunked body in place; <0 on error (answered). */
+static int chunked_step(struct http_conn *c, struct hp_buf in)
+{
+    struct req_blk *rq = c->rq;
+    const struct hp_http_server *srv = c->srv;
+    int rc = hp__http_chunked_decode(&rq->chunked, in.base, in.len, &rq->rpos, &rq->wpos,
+                                     srv->opts.max_body, srv->opts.max_header_bytes);
+
+    if (rc < 0) {
+        send_error(c, -rc, rq->chunked.reason);
+        return -1;
+    }
+    if (rc == 1)
+        rq->rflags |= R_BODY_DONE;
+    return 0;
+}
+
+static int body_buffered(struct http_conn *c, struct hp_buf in)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq->parser.flags & HP__REQ_CHUNKED) {
+        if (chunked_step(c, in) < 0)
+            return -1;
+    } else if (in.len - rq->head_len >= rq->body_left) {
+        rq->rpos = rq->wpos = rq->head_len + rq->body_left;
+        rq->rflags |= R_BODY_DONE;
+    }
+    if (!(rq->rflags & R_BODY_DONE))
+        return 0;
+    rq->phase = P_HANDLER;
+    rebase(c, true);
+    return call_handler(c, c->srv->opts.on_request);
+}
+
+static int body_streamed(struct http_conn *c, struct hp_buf in)
+{
+    struct req_blk *rq = c->rq;
+    size_t n;
+    int rc;
+
+    if (rq->parser.flags & HP__REQ_CHUNKED) {
+        if (chunked_step(c, in) < 0)
+            return -1;
+        n = rq->wpos - rq->head_len;
+    } else {
+        n = in.len - rq->head_len;
+        if (n > rq->body_left)
+            n = (size_t)rq->body_left;
+        rq->body_left -= n;
+        rq->rpos += n;
+        if (rq->body_left == 0)
+            rq->rflags |= R_BODY_DONE;
+    }
+    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->head_len, n)) != 1)
+        return rc;
+    drop_after_head(c, rq->rpos - rq->head_len);
+    if (!(rq->rflags & R_BODY_DONE))
+        return 0;
+    rq->phase = P_HANDLER;
+    return call_body(c, NULL, 0);
+}
+
+/* One step on the current request: 1 = progress, go on; 0 = wait; -1 = stop. */
+static int step(struct http_conn *c)
+{
+    struct hp_buf in = hp_stream_input(&c->stream);
+    struct req_blk *rq = c->rq;
+    int64_t rc;
+
+    switch (rq->phase) {
+    case P_HEAD:
+        rc = hp__http_parse_head(&rq->parser, in.base, in.len);
+        if (rc == 0)
+            return 0;
+        if (rc < 0) {
+            send_error(c, (int)-rc, rq->parser.reason);
+            return -1;
+        }
+        return head_done(c, (size_t)rc);
+    case P_BODY_BUF:
+        return body_buffered(c, in);
+    case P_BODY_STREAM:
+        return body_streamed(c, in);
+    default:
+        return 0; /* the handler has it: pipelined bytes wait */
+    }
+}
+
+static void process_input(struct http_conn *c)
+{
+    c->flags |= C_IN_BATCH;
+    while (!(c->flags & (C_CLOSING | C_LINGER | C_ABORT))) {
+        if (c->rq == NULL) {
+            if (hp_stream_input(&c->stream).len == 0)
+                break;
+            if ((c->rq = rq_get(c)) == NULL) {
+                conn_close(c, -ENOMEM);
+                break;
+            }
+        }
+        rebase(c, false);
+        if (step(c) <= 0)
+            break;
+    }
+    c->flags = (uint16_t)(c->flags & ~C_IN_BATCH);
+    if (c->flags & C_LINGER)
+        hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
+    if (c->flags & C_ABORT) {
+        conn_close(c, c->pending_err);
+        return;
+    }
+    hp__http_flush(c);
+    settle(c);
+}
+
+/* The input is at its limit: squeeze out dead bytes, or it is too much. */
+static void input_full(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq == NULL || rq->phase == P_HANDLER)
+        return; /* pipelined bytes behind a busy request: reading resumes later */
+    if (rq->phase == P_HEAD) {
+        send_error(c, 431, "request header fields too large");
+    } else if (rq->rpos > rq->wpos) {
+        /* Chunk framing already decoded away: move head and body over it. */
+        char *base = hp_stream_input(&c->stream).base;
+        size_t gap = rq->rpos - rq->wpos;
+
+        memmove(base + gap, base, rq->wpos);
+        hp_stream_consume(&c->stream, gap);
+        rq->rpos = rq->wpos;
+        rebase(c, false);
+        return;
+    } else {
+        send_error(c, 413, "content too large");
+    }
+    hp__http_flush(c);
+}
+
+static void on_read(struct hp_stream *s, int status)
+{
+    struct http_conn *c = hp_container_of(s, struct http_conn, stream);
+    struct req_blk *rq = c->rq;
+
+    if (status == 0) {
+        if (rq != NULL && (rq->phase == P_BODY_BUF || rq->phase == P_BODY_STREAM))
+            arm(c, T_BODY, true);
+        process_input(c);
+        return;
+    }
+    if (status == -ENOBUFS) {
+        input_full(c);
+        return;
+    }
+    if (status != HP_EOF) {
+        conn_close(c, status);
+        return;
+    }
+    c->flags |= C_PEER_EOF;
+    if (c->flags & C_LINGER || rq == NULL)
+        close_when_flushed(c);
+    else
+        conn_close(c, HP_EOF); /* a partial request, or one the handler still has */
+}
+
+/* ---- the server's timer and defer -------------------------------------- */
+
+static void expire(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    switch (c->tclass) {
+    case T_HEADER:
+        if (rq != NULL && hp_stream_input(&c->stream).len != 0)
+            send_error(c, 408, "request head not received in time");
+        else
+            conn_close(c, -ETIMEDOUT);
+        break;
+    case T_BODY:
+        send_error(c, 408, "request body not received in time");
+        break;
+    case T_WRITE:
+        if (hp_stream_write_queue_size(&c->stream) < c->wq_mark) {
+            c->wq_mark = hp_stream_write_queue_size(&c->stream);
+            arm(c, T_WRITE, true);
+            break;
+        }
+        conn_close(c, -ETIMEDOUT);
+        break;
+    default:
+        conn_close(c, -ETIMEDOUT);
+        break;
+    }
+    if (!(c->flags & C_CLOSING) && c->tclass != T_WRITE)
+        settle(c);
+}
+
+static void on_timer(struct hp_timer *t)
+{
+    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, timer);
+    uint64_t now = hp_loop_now(srv->loop), next = UINT64_MAX;
+
+    for (int cls = T_HEADER; cls < T_COUNT; cls++) {
+        struct conn_list *l = &srv->lists[cls];
+        while (l->head != NULL && l->head->deadline <= now) {
+            struct http_conn *c = l->head;
+            expire(c);
+            if (l->head == c) /* it stayed: never loop on it */
+                arm(c, (enum tclass)cls, true);
+        }
+        if (l->head != NULL && l->head->deadline < next)
+            next = l->head->deadline;
+    }
+    if (next != UINT64_MAX)
+        (void)hp_timer_start(&srv->timer, next - now, 0);
+}
+
+static void on_defer(struct hp_defer *d)
+{
+    struct hp_http_server *srv = hp_container_of(d, struct hp_http_server, defer);
+    struct http_conn *c;
+
+    while ((c = srv->resume_head) != NULL) {
+        srv->resume_head = c->resume_next;
+        c->flags = (uint16_t)(c->flags & ~C_RESUME);
+        if (c->flags & C_CLOSING)
+            maybe_free(c);
+        else if (c->flags & C_ABORT)
+            conn_close(c, c->pending_err);
+        else
+            process_input(c);
+    }
+    if (srv->shutting_down && srv->nconns == 0) {
+        hp_http_shutdown_cb *cb = srv->shutdown_cb;
+
+        /* Nothing of ours may keep the loop alive now. */
+        srv->shutdown_cb = NULL;
+        hp_timer_stop(&srv->timer);
+        hp_timer_stop(&srv->grace);
+        if (cb != NULL)
+            cb(srv);
+    }
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+/* Over the limit: a best-effort 503 on the raw socket, then close. */
+static void refuse(int fd)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+
+    (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL); /* fd is non-blocking */
+    close(fd);
+}
+
+int hp_http_server_adopt(struct hp_http_server *srv, int fd)
+{
+    struct http_conn *c;
+    int err;
+
+    if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
+        refuse(fd);
+        return -EBUSY;
+    }
+    if ((c = hp__http_alloc(srv, sizeof(*c))) == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    memset(c, 0, sizeof(*c));
+    c->srv = srv;
+    c->tclass = T_COUNT;
+    if ((err = hp_stream_init(srv->loop, &c->stream, fd)) != 0) {
+        hp__http_free(srv, c);
+        close(fd);
+        return err;
+    }
+    srv->nconns++;
+    hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
+                                              srv->opts.max_body / 8 + 16384);
+    (void)hp_stream_set_nodelay(&c->stream, true); /* fails harmlessly on non-TCP */
+    (void)hp_stream_read_start(&c->stream, on_read);
+    settle(c);
+    return 0;
+}
+
+static void on_accept(struct hp_listener *l, int fd, int status)
+{
+    struct hp_http_server *srv = hp_container_of(l, struct hp_http_server, listener);
+
+    if (status == 0)
+        (void)hp_http_server_adopt(srv, fd);
+}
+
+/* ---- the server -------------------------------------------------------- */
+
+static void set_default(uint32_t *v, uint32_t def)
+{
+    if (*v == 0)
+        *v = def;
+}
+
+static int init_opts(struct hp_http_server *srv, const struct hp_http_server_opts *opts)
+{
+    struct hp_http_server_opts *o = &srv->opts;
+    const char *name = opts->server_name ? opts->server_name : "hellepoll";
+
+    *o = *opts;
+    set_default(&o->max_target, 8192);
+    set_default(&o->max_header_bytes, 32768);
+    set_default(&o->max_headers, 100);
+    if (o->max_body == 0)
+        o->max_body = 1024 * 1024;
+    set_default(&o->header_timeout_ms, 60000);
+    set_default(&o->body_timeout_ms, 60000);
+    set_default(&o->keepalive_timeout_ms, 75000);
+    set_default(&o->write_timeout_ms, 60000);
+    set_default(&o->max_connections, 1024);
+    set_default(&o->max_keepalive_requests, 1000);
+    if (o->max_headers > 65535 || o->max_header_bytes > (1u << 30) || o->max_target > (1u << 30) ||
+        o->max_body > ((uint64_t)1 << 40))
+        return -EINVAL;
+    if (strlen(name) >= sizeof(srv->server_name) || strpbrk(name, "\r\n") != NULL)
+        return -EINVAL;
+    strcpy(srv->server_name, name);
+    o->server_name = srv->server_name;
+    srv->limits = (struct hp__http_limits){
+        .max_target = o->max_target,
+        .max_head = o->max_header_bytes,
+        .max_headers = o->max_headers,
+        .max_body = o->max_body,
+    };
+    srv->timeouts[T_HEADER] = o->header_timeout_ms;
+    srv->timeouts[T_BODY] = o->body_timeout_ms;
+    srv->timeouts[T_IDLE] = o->keepalive_timeout_ms;
+    srv->timeouts[T_WRITE] = o->write_timeout_ms;
+    srv->timeouts[T_LINGER] = LINGER_MS;
+    srv->rq_size = sizeof(struct req_blk) + o->max_headers * sizeof(struct hp__http_field);
+    return 0;
+}
+
+static void on_grace(struct hp_timer *t)
+{
+    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, grace);
+
+    for (int cls = 0; cls < T_COUNT; cls++) {
+        while (srv->lists[cls].head != NULL)
+            conn_close(srv->lists[cls].head, -ECANCELED);
+    }
+}
+
+int hp_http_server_new(struct hp_http_server **out, struct hp_loop *loop,
+                       const struct hp_http_server_opts *opts)
+{
+    struct hp_allocator alloc = opts ? opts->alloc : (struct hp_allocator){0};
+    struct hp_http_server *srv;
+    int err;
+
+    if (opts == NULL || opts->on_request == NULL)
+        return -EINVAL;
+    if (alloc.realloc == NULL || alloc.free == NULL)
+        alloc = (struct hp_allocator){libc_realloc, libc_free, NULL};
+    if ((srv = alloc.realloc(alloc.ctx, NULL, sizeof(*srv))) == NULL)
+        return -ENOMEM;
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->alloc = alloc;
+    if ((err = init_opts(srv, opts)) != 0)
+        goto err_free;
+    hp_timer_init(loop, &srv->timer, on_timer);
+    hp_timer_init(loop, &srv->grace, on_grace);
+    hp_defer_init(loop, &srv->defer, on_defer);
+    if (!opts->no_listen) {
+        if ((err = hp_listener_start(loop, &srv->listener, &opts->listen, on_accept)) != 0)
+            goto err_free;
+        srv->listening = true;
+    }
+    *out = srv;
+    return 0;
+
+err_free:
+    alloc.free(alloc.ctx, srv);
+    return err;
+}
+
+int hp_http_server_port(const struct hp_http_server *srv)
+{
+    return srv->listening ? hp_listener_port(&srv->listener) : -EINVAL;
+}
+
+void *hp_http_server_data(const struct hp_http_server *srv)
+{
+    return srv->opts.data;
+}
+
+size_t hp_http_server_connections(const struct hp_http_server *srv)
+{
+    return srv->nconns;
+}
+
+void hp_http_server_shutdown(struct hp_http_server *srv, uint32_t grace_ms, hp_http_shutdown_cb *cb)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    srv->shutdown_cb = cb;
+    if (srv->listening) {
+        hp_listener_stop(&srv->listener);
+        srv->listening = false;
+    }
+    for (int cls = 0; cls < T_COUNT; cls++) {
+        struct http_conn *c = srv->lists[cls].head, *next;
+        for (; c != NULL; c = next) {
+            next = c->tnext;
+            /* Idle, or only part of a head in: nothing is owed to anyone. */
+            if (c->inflight == 0 && (c->rq == NULL || c->rq->phase == P_HEAD))
+                conn_close(c, -ECANCELED);
+            else if (c->flags & C_LINGER)
+                close_when_flushed(c);
+        }
+    }
+    if (grace_ms == 0)
+        on_grace(&srv->grace);
+    else if (srv->nconns != 0)
+        (void)hp_timer_start(&srv->grace, grace_ms, 0);
+    hp_defer_start(&srv->defer);
+}
+
+int hp_http_server_free(struct hp_http_server *srv)
+{
+    struct hp_allocator alloc = srv->alloc;
+
+    if (srv->nconns != 0)
+        return -EBUSY;
+    if (srv->listening)
+        hp_listener_stop(&srv->listener);
+    hp_timer_stop(&srv->timer);
+    hp_timer_stop(&srv->grace);
+    hp_defer_stop(&srv->defer);
+    while (srv->rq_pool != NULL) {
+        struct req_blk *rq = srv->rq_pool;
+        srv->rq_pool = rq->next;
+        hp__http_free(srv, rq);
+    }
+    while (srv->out_pool != NULL) {
+        struct out_blk *b = srv->out_pool;
+        srv->out_pool = b->next;
+        hp__http_free(srv, b);
+    }
+    alloc.free(alloc.ctx, srv);
+    return 0;
+}
+
+/* ---- the handler's request API ----------------------------------------- */
+
+int hp_http_req_read_body(struct hp_http_req *req, hp_http_body_cb *cb)
+{
+    struct req_blk *rq = hp__http_rq(req);
+
+    if (cb == NULL || !(rq->rflags & R_IN_CALL) || rq->phase != P_BODY_BUF || rq->body_cb != NULL ||
+        (rq->rflags & R_STARTED))
+        return -EINVAL;
+    rq->body_cb = cb;
+    rq->phase = P_BODY_STREAM;
+    maybe_continue(hp__http_conn(req));
+    return 0;
+}

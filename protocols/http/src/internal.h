@@ -1,0 +1,183 @@
+/*
+ * internal.h - state shared by the files of the HTTP module (never
+ * installed). A server owns its connections; a connection owns at most one
+ * request block (taken from the server's pool when the first byte of a
+ * request arrives and given back when the request is complete and nothing
+ * follows it) and the output blocks it has built or queued. An idle
+ * keep-alive connection therefore holds just its struct http_conn.
+ */
+#ifndef HP_HTTP_INTERNAL_H
+#define HP_HTTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hellepoll/error.h>
+#include <hellepoll/http.h>
+#include <hellepoll/loop.h>
+#include <hellepoll/tcp.h>
+#include <hellepoll/timer.h>
+
+#include "parser.h"
+
+/* Timeout classes; a connection sits in exactly one list at a time. */
+enum tclass {
+    T_NONE = 0, /* the handler holds the request: its own business */
+    T_HEADER,   /* waiting for (the rest of) a request head */
+    T_BODY,     /* waiting for body bytes */
+    T_IDLE,     /* keep-alive, nothing received */
+    T_WRITE,    /* response bytes queued */
+    T_LINGER,   /* response sent, draining the client before closing */
+    T_COUNT,
+};
+
+struct conn_list {
+    struct http_conn *head, *tail;
+};
+
+/* Request phases. */
+enum {
+    P_HEAD = 0,    /* parsing the head */
+    P_BODY_BUF,    /* buffering the body for on_request */
+    P_BODY_STREAM, /* feeding the body to the handler's body callback */
+    P_HANDLER,     /* the head (and the body, if wanted) is in: the handler has it */
+};
+
+/* Response state bits (struct req_blk.rflags). */
+enum {
+    R_STARTED = 1u << 0,   /* a status line was produced */
+    R_DONE = 1u << 1,      /* the response is complete */
+    R_CHUNKED = 1u << 2,   /* streamed with chunked framing */
+    R_UNTIL_EOF = 1u << 3, /* streamed, delimited by closing */
+    R_NO_BODY = 1u << 4,   /* HEAD, 204, 304: body bytes are dropped */
+    R_CLOSE = 1u << 5,     /* close the connection after this response */
+    R_IN_CALL = 1u << 6,   /* inside a handler or body callback */
+    R_CONTINUE = 1u << 7,  /* 100 Continue sent or not needed */
+    R_BODY_DONE = 1u << 8, /* the whole body has been read */
+    R_HANDLED = 1u << 9,   /* the handler has the request: on_abort is owed on failure */
+};
+
+/* A per-request block, pooled by the server. */
+struct req_blk {
+    struct hp_http_req req; /* first: the handler's view */
+    struct req_blk *next;   /* pool link */
+    struct hp__http_parser parser;
+    struct hp__http_chunked chunked;
+    hp_http_body_cb *body_cb;
+    const char *base;     /* read buffer the views were computed for */
+    uint64_t body_left;   /* Content-Length bytes still to come */
+    uint64_t stream_left; /* declared response bytes still to write, or UINT64_MAX */
+    size_t head_len;      /* bytes of the head in the input */
+    size_t rpos;          /* input bytes of this request examined so far */
+    size_t wpos;          /* end of the de-chunked body in the input */
+    char *hdrs;           /* staged response header lines */
+    size_t hdrs_len, hdrs_cap;
+    unsigned rflags;
+    uint8_t phase;
+    char hdrs_inline[256];
+    struct hp__http_field fields[]; /* max_headers of them */
+};
+
+/* An output block: response bytes of one batch, then the write request. */
+struct out_blk {
+    struct hp_write_req wr;
+    struct out_blk *next; /* pool link */
+    struct http_conn *conn;
+    size_t len, cap;
+    char data[];
+};
+
+/* Connection flags (struct http_conn.flags). */
+enum {
+    C_IN_BATCH = 1u << 0,    /* inside process_input: the batch is flushed at its end */
+    C_CLOSING = 1u << 1,     /* hp_stream_close() called */
+    C_CLOSED = 1u << 2,      /* close callback ran */
+    C_LINGER = 1u << 3,      /* last response queued, half-closed, draining input */
+    C_RESUME = 1u << 4,      /* on the server's resume list */
+    C_PEER_EOF = 1u << 5,    /* the client stopped sending */
+    C_CLOSE_AFTER = 1u << 6, /* close once the queued writes are done */
+    C_SHUT = 1u << 7,        /* hp_stream_shutdown() called */
+    C_ABORT = 1u << 8,       /* close with pending_err at the next safe point */
+};
+
+struct http_conn {
+    struct hp_stream stream;
+    struct hp_http_server *srv;
+    struct http_conn *tprev, *tnext; /* timeout list */
+    struct http_conn *resume_next;
+    struct req_blk *rq;
+    struct out_blk *out; /* being built, not queued */
+    uint64_t deadline;
+    size_t wq_mark; /* write queue size when the write timeout was armed */
+    uint32_t nrequests;
+    int pending_err;
+    uint16_t inflight; /* out blocks queued on the stream */
+    uint16_t flags;
+    uint8_t tclass;
+};
+
+struct hp_http_server {
+    struct hp_loop *loop;
+    struct hp_http_server_opts opts; /* defaults filled in */
+    struct hp__http_limits limits;
+    struct hp_allocator alloc;
+    struct hp_listener listener;
+    bool listening;
+    bool shutting_down;
+    struct hp_timer timer; /* the earliest deadline of the lists */
+    struct hp_timer grace;
+    struct hp_defer defer; /* resumes connections, reports shutdown */
+    struct conn_list lists[T_COUNT];
+    struct http_conn *resume_head;
+    hp_http_shutdown_cb *shutdown_cb;
+    size_t nconns;
+    struct req_blk *rq_pool;
+    struct out_blk *out_pool;
+    size_t rq_pool_n, out_pool_n;
+    size_t rq_size;
+    /* Date and Server lines, rendered once per second. */
+    uint64_t date_next;
+    size_t common_len;
+    char common[128];
+    char server_name[65];
+    uint32_t timeouts[T_COUNT];
+};
+
+/* Default output block payload; bigger responses grow a private block. */
+#define OUT_BLK_SIZE  (4096 - sizeof(struct out_blk))
+#define POOL_MAX      1024
+#define LINGER_MS     5000
+#define REQ_HDRS_INIT 256
+
+/* alloc helpers (conn.c) */
+void *hp__http_alloc(struct hp_http_server *srv, size_t n);
+void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n);
+void hp__http_free(struct hp_http_server *srv, void *p);
+
+/* date.c */
+void hp__http_date_refresh(struct hp_http_server *srv);
+
+/* response.c */
+int hp__http_out_reserve(struct http_conn *c, size_t n);
+void hp__http_out_put(struct http_conn *c, const void *p, size_t n);
+void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
+int hp__http_error_response(struct http_conn *c, int status, const char *reason);
+void hp__http_send_continue(struct http_conn *c);
+
+/* conn.c: called by response.c */
+void hp__http_response_done(struct http_conn *c);
+void hp__http_flush(struct http_conn *c);
+void hp__http_conn_abort(struct http_conn *c, int status);
+
+static inline struct req_blk *hp__http_rq(struct hp_http_req *req)
+{
+    return (struct req_blk *)(void *)req;
+}
+
+static inline struct http_conn *hp__http_conn(struct hp_http_req *req)
+{
+    return (struct http_conn *)req->_conn;
+}
+
+#endif

@@ -1,0 +1,479 @@
+/*
+ * response.c - rendering responses into output blocks.
+ *
+ * Every response of a connection is appended to its current output block
+ * (c->out): status line, the pre-rendered Date/Server lines, framing and
+ * connection fields, the handler's staged fields, then the body. The block
+ * is queued with one hp_stream_write() at the end of the read batch (or at
+ * once when the handler answers asynchronously), so the responses to all
+ * requests of one read leave in one writev. Output blocks come from a
+ * server pool and go back to it when their write completes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- status lines ------------------------------------------------------ */
+
+struct status_line {
+    const char *line;   /* "HTTP/1.1 200 OK\r\n" */
+    const char *reason; /* "OK" */
+    uint8_t len;
+};
+
+#define ST(code, text)                                       \
+    [code - 100] = {"HTTP/1.1 " #code " " text "\r\n", text, \
+                    sizeof("HTTP/1.1 " #code " " text "\r\n") - 1}
+
+static const struct status_line status_lines[500] = {
+    ST(100, "Continue"),
+    ST(101, "Switching Protocols"),
+    ST(200, "OK"),
+    ST(201, "Created"),
+    ST(202, "Accepted"),
+    ST(203, "Non-Authoritative Information"),
+    ST(204, "No Content"),
+    ST(205, "Reset Content"),
+    ST(206, "Partial Content"),
+    ST(300, "Multiple Choices"),
+    ST(301, "Moved Permanently"),
+    ST(302, "Found"),
+    ST(303, "See Other"),
+    ST(304, "Not Modified"),
+    ST(307, "Temporary Redirect"),
+    ST(308, "Permanent Redirect"),
+    ST(400, "Bad Request"),
+    ST(401, "Unauthorized"),
+    ST(402, "Payment Required"),
+    ST(403, "Forbidden"),
+    ST(404, "Not Found"),
+    ST(405, "Method Not Allowed"),
+    ST(406, "Not Acceptable"),
+    ST(407, "Proxy Authentication Required"),
+    ST(408, "Request Timeout"),
+    ST(409, "Conflict"),
+    ST(410, "Gone"),
+    ST(411, "Length Required"),
+    ST(412, "Precondition Failed"),
+    ST(413, "Content Too Large"),
+    ST(414, "URI Too Long"),
+    ST(415, "Unsupported Media Type"),
+    ST(416, "Range Not Satisfiable"),
+    ST(417, "Expectation Failed"),
+    ST(421, "Misdirected Request"),
+    ST(422, "Unprocessable Content"),
+    ST(425, "Too Early"),
+    ST(426, "Upgrade Required"),
+    ST(428, "Precondition Required"),
+    ST(429, "Too Many Requests"),
+    ST(431, "Request Header Fields Too Large"),
+    ST(451, "Unavailable For Legal Reasons"),
+    ST(500, "Internal Server Error"),
+    ST(501, "Not Implemented"),
+    ST(502, "Bad Gateway"),
+    ST(503, "Service Unavailable"),
+    ST(504, "Gateway Timeout"),
+    ST(505, "HTTP Version Not Supported"),
+};
+
+const char *hp_http_status_reason(int status)
+{
+    static const char unknown[] = "Unknown";
+
+    if (status < 100 || status > 599 || status_lines[status - 100].line == NULL)
+        return unknown;
+    return status_lines[status - 100].reason;
+}
+
+/* Render the status line of @p status into @p out (at least 64 bytes); returns its length. */
+static size_t status_line(int status, char *out)
+{
+    const struct status_line *sl = &status_lines[status - 100];
+
+    if (sl->line != NULL) {
+        memcpy(out, sl->line, sl->len);
+        return sl->len;
+    }
+    memcpy(out, "HTTP/1.1 000 Unknown\r\n", 22);
+    out[9] = (char)('0' + status / 100);
+    out[10] = (char)('0' + status / 10 % 10);
+    out[11] = (char)('0' + status % 10);
+    return 22;
+}
+
+/* ---- output blocks ----------------------------------------------------- */
+
+void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b)
+{
+    if (b->cap == OUT_BLK_SIZE && srv->out_pool_n < POOL_MAX) {
+        b->next = srv->out_pool;
+        srv->out_pool = b;
+        srv->out_pool_n++;
+        return;
+    }
+    hp__http_free(srv, b);
+}
+
+static struct out_blk *blk_get(struct hp_http_server *srv, size_t need)
+{
+    struct out_blk *b;
+    size_t cap = need > OUT_BLK_SIZE ? need : OUT_BLK_SIZE;
+
+    if (cap == OUT_BLK_SIZE && srv->out_pool != NULL) {
+        b = srv->out_pool;
+        srv->out_pool = b->next;
+        srv->out_pool_n--;
+    } else {
+        b = hp__http_alloc(srv, sizeof(*b) + cap);
+        if (b == NULL)
+            return NULL;
+        b->cap = cap;
+    }
+    b->next = NULL;
+    b->len = 0;
+    return b;
+}
+
+int hp__http_out_reserve(struct http_conn *c, size_t n)
+{
+    struct out_blk *b = c->out;
+
+    if (b == NULL) {
+        if ((c->out = blk_get(c->srv, n)) == NULL)
+            return -ENOMEM;
+        c->out->conn = c;
+        return 0;
+    }
+    if (b->cap - b->len >= n)
+        return 0;
+    size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n;
+    b = hp__http_realloc(c->srv, b, sizeof(*b) + cap);
+    if (b == NULL)
+        return -ENOMEM;
+    b->cap = cap;
+    c->out = b;
+    return 0;
+}
+
+void hp__http_out_put(struct http_conn *c, const void *p, size_t n)
+{
+    memcpy(c->out->data + c->out->len, p, n);
+    c->out->len += n;
+}
+
+static inline void put_lit(char **w, const char *s, size_t n)
+{
+    memcpy(*w, s, n);
+    *w += n;
+}
+
+#define PUT_LIT(w, s) put_lit((w), (s), sizeof(s) - 1)
+
+/* Decimal (or hex) digits of @p v at *w. */
+static void put_num(char **w, uint64_t v, unsigned base)
+{
+    char tmp[24];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0);
+    while (n > 0)
+        *(*w)++ = tmp[--n];
+}
+
+/* ---- heads ------------------------------------------------------------- */
+
+enum framing { FR_LENGTH, FR_CHUNKED, FR_EOF, FR_NONE };
+
+/* Must the connection close after the response to @p rq? */
+static bool must_close(const struct http_conn *c, const struct req_blk *rq)
+{
+    const struct hp__http_parser *p = &rq->parser;
+
+    if ((rq->rflags & (R_CLOSE | R_UNTIL_EOF)) || c->srv->shutting_down)
+        return true;
+    if (p->flags & HP__REQ_CLOSE)
+        return true;
+    if (p->version_minor == 0 && !(p->flags & HP__REQ_KEEPALIVE))
+        return true;
+    if (c->nrequests + 1 >= c->srv->opts.max_keepalive_requests)
+        return true;
+    /* A body we did not read (all of) cannot be skipped safely. */
+    return !(rq->rflags & R_BODY_DONE);
+}
+
+static bool valid_field_value(struct hp_str v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Append the head of @p rq's response. With FR_LENGTH, @p len is the
+ * Content-Length. Sets R_STARTED, and R_CLOSE if the connection must close.
+ */
+static int render_head(struct http_conn *c, struct req_blk *rq, int status, struct hp_str ctype,
+                       enum framing fr, uint64_t len)
+{
+    struct hp_http_server *srv = c->srv;
+    bool close;
+    size_t need;
+    char *w;
+    int err;
+
+    if (status < 200 || status > 599 || (rq->rflags & R_STARTED) || !valid_field_value(ctype))
+        return -EINVAL;
+    if (status == 204 || status == 304)
+        fr = FR_NONE;
+    if (fr == FR_EOF)
+        rq->rflags |= R_UNTIL_EOF;
+    close = must_close(c, rq);
+    hp__http_date_refresh(srv);
+    need = 64 + srv->common_len + ctype.len + 16 + 48 + 32 + rq->hdrs_len + 2;
+    if ((err = hp__http_out_reserve(c, need)) != 0)
+        return err;
+    w = c->out->data + c->out->len;
+    w += status_line(status, w);
+    put_lit(&w, srv->common, srv->common_len);
+    if (ctype.len != 0) {
+        PUT_LIT(&w, "Content-Type: ");
+        put_lit(&w, ctype.ptr, ctype.len);
+        PUT_LIT(&w, "\r\n");
+    }
+    if (fr == FR_LENGTH) {
+        PUT_LIT(&w, "Content-Length: ");
+        put_num(&w, len, 10);
+        PUT_LIT(&w, "\r\n");
+    } else if (fr == FR_CHUNKED) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (close)
+        PUT_LIT(&w, "Connection: close\r\n");
+    else if (rq->parser.version_minor == 0)
+        PUT_LIT(&w, "Connection: keep-alive\r\n");
+    put_lit(&w, rq->hdrs, rq->hdrs_len);
+    PUT_LIT(&w, "\r\n");
+    c->out->len = (size_t)(w - c->out->data);
+    rq->rflags |= R_STARTED | (close ? R_CLOSE : 0u);
+    if (fr == FR_NONE || rq->parser.method_id == HP__M_HEAD)
+        rq->rflags |= R_NO_BODY;
+    return 0;
+}
+
+/* ---- the handler's API ------------------------------------------------- */
+
+static bool reserved_name(struct hp_str n)
+{
+    static const struct hp_str names[] = {
+        {"content-length", 14},
+        {"transfer-encoding", 17},
+        {"date", 4},
+        {"server", 6},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (n.len == names[i].len && hp__http_ieq(n.ptr, names[i].ptr, n.len))
+            return true;
+    }
+    return false;
+}
+
+static int stage(struct req_blk *rq, struct hp_http_server *srv, size_t n)
+{
+    if (rq->hdrs_cap - rq->hdrs_len >= n)
+        return 0;
+    size_t cap = rq->hdrs_cap * 2 > rq->hdrs_len + n ? rq->hdrs_cap * 2 : rq->hdrs_len + n;
+    char *p = hp__http_alloc(srv, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p, rq->hdrs, rq->hdrs_len);
+    if (rq->hdrs != rq->hdrs_inline)
+        hp__http_free(srv, rq->hdrs);
+    rq->hdrs = p;
+    rq->hdrs_cap = cap;
+    return 0;
+}
+
+int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struct hp_str value)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    char *w;
+    int err;
+
+    if (rq->rflags & R_STARTED || name.len == 0 || !valid_field_value(value) || reserved_name(name))
+        return -EINVAL;
+    for (size_t i = 0; i < name.len; i++) {
+        if (!hp__http_is_tchar((unsigned char)name.ptr[i]))
+            return -EINVAL;
+    }
+    if (name.len == 10 && hp__http_ieq(name.ptr, "connection", 10)) {
+        /* The server writes Connection itself; it only learns "close" from you. */
+        for (size_t i = 0; i + 5 <= value.len; i++) {
+            if (hp__http_ieq(value.ptr + i, "close", 5))
+                rq->rflags |= R_CLOSE;
+        }
+        return 0;
+    }
+    if ((err = stage(rq, req->server, name.len + value.len + 4)) != 0)
+        return err;
+    w = rq->hdrs + rq->hdrs_len;
+    put_lit(&w, name.ptr, name.len);
+    PUT_LIT(&w, ": ");
+    put_lit(&w, value.ptr, value.len);
+    PUT_LIT(&w, "\r\n");
+    rq->hdrs_len = (size_t)(w - rq->hdrs);
+    return 0;
+}
+
+int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_type, const void *body,
+                  size_t len)
+{
+    struct http_conn *c = hp__http_conn(req);
+    struct req_blk *rq = hp__http_rq(req);
+    int err;
+
+    if (rq->rflags & R_STARTED)
+        return -EINVAL;
+    if ((err = render_head(c, rq, status, content_type, FR_LENGTH, len)) != 0)
+        return err;
+    if (!(rq->rflags & R_NO_BODY) && len != 0) {
+        if ((err = hp__http_out_reserve(c, len)) != 0) {
+            /* The head is out but the body cannot follow: the framing is lost. */
+            hp__http_conn_abort(c, err);
+            return err;
+        }
+        hp__http_out_put(c, body, len);
+    }
+    rq->rflags |= R_DONE;
+    hp__http_response_done(c);
+    return 0;
+}
+
+int hp_http_stream_start(struct hp_http_req *req, int status, struct hp_str content_type,
+                         int64_t content_length)
+{
+    struct http_conn *c = hp__http_conn(req);
+    struct req_blk *rq = hp__http_rq(req);
+    enum framing fr = FR_LENGTH;
+    int err;
+
+    if (content_length < -1)
+        return -EINVAL;
+    if (content_length < 0)
+        fr = rq->parser.version_minor == 1 ? FR_CHUNKED : FR_EOF;
+    if ((err = render_head(c, rq, status, content_type, fr, (uint64_t)content_length)) != 0)
+        return err;
+    if (fr == FR_CHUNKED)
+        rq->rflags |= R_CHUNKED;
+    rq->stream_left = fr == FR_LENGTH ? (uint64_t)content_length : UINT64_MAX;
+    if (!(rq->rflags & R_IN_CALL))
+        hp__http_flush(c);
+    return 0;
+}
+
+int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
+{
+    struct http_conn *c = hp__http_conn(req);
+    struct req_blk *rq = hp__http_rq(req);
+    int err;
+
+    if (!(rq->rflags & R_STARTED) || (rq->rflags & R_DONE))
+        return -EINVAL;
+    if (rq->stream_left != UINT64_MAX) {
+        if (len > rq->stream_left)
+            return -EINVAL;
+        rq->stream_left -= len;
+    }
+    if (len == 0 || (rq->rflags & R_NO_BODY))
+        return 0;
+    if ((err = hp__http_out_reserve(c, len + 32)) != 0)
+        return err;
+    if (rq->rflags & R_CHUNKED) {
+        char *w = c->out->data + c->out->len;
+        put_num(&w, len, 16);
+        PUT_LIT(&w, "\r\n");
+        c->out->len = (size_t)(w - c->out->data);
+    }
+    hp__http_out_put(c, data, len);
+    if (rq->rflags & R_CHUNKED)
+        hp__http_out_put(c, "\r\n", 2);
+    if (!(rq->rflags & R_IN_CALL))
+        hp__http_flush(c);
+    return 0;
+}
+
+int hp_http_stream_end(struct hp_http_req *req)
+{
+    struct http_conn *c = hp__http_conn(req);
+    struct req_blk *rq = hp__http_rq(req);
+    int err = 0;
+
+    if (!(rq->rflags & R_STARTED) || (rq->rflags & R_DONE))
+        return -EINVAL;
+    if (rq->stream_left != UINT64_MAX && rq->stream_left != 0 && !(rq->rflags & R_NO_BODY)) {
+        rq->rflags |= R_CLOSE;
+        err = -EPROTO;
+    }
+    if ((rq->rflags & (R_CHUNKED | R_NO_BODY)) == R_CHUNKED) {
+        if (hp__http_out_reserve(c, 5) != 0) {
+            hp__http_conn_abort(c, -ENOMEM);
+            return -ENOMEM;
+        }
+        hp__http_out_put(c, "0\r\n\r\n", 5);
+    }
+    rq->rflags |= R_DONE;
+    hp__http_response_done(c);
+    return err;
+}
+
+size_t hp_http_req_queued(const struct hp_http_req *req)
+{
+    const struct http_conn *c = req->_conn;
+
+    return hp_stream_write_queue_size(&c->stream) + (c->out != NULL ? c->out->len : 0);
+}
+
+/* ---- server-made responses --------------------------------------------- */
+
+int hp__http_error_response(struct http_conn *c, int status, const char *reason)
+{
+    struct hp_http_server *srv = c->srv;
+    const char *phrase = hp_http_status_reason(status);
+    size_t rlen = strlen(reason), plen = strlen(phrase);
+    size_t blen = 4 + plen + 2 + rlen + 1; /* "400 Bad Request: reason\n" */
+    char *w;
+    int err;
+
+    hp__http_date_refresh(srv);
+    if ((err = hp__http_out_reserve(c, 160 + srv->common_len + blen)) != 0)
+        return err;
+    w = c->out->data + c->out->len;
+    w += status_line(status, w);
+    put_lit(&w, srv->common, srv->common_len);
+    PUT_LIT(&w, "Content-Type: text/plain\r\nContent-Length: ");
+    put_num(&w, blen, 10);
+    PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
+    put_num(&w, (uint64_t)status, 10);
+    PUT_LIT(&w, " ");
+    put_lit(&w, phrase, plen);
+    PUT_LIT(&w, ": ");
+    put_lit(&w, reason, rlen);
+    PUT_LIT(&w, "\n");
+    c->out->len = (size_t)(w - c->out->data);
+    return 0;
+}
+
+void hp__http_send_continue(struct http_conn *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    if (hp__http_out_reserve(c, sizeof(line) - 1) == 0)
+        hp__http_out_put(c, line, sizeof(line) - 1);
+}
