@@ -735,7 +735,7 @@ int hp_listener_start(struct hp_loop *loop, struct hp_listener *l,
                       const struct hp_listener_opts *opts, hp_accept_cb *cb)
 {
     struct hp_listener_opts none = {0};
-    int fd, err;
+    int fd = -1, err;
 
     if (!opts)
         opts = &none;
