@@ -485,7 +485,7 @@ static int udp_with_pending_error(void)
     assert_int_equal(getsockname(probe, (struct sockaddr *)&sin, &len), 0);
     close(probe); /* the port is now closed */
 
-    fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = hp_test_socket(AF_INET, SOCK_DGRAM, true);
     assert_true(fd >= 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
     assert_int_equal(send(fd, "x", 1, 0), 1);
@@ -635,7 +635,7 @@ static int take_fd_number(int n)
     if (reuse.spare_fd >= 0)
         fd = fcntl(reuse.spare_fd, F_DUPFD_CLOEXEC, n);
     else
-        fd = accept4(reuse.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd = hp_test_accept(reuse.listen_fd);
     assert_true(fd >= 0);
     if (fd != n) {
         /* Some lower number was free too; move the descriptor to N. */
@@ -723,12 +723,12 @@ static void test_io_stale_event_does_not_reach_a_watcher_on_a_reused_accept_fd(v
 
     (void)state;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    lfd = hp_test_socket(AF_INET, SOCK_STREAM, false);
     assert_true(lfd >= 0);
     assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
     assert_int_equal(listen(lfd, 4), 0);
     assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-    cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cfd = hp_test_socket(AF_INET, SOCK_STREAM, false);
     assert_true(cfd >= 0);
     /* Blocking connect on loopback returns once the connection is queued. */
     assert_int_equal(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)), 0);

@@ -72,7 +72,7 @@ static int acceptor_start(struct hp_loop *loop, struct acceptor *a, unsigned pau
 
 static int raw_socket(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = hp_test_socket(AF_INET, SOCK_STREAM, true);
 
     assert_true(fd >= 0);
     return fd;
@@ -93,7 +93,7 @@ static void raw_connect(int fd, int port)
 static int raw_connect_blocking(int port)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = hp_test_socket(AF_INET, SOCK_STREAM, false);
 
     assert_true(fd >= 0);
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

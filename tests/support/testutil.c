@@ -89,6 +89,35 @@ static void nonblock_cloexec(int fd)
         fail_msg("fcntl: %s", strerror(errno));
 }
 
+static int set_flags(int fd, bool nonblock)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 ||
+        (nonblock && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+        int err = errno;
+
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+int hp_test_socket(int domain, int type, bool nonblock)
+{
+    int fd = socket(domain, type, 0);
+
+    return fd < 0 ? -1 : set_flags(fd, nonblock);
+}
+
+int hp_test_accept(int listen_fd)
+{
+    int fd = accept(listen_fd, NULL, NULL);
+
+    return fd < 0 ? -1 : set_flags(fd, true);
+}
+
 void hp_test_socketpair(int sv[2])
 {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)

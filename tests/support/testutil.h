@@ -42,6 +42,12 @@ void hp_test_socketpair(int sv[2]);
 /* A non-blocking, close-on-exec pipe; fails the test on error. */
 void hp_test_pipe(int fds[2]);
 
+/* socket(2), close-on-exec, and non-blocking if asked: -1 with errno on failure. */
+int hp_test_socket(int domain, int type, bool nonblock);
+
+/* accept(2) giving a non-blocking, close-on-exec descriptor: -1 with errno on failure. */
+int hp_test_accept(int listen_fd);
+
 /* Write all of @p len bytes to a (possibly non-blocking) fd; fails on error. */
 void hp_test_write_all(int fd, const void *buf, size_t len);
 
