@@ -339,6 +339,38 @@ static void test_post_still_queued_at_free_runs_with_ecanceled(void **state)
     }
 }
 
+/* A start gate for threads (pthread barriers are not on macOS). */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned waiting, count;
+};
+
+static void gate_init(struct gate *g, unsigned count)
+{
+    assert_int_equal(pthread_mutex_init(&g->lock, NULL), 0);
+    assert_int_equal(pthread_cond_init(&g->cond, NULL), 0);
+    g->waiting = 0;
+    g->count = count;
+}
+
+/* Block until @p count threads have arrived (bounded by the test's CTest timeout). */
+static void gate_wait(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    if (++g->waiting == g->count)
+        pthread_cond_broadcast(&g->cond);
+    while (g->waiting < g->count)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_destroy(struct gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
 /* ---- posts from other threads -------------------------------------------- */
 
 #ifdef __linux__
@@ -459,7 +491,7 @@ enum { POSTERS = 4, POSTS_EACH = 20000 };
 struct poster {
     struct hp_loop *loop;
     uintptr_t id;
-    pthread_barrier_t *start;
+    struct gate *start;
     int failures;
 };
 
@@ -491,7 +523,7 @@ static void *poster_main(void *arg)
 {
     struct poster *p = arg;
 
-    pthread_barrier_wait(p->start);
+    gate_wait(p->start);
     for (uintptr_t i = 0; i < POSTS_EACH; i++) {
         if (hp_loop_post(p->loop, on_fanin, (void *)(p->id << 24 | i)) != 0)
             p->failures++;
@@ -504,16 +536,16 @@ static void test_post_from_several_threads_arrives_exactly_once_in_per_thread_or
     struct hp_loop *loop = hp_test_loop_new(NULL);
     struct poster p[POSTERS];
     pthread_t th[POSTERS];
-    pthread_barrier_t start;
+    struct gate start;
 
     (void)state;
     memset(&fanin, 0, sizeof(fanin));
-    assert_int_equal(pthread_barrier_init(&start, NULL, POSTERS + 1), 0);
+    gate_init(&start, POSTERS + 1);
     for (uintptr_t i = 0; i < POSTERS; i++) {
         p[i] = (struct poster){.loop = loop, .id = i, .start = &start};
         assert_int_equal(pthread_create(&th[i], NULL, poster_main, &p[i]), 0);
     }
-    pthread_barrier_wait(&start);
+    gate_wait(&start);
     /* Drain while they post, then until all have arrived. */
     hp_test_run_until_count(loop, &fanin.total, (size_t)POSTERS * POSTS_EACH);
     for (int i = 0; i < POSTERS; i++) {
@@ -525,7 +557,7 @@ static void test_post_from_several_threads_arrives_exactly_once_in_per_thread_or
     assert_int_equal(fanin.total, (size_t)POSTERS * POSTS_EACH);
     assert_int_equal(fanin.misorders, 0);
     assert_int_equal(fanin.bad_status, 0);
-    pthread_barrier_destroy(&start);
+    gate_destroy(&start);
     hp_test_loop_free(loop);
 }
 
