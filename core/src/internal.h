@@ -95,6 +95,11 @@ struct hp_loop {
     /* Handles whose close callback has not run yet (streams). */
     size_t closing_n;
 
+    /* Streams with work pending (tcp.c), run from one deferred callback. */
+    struct hp_stream *streams_head, *streams_tail;
+    size_t streams_n;
+    struct hp_defer streams_defer;
+
     /* The listener inside its accept loop; cleared if a callback stops or pauses it. */
     struct hp_listener *accepting;
 
@@ -132,8 +137,9 @@ void hp__io_free_table(struct hp_loop *loop);
 int hp__post_init(struct hp_loop *loop);
 void hp__post_free(struct hp_loop *loop);
 
-/* Stream buffer pool (tcp.c). */
+/* Streams (tcp.c): the input buffer pool and the stream work phase. */
 void hp__buf_pool_free(struct hp_loop *loop);
+void hp__streams_init(struct hp_loop *loop);
 
 /* Signals (signal.c). */
 void hp__signal_free(struct hp_loop *loop);

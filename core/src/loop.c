@@ -69,6 +69,7 @@ int hp_loop_new(struct hp_loop **out, const struct hp_loop_opts *opts)
     loop->wake_rfd = loop->wake_wfd = loop->sig_rfd = loop->sig_wfd = -1;
     loop->sig_slot = -1;
     loop->now = monotonic_ms();
+    hp__streams_init(loop);
 
     loop->ready = hp__realloc_array(loop, NULL, loop->max_events, sizeof(*loop->ready));
     if (!loop->ready) {

@@ -8,7 +8,9 @@
  *    progress; empty buffers go back to the loop's pool;
  *  - everything the user must be told (write completions, the connect
  *    result, buffered input after read_start, reading resumed after the
- *    per-event cap, the close) happens from the stream's own hp_defer, never
+ *    per-event cap, the close) happens from the loop's stream work phase (a
+ *    doubly linked list of streams with work pending, run from one hp_defer
+ *    of the loop's), never
  *    inside the API call that caused it;
  *  - a closing stream touches no descriptor; its memory is the user's again
  *    once the close callback has run.
@@ -40,6 +42,7 @@ enum {
     S_FULL = 1u << 9,         /* input at its limit; -ENOBUFS reported */
     S_DELIVER = 1u << 10,     /* read_start: hand buffered input over first */
     S_PEER_HUP = 1u << 11,    /* the peer's FIN came: read to EOF, never stop short */
+    S_QUEUED = 1u << 12,      /* on the loop's list of streams with work pending */
 };
 
 #define REQ_BUSY            0x5eb05e /* hp_write_req._busy from write to callback; unlikely in garbage */
@@ -88,7 +91,7 @@ static size_t input_room_end(const struct hp_stream *s)
 /* Make room at the end of the input; 0, -ENOMEM, or -ENOBUFS at the limit. */
 static int input_reserve(struct hp_stream *s)
 {
-    size_t cap;
+    uint32_t cap;
     char *p;
 
     if (!s->_in) {
@@ -106,6 +109,7 @@ static int input_reserve(struct hp_stream *s)
     }
     if (s->_in_cap >= s->_in_limit)
         return -ENOBUFS;
+    /* Both are at most 1 GiB, so doubling cannot overflow. */
     cap = s->_in_cap * 2 > s->_in_limit ? s->_in_limit : s->_in_cap * 2;
     if (s->_in_cap == HP__BUF_SIZE) {
         /* A pooled buffer is not ours to realloc in place: copy out. */
@@ -125,7 +129,41 @@ static int input_reserve(struct hp_stream *s)
 
 static void schedule(struct hp_stream *s)
 {
-    hp_defer_start(&s->_defer);
+    struct hp_loop *loop = s->loop;
+
+    if (s->_flags & S_QUEUED)
+        return;
+    s->_flags |= S_QUEUED;
+    s->_pnext = NULL;
+    s->_pprev = loop->streams_tail;
+    if (loop->streams_tail)
+        loop->streams_tail->_pnext = s;
+    else
+        loop->streams_head = s;
+    loop->streams_tail = s;
+    loop->streams_n++;
+    hp_defer_start(&loop->streams_defer);
+}
+
+static void unqueue(struct hp_stream *s)
+{
+    struct hp_loop *loop = s->loop;
+
+    if (!(s->_flags & S_QUEUED))
+        return;
+    s->_flags &= ~(unsigned)S_QUEUED;
+    if (s->_pprev)
+        s->_pprev->_pnext = s->_pnext;
+    else
+        loop->streams_head = s->_pnext;
+    if (s->_pnext)
+        s->_pnext->_pprev = s->_pprev;
+    else
+        loop->streams_tail = s->_pprev;
+    s->_pnext = s->_pprev = NULL;
+    /* Nothing left: the phase need not run (and must not keep the loop alive). */
+    if (--loop->streams_n == 0)
+        hp_defer_stop(&loop->streams_defer);
 }
 
 static void complete(struct hp_stream *s, struct hp_write_req *req, int status)
@@ -164,24 +202,22 @@ static void run_completions(struct hp_stream *s)
 
 static void do_read(struct hp_stream *s);
 
-static void on_defer(struct hp_defer *d)
+static void stream_work(struct hp_stream *s)
 {
-    struct hp_stream *s = hp_container_of(d, struct hp_stream, _defer);
-
     run_completions(s);
     if (s->_flags & S_CLOSING) {
         if (s->_done_head)
             return; /* a callback wrote again; its completion is already scheduled */
-        /* A completion callback may have re-queued the defer: drop it, s is leaving us. */
-        hp_defer_stop(&s->_defer);
+        /* A completion callback may have queued s again: drop it, s is leaving us. */
+        unqueue(s);
         s->loop->closing_n--;
-        if (s->_close_cb)
-            s->_close_cb(s);
+        if (s->_cb.close)
+            s->_cb.close(s);
         return;
     }
     if (s->_flags & S_CONNECT_DONE) {
         s->_flags &= ~(unsigned)S_CONNECT_DONE;
-        s->_connect_cb(s, s->_error);
+        s->_cb.connect(s, s->_error);
         if (s->_flags & S_CLOSING)
             return;
     }
@@ -194,6 +230,24 @@ static void on_defer(struct hp_defer *d)
         s->_flags &= ~(unsigned)S_READ_AGAIN;
         do_read(s);
     }
+}
+
+/* The loop's stream phase: the streams queued when it began, in order. */
+static void run_streams(struct hp_defer *d)
+{
+    struct hp_loop *loop = hp_container_of(d, struct hp_loop, streams_defer);
+
+    for (size_t n = loop->streams_n; n > 0 && loop->streams_head; n--) {
+        struct hp_stream *s = loop->streams_head;
+
+        unqueue(s);
+        stream_work(s);
+    }
+}
+
+void hp__streams_init(struct hp_loop *loop)
+{
+    hp_defer_init(loop, &loop->streams_defer, run_streams);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -231,7 +285,7 @@ static void do_read(struct hp_stream *s)
             end_reading(s, (int)n);
             break;
         }
-        s->_in_len += (size_t)n;
+        s->_in_len += (uint32_t)n; /* n <= room < 1 GiB */
         s->_read_cb(s, 0);
         if ((size_t)n < room && !(s->_flags & S_PEER_HUP)) {
             /* A short read emptied the socket: the next arrival is a new edge. */
@@ -473,7 +527,6 @@ static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->_in_limit = DEFAULT_INPUT_LIMIT;
-    hp_defer_init(loop, &s->_defer, on_defer);
     hp_io_init(loop, &s->_io, fd, on_io);
     if ((err = ensure_nonblock(fd)) != 0)
         return err;
@@ -528,7 +581,7 @@ int hp_stream_connect(struct hp_loop *loop, struct hp_stream *s, const char *hos
         hp_io_stop(&s->_io);
         goto err_close;
     }
-    s->_connect_cb = cb;
+    s->_cb.connect = cb;
     s->_flags |= S_CONNECTING;
     return 0;
 
@@ -566,8 +619,8 @@ void hp_stream_consume(struct hp_stream *s, size_t n)
 {
     if (n > s->_in_len)
         n = s->_in_len;
-    s->_in_off += n;
-    s->_in_len -= n;
+    s->_in_off += (uint32_t)n; /* n <= _in_len */
+    s->_in_len -= (uint32_t)n;
     if (s->_in_len == 0) {
         s->_in_off = 0;
         if (!(s->_flags & S_IN_READ))
@@ -585,7 +638,9 @@ void hp_stream_consume(struct hp_stream *s, size_t n)
 
 void hp_stream_set_input_limit(struct hp_stream *s, size_t limit)
 {
-    s->_in_limit = limit < 1024 ? 1024 : limit;
+    if (limit < 1024)
+        limit = 1024;
+    s->_in_limit = limit > (1u << 30) ? 1u << 30 : (uint32_t)limit;
 }
 
 void hp_stream_close(struct hp_stream *s, hp_close_cb *cb)
@@ -593,7 +648,7 @@ void hp_stream_close(struct hp_stream *s, hp_close_cb *cb)
     assert(!(s->_flags & S_CLOSING));
     s->_flags |= S_CLOSING;
     s->_flags &= ~(unsigned)(S_READING | S_READ_AGAIN | S_CONNECT_DONE);
-    s->_close_cb = cb;
+    s->_cb.close = cb;
     hp_io_stop(&s->_io);
     close(s->_io.fd);
     fail_queue(s, -ECANCELED);

@@ -81,15 +81,17 @@ struct hp_stream {
     void *data;           /**< User pointer, free for the caller. */
     struct hp_loop *loop; /**< Read-only. */
     struct hp_io _io;
-    struct hp_defer _defer;
+    struct hp_stream *_pnext, *_pprev; /* the loop's list of streams with work pending */
     char *_in;
-    size_t _in_off, _in_len, _in_cap, _in_limit;
+    uint32_t _in_off, _in_len, _in_cap, _in_limit;
     struct hp_write_req *_wq_head, *_wq_tail;     /* queued, not fully written */
     struct hp_write_req *_done_head, *_done_tail; /* finished, callback pending */
     size_t _wq_bytes;
     hp_read_cb *_read_cb;
-    hp_close_cb *_close_cb;
-    hp_connect_cb *_connect_cb;
+    union {
+        hp_connect_cb *connect; /* until connected */
+        hp_close_cb *close;     /* from hp_stream_close() */
+    } _cb;
     int _error;
     unsigned _flags;
 };
@@ -133,7 +135,7 @@ HP_API struct hp_buf hp_stream_input(const struct hp_stream *s);
 /** Drop @p n bytes (at most the input's length) from the front of the input. */
 HP_API void hp_stream_consume(struct hp_stream *s, size_t n);
 
-/** Cap the input buffer (default 64 KiB; at least 1 KiB). */
+/** Cap the input buffer (default 64 KiB; at least 1 KiB, at most 1 GiB). */
 HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
 
 /**
