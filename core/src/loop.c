@@ -167,6 +167,9 @@ int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
     loop->now = monotonic_ms();
     loop->timer_pass = loop->timer_seq;
     ran = hp__timers_run(loop);
+    /* The timers just run may have been all there was: then do not block. */
+    if (ran && !hp_loop_is_alive(loop))
+        timeout_ms = 0;
     n = loop->ops->wait(loop->backend, loop->ready, (int)loop->max_events,
                         wait_timeout(loop, timeout_ms));
     if (n < 0) {

@@ -187,6 +187,23 @@ static void test_loop_run_returns_after_the_last_timer_fired(void **state)
     hp_test_loop_free(loop);
 }
 
+/* A timer due at once fires in the iteration's first timer phase; with nothing
+ * left, the wait that follows must not block (it would block forever). */
+static void test_loop_run_returns_when_its_only_timer_fires_before_the_first_wait(void **state)
+{
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    struct counter_timer c;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    hp_timer_init(loop, &c.t, on_count_timer);
+    assert_int_equal(hp_timer_start(&c.t, 0, 0), 0);
+    assert_int_equal(hp_loop_run(loop), 0);
+    assert_int_equal(c.fired, 1);
+    assert_false(hp_loop_is_alive(loop));
+    hp_test_loop_free(loop);
+}
+
 static void test_loop_stop_from_a_callback_makes_run_return(void **state)
 {
     struct hp_loop *loop = hp_test_loop_new(NULL);
@@ -406,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_loop_free_returns_ebusy_while_a_timer_is_active),
         cmocka_unit_test(test_loop_is_alive_while_a_handle_is_active),
         cmocka_unit_test(test_loop_run_returns_after_the_last_timer_fired),
+        cmocka_unit_test(test_loop_run_returns_when_its_only_timer_fires_before_the_first_wait),
         cmocka_unit_test(test_loop_stop_from_a_callback_makes_run_return),
         cmocka_unit_test(test_loop_now_is_cached_until_updated),
         cmocka_unit_test(test_loop_run_once_does_not_block_past_its_timeout),
