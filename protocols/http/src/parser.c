@@ -16,6 +16,9 @@
 #include "parser.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Character classes, one bit each. */
 enum {
@@ -24,25 +27,26 @@ enum {
     C_TARGET = 4, /* allowed in a request-target: VCHAR except '#' */
     C_HOST = 8,   /* reg-name / port character of a Host value */
     C_HEX = 16,   /* hexadecimal digit */
+    C_VWS = 32,   /* field-vchar, SP or HTAB: may appear inside a field value */
 };
 
 static const unsigned char char_class[256] = {
-    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  32, 0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-    0,  15, 6,  3,  15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 6,  /* 0x20 */
-    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 6,  14, 6,  14, 6,  6,  /* 0x30 */
-    6,  31, 31, 31, 31, 31, 31, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x40 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  6,  6,  7,  15, /* 0x50 */
-    7,  31, 31, 31, 31, 31, 31, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x60 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  7,  6,  15, 0,  /* 0x70 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x80 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x90 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xa0 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xb0 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xc0 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xd0 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xe0 */
-    2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xf0 */
+    32, 47, 38, 35, 47, 47, 47, 47, 46, 46, 47, 47, 46, 47, 47, 38, /* 0x20 */
+    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 38, 46, 38, 38, /* 0x30 */
+    38, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, /* 0x40 */
+    47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 38, 38, 38, 39, 47, /* 0x50 */
+    39, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, /* 0x60 */
+    47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 38, 39, 38, 47, 0,  /* 0x70 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0x80 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0x90 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xa0 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xb0 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xc0 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xd0 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xe0 */
+    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xf0 */
 };
 
 static inline bool is(unsigned char c, unsigned cls)
@@ -63,7 +67,31 @@ static inline unsigned char lower(unsigned char c)
 bool hp__http_ieq(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+        if (x != y && lower(x) != lower(y))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Compare @p a with the lowercase literal @p lit: exact for token bytes, since
+ * every byte of lit (letters, digits, '-') has bit 0x20 set and no other
+ * token byte maps onto one of them when that bit is set. Eight at a time.
+ */
+static inline bool is_lit(const char *a, const char *lit, size_t n)
+{
+    uint64_t x, y;
+
+    for (; n >= 8; a += 8, lit += 8, n -= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, lit, 8);
+        if ((x | 0x2020202020202020u) != y)
+            return false;
+    }
+    for (; n; a++, lit++, n--) {
+        if (((unsigned char)*a | 0x20) != (unsigned char)*lit)
             return false;
     }
     return true;
@@ -281,9 +309,9 @@ static void field_connection(struct hp__http_parser *p, const char *v, uint32_t 
         uint32_t s = i;
         while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
             i++;
-        if (i - s == 5 && hp__http_ieq(v + s, "close", 5))
+        if (i - s == 5 && is_lit(v + s, "close", 5))
             p->flags |= HP__REQ_CLOSE;
-        else if (i - s == 10 && hp__http_ieq(v + s, "keep-alive", 10))
+        else if (i - s == 10 && is_lit(v + s, "keep-alive", 10))
             p->flags |= HP__REQ_KEEPALIVE;
     }
 }
@@ -334,7 +362,7 @@ static int64_t end_field(struct hp__http_parser *p, const char *buf)
     p->nfields++;
     switch (f->name_len) {
     case 4:
-        if (hp__http_ieq(name, "host", 4)) {
+        if (is_lit(name, "host", 4)) {
             if (++p->host_count > 1)
                 return fail(p, 400, "duplicate host");
             if (!valid_host(v, n))
@@ -343,19 +371,19 @@ static int64_t end_field(struct hp__http_parser *p, const char *buf)
         }
         break;
     case 6:
-        if (hp__http_ieq(name, "expect", 6) && n == 12 && hp__http_ieq(v, "100-continue", 12))
+        if (is_lit(name, "expect", 6) && n == 12 && hp__http_ieq(v, "100-continue", 12))
             p->flags |= HP__REQ_EXPECT_100;
         break;
     case 10:
-        if (hp__http_ieq(name, "connection", 10))
+        if (is_lit(name, "connection", 10))
             field_connection(p, v, n);
         break;
     case 14:
-        if (hp__http_ieq(name, "content-length", 14))
+        if (is_lit(name, "content-length", 14))
             rc = field_content_length(p, v, n);
         break;
     case 17:
-        if (hp__http_ieq(name, "transfer-encoding", 17))
+        if (is_lit(name, "transfer-encoding", 17))
             rc = field_transfer_encoding(p, v, n);
         break;
     default:
@@ -426,153 +454,249 @@ static int64_t end_request_line(struct hp__http_parser *p, const char *buf)
     return rc;
 }
 
-/* Scan a run of bytes of class @p cls from p->pos; return the first other byte's index. */
+/* Scan a run of bytes of class @p cls from @p pos; return the first other byte's index. */
 static inline uint32_t scan(const char *buf, uint32_t pos, uint32_t end, unsigned cls)
 {
-    while (pos < end && is((unsigned char)buf[pos], cls))
+    const unsigned char *b = (const unsigned char *)buf;
+
+    /* Four bytes per test while they last: the classes of all four, and-ed. */
+    while (end - pos >= 4 && (char_class[b[pos]] & char_class[b[pos + 1]] & char_class[b[pos + 2]] &
+                              char_class[b[pos + 3]] & cls))
+        pos += 4;
+    while (pos < end && is(b[pos], cls))
         pos++;
     return pos;
 }
 
-/* The value scanner: field-vchar and inner whitespace; p->vend tracks the last vchar. */
+#ifdef __SSE2__
+/*
+ * Find the first byte at or after @p pos that cannot be inside a field value
+ * (a control other than HTAB, or DEL), sixteen bytes at a time while sixteen
+ * remain; the rest goes through the table.
+ */
+static inline uint32_t scan_vws(const char *buf, uint32_t pos, uint32_t end)
+{
+    const __m128i flip = _mm_set1_epi8((char)0x80), low = _mm_set1_epi8((char)(0x20 ^ 0x80));
+    const __m128i del = _mm_set1_epi8(0x7f), tab = _mm_set1_epi8(0x09);
+
+    while (end - pos >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
+        /* Unsigned x < 0x20 as a signed compare of x ^ 0x80. */
+        __m128i bad =
+            _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, flip), low), _mm_cmpeq_epi8(x, del));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), bad));
+
+        if (m)
+            return pos + (uint32_t)__builtin_ctz(m);
+        pos += 16;
+    }
+    return scan(buf, pos, end, C_VWS);
+}
+#else
+static inline uint32_t scan_vws(const char *buf, uint32_t pos, uint32_t end)
+{
+    return scan(buf, pos, end, C_VWS);
+}
+#endif
+
+/*
+ * The value scanner: field-vchar and inner whitespace. p->vend is the end of
+ * the value without trailing whitespace, found by looking back once the run
+ * ends (the buffer keeps every byte, so a resumed scan finds the same).
+ */
 static inline uint32_t scan_value(struct hp__http_parser *p, const char *buf, uint32_t end)
 {
-    uint32_t pos = p->pos;
+    uint32_t pos = scan_vws(buf, p->pos, end), vend = pos;
 
-    while (pos < end) {
-        unsigned char c = (unsigned char)buf[pos];
-        if (is(c, C_VALUE))
-            p->vend = pos + 1;
-        else if (c != ' ' && c != '\t')
-            break;
-        pos++;
-    }
+    while (vend > p->mark && (buf[vend - 1] == ' ' || buf[vend - 1] == '\t'))
+        vend--;
+    p->vend = vend;
     return pos;
 }
 
-static int64_t step(struct hp__http_parser *p, const char *buf, uint32_t end)
+/*
+ * The fast path for one field line that is all in the buffer and well formed:
+ * name, colon, optional whitespace, value, CRLF (or LF), at p->pos in state
+ * S_FIELD_START. Returns 1 when the line was taken (p->pos is past it), 0 to
+ * leave it to the state machine (incomplete, or anything unusual: the slow
+ * path then gives the precise error), or the negative status of a field
+ * that is well formed but not acceptable (too many, a bad Host, ...).
+ */
+static int64_t field_line(struct hp__http_parser *p, const char *buf, uint32_t end)
 {
-    unsigned char c = (unsigned char)buf[p->pos];
-    int64_t rc = 0;
+    uint32_t name = p->pos, colon = scan(buf, name, end, C_TCHAR), v, vend, next;
+    int64_t rc;
 
-    switch (p->state) {
-    case S_START:
-        if (c == '\r') {
-            p->state = S_START_LF;
-        } else if (c != '\n') {
-            if (!is(c, C_TCHAR))
-                return fail(p, 400, "invalid character in method");
-            p->method_off = p->pos;
-            p->state = S_METHOD;
+    if (colon == end || buf[colon] != ':')
+        return 0;
+    for (v = colon + 1; v < end && (buf[v] == ' ' || buf[v] == '\t'); v++)
+        continue;
+    vend = scan_vws(buf, v, end);
+    if (vend == end)
+        return 0;
+    if (buf[vend] == '\n')
+        next = vend + 1;
+    else if (buf[vend] == '\r' && vend + 1 < end && buf[vend + 1] == '\n')
+        next = vend + 2;
+    else
+        return 0;
+    if ((rc = start_field(p)) != 0 || (p->pos = colon, rc = end_name(p)) != 0)
+        return rc;
+    p->mark = v;
+    while (vend > v && (buf[vend - 1] == ' ' || buf[vend - 1] == '\t'))
+        vend--;
+    p->vend = vend;
+    p->pos = next;
+    p->state = S_FIELD_START;
+    rc = end_field(p, buf);
+    return rc != 0 ? rc : 1;
+}
+
+/*
+ * Run the state machine over buf[p->pos..end). Each state consumes what it
+ * can in a tight loop; "continue" re-dispatches without consuming, "break"
+ * consumes the current byte. Returns 0 when all bytes are used (more are
+ * needed), the head length when it is complete, or a negative status.
+ */
+static int64_t run(struct hp__http_parser *p, const char *buf, uint32_t end)
+{
+    while (p->pos < end) {
+        unsigned char c = (unsigned char)buf[p->pos];
+        int64_t rc = 0;
+
+        switch (p->state) {
+        case S_START:
+            if (c == '\r') {
+                p->state = S_START_LF;
+            } else if (c != '\n') {
+                if (!is(c, C_TCHAR))
+                    return fail(p, 400, "invalid character in method");
+                p->method_off = p->pos;
+                p->state = S_METHOD;
+                p->pos = scan(buf, p->pos, end, C_TCHAR);
+                continue;
+            }
+            break;
+        case S_START_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare cr");
+            p->state = S_START;
+            break;
+        case S_METHOD:
             p->pos = scan(buf, p->pos, end, C_TCHAR);
-            return 0;
-        }
-        break;
-    case S_START_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare cr");
-        p->state = S_START;
-        break;
-    case S_METHOD:
-        p->pos = scan(buf, p->pos, end, C_TCHAR);
-        if (p->pos == end)
-            return 0;
-        if (buf[p->pos] != ' ')
-            return fail(p, 400, "invalid character in method");
-        if (p->pos - p->method_off > UINT16_MAX)
-            return fail(p, 414, "request line too long");
-        p->method_len = (uint16_t)(p->pos - p->method_off);
-        p->method_id = method_id(buf + p->method_off, p->method_len);
-        p->target_off = p->pos + 1;
-        p->state = S_TARGET;
-        break;
-    case S_TARGET:
-        p->pos = scan(buf, p->pos, end, C_TARGET);
-        if (p->pos - p->target_off > p->limits->max_target)
-            return fail(p, 414, "request target too long");
-        if (p->pos == end)
-            return 0;
-        if (buf[p->pos] != ' ')
-            return fail(p, 400, "invalid character in request target");
-        rc = end_target(p, buf);
-        break;
-    case S_VERSION:
-        while (p->pos < end && buf[p->pos] != '\r' && buf[p->pos] != '\n' && p->pos - p->mark <= 8)
-            p->pos++;
-        if (p->pos - p->mark > 8)
-            return fail(p, 400, "malformed http version");
-        if (p->pos == end)
-            return 0;
-        rc = end_request_line(p, buf);
-        if (rc == 0 && buf[p->pos] == '\r')
-            p->state = S_RL_LF;
-        break;
-    case S_RL_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare cr");
-        p->state = S_FIELD_START;
-        break;
-    case S_FIELD_START:
-        if (c == '\r') {
-            p->state = S_END_LF;
-        } else if (c == '\n') {
+            if (p->pos == end)
+                continue;
+            if (buf[p->pos] != ' ')
+                return fail(p, 400, "invalid character in method");
+            if (p->pos - p->method_off > UINT16_MAX)
+                return fail(p, 414, "request line too long");
+            p->method_len = (uint16_t)(p->pos - p->method_off);
+            p->method_id = method_id(buf + p->method_off, p->method_len);
+            p->target_off = p->pos + 1;
+            p->state = S_TARGET;
+            break;
+        case S_TARGET:
+            p->pos = scan(buf, p->pos, end, C_TARGET);
+            if (p->pos - p->target_off > p->limits->max_target)
+                return fail(p, 414, "request target too long");
+            if (p->pos == end)
+                continue;
+            if (buf[p->pos] != ' ')
+                return fail(p, 400, "invalid character in request target");
+            rc = end_target(p, buf);
+            break;
+        case S_VERSION:
+            /* Usual case: "HTTP/1.x" is all there, at once. */
+            if (p->pos == p->mark && end - p->pos > 8 && memcmp(buf + p->pos, "HTTP/1.", 7) == 0)
+                p->pos += 8;
+            while (p->pos < end && buf[p->pos] != '\r' && buf[p->pos] != '\n' &&
+                   p->pos - p->mark <= 8)
+                p->pos++;
+            if (p->pos - p->mark > 8)
+                return fail(p, 400, "malformed http version");
+            if (p->pos == end)
+                continue;
+            rc = end_request_line(p, buf);
+            if (rc == 0 && buf[p->pos] == '\r')
+                p->state = S_RL_LF;
+            break;
+        case S_RL_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare cr");
+            p->state = S_FIELD_START;
+            break;
+        case S_FIELD_START:
+            if (c == '\r') {
+                p->state = S_END_LF;
+            } else if (c == '\n') {
+                p->pos++;
+                return end_head(p);
+            } else if (c == ' ' || c == '\t') {
+                return fail(p, 400, "obsolete line folding");
+            } else if (!is(c, C_TCHAR)) {
+                return fail(p, 400, "invalid character in header name");
+            } else {
+                /* A whole, well-formed line in the buffer takes the fast path. */
+                rc = field_line(p, buf, end);
+                if (rc > 0)
+                    continue;
+                if (rc == 0)
+                    rc = start_field(p);
+                if (rc != 0)
+                    return rc;
+                continue;
+            }
+            break;
+        case S_NAME:
+            p->pos = scan(buf, p->pos, end, C_TCHAR);
+            if (p->pos == end)
+                continue;
+            c = (unsigned char)buf[p->pos];
+            if (c == ' ' || c == '\t')
+                return fail(p, 400, "whitespace before colon");
+            if (c != ':')
+                return fail(p, 400, "invalid character in header name");
+            if (p->pos == p->mark)
+                return fail(p, 400, "empty header name");
+            rc = end_name(p);
+            break;
+        case S_OWS:
+            if (c == ' ' || c == '\t')
+                break;
+            p->mark = p->vend = p->pos;
+            p->state = S_VALUE;
+            continue;
+        case S_VALUE:
+            p->pos = scan_value(p, buf, end);
+            if (p->pos == end)
+                continue;
+            c = (unsigned char)buf[p->pos];
+            if (c == '\r')
+                p->state = S_VALUE_LF;
+            else if (c == '\n')
+                p->state = S_FIELD_START;
+            else
+                return fail(p, 400, "invalid character in header value");
+            rc = end_field(p, buf);
+            break;
+        case S_VALUE_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare cr");
+            p->state = S_FIELD_START;
+            break;
+        case S_END_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare cr");
             p->pos++;
             return end_head(p);
-        } else if (c == ' ' || c == '\t') {
-            return fail(p, 400, "obsolete line folding");
-        } else if (!is(c, C_TCHAR)) {
-            return fail(p, 400, "invalid character in header name");
-        } else {
-            return start_field(p);
+        default:
+            return fail(p, 500, "parser state corrupted");
         }
-        break;
-    case S_NAME:
-        p->pos = scan(buf, p->pos, end, C_TCHAR);
-        if (p->pos == end)
-            return 0;
-        c = (unsigned char)buf[p->pos];
-        if (c == ' ' || c == '\t')
-            return fail(p, 400, "whitespace before colon");
-        if (c != ':')
-            return fail(p, 400, "invalid character in header name");
-        if (p->pos == p->mark)
-            return fail(p, 400, "empty header name");
-        rc = end_name(p);
-        break;
-    case S_OWS:
-        if (c == ' ' || c == '\t')
-            break;
-        p->mark = p->vend = p->pos;
-        p->state = S_VALUE;
-        return 0;
-    case S_VALUE:
-        p->pos = scan_value(p, buf, end);
-        if (p->pos == end)
-            return 0;
-        c = (unsigned char)buf[p->pos];
-        if (c == '\r')
-            p->state = S_VALUE_LF;
-        else if (c == '\n')
-            p->state = S_FIELD_START;
-        else
-            return fail(p, 400, "invalid character in header value");
-        rc = end_field(p, buf);
-        break;
-    case S_VALUE_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare cr");
-        p->state = S_FIELD_START;
-        break;
-    case S_END_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare cr");
         p->pos++;
-        return end_head(p);
-    default:
-        return fail(p, 500, "parser state corrupted");
+        if (rc != 0)
+            return rc;
     }
-    p->pos++;
-    return rc;
+    return 0;
 }
 
 /* Over-long heads get 414 while still in the request line, 431 after. */
@@ -597,7 +721,7 @@ int64_t hp__http_parse_head(struct hp__http_parser *p, const char *buf, size_t l
          * over-long line must not depend on where the reads were split.
          */
         uint32_t part = p->state <= S_VERSION ? rl_max : lim->max_head;
-        int64_t rc = step(p, buf, end < part + 1 ? end : part + 1);
+        int64_t rc = run(p, buf, end < part + 1 ? end : part + 1);
         if (rc != 0)
             return rc;
         if (p->state <= S_VERSION && p->pos > rl_max)
