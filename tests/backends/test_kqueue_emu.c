@@ -453,6 +453,25 @@ static void test_delete_stops_reports(void **state)
 
 /* ---- udata ------------------------------------------------------------------------ */
 
+static void test_ext_is_passed_through(void **state)
+{
+    struct kevent ev;
+    int p[2], kq = kq_of(state);
+
+    hp_test_pipe(p);
+    EV_SET(&ev, (uintptr_t)p[0], EVFILT_READ, EV_ADD, 0, 0, NULL);
+    for (int i = 0; i < 4; i++)
+        ev.ext[i] = 0x1111u * (uint64_t)(i + 1);
+    assert_int_equal(kevent(kq, &ev, 1, NULL, 0, NULL), 0);
+    hp_test_write_all(p[1], "x", 1);
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(collect(kq, &ev, 1, &long_ts), 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ev.ext[i], 0x1111u * (uint64_t)(i + 1));
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_udata_is_returned_and_re_adding_replaces_it_but_not_ev_clear(void **state)
 {
     struct kevent ev;
@@ -830,6 +849,7 @@ int main(void)
         KQ_TEST(test_disable_holds_events_and_enable_reports_them),
         KQ_TEST(test_delete_stops_reports),
         KQ_TEST(test_udata_is_returned_and_re_adding_replaces_it_but_not_ev_clear),
+        KQ_TEST(test_ext_is_passed_through),
         KQ_TEST(test_read_eof_when_the_last_writer_closes_with_data_left),
         KQ_TEST(test_write_eof_when_the_reader_closes),
         KQ_TEST(test_socket_half_close_is_read_eof_only),
