@@ -63,7 +63,11 @@ typedef void hp_connect_cb(struct hp_stream *s, int status);
 /** Inline buffer descriptors in a write request before spilling to the heap. */
 #define HP_WRITE_INLINE_BUFS 4
 
-/** A write request: caller-allocated, busy from hp_stream_write() to its callback. */
+/**
+ * A write request: caller-allocated, busy from hp_stream_write() to its
+ * callback. Zero it before its first use (= {0}, calloc or memset), so a
+ * request still busy can be told apart; from its callback on it may be reused.
+ */
 struct hp_write_req {
     void *data;               /**< User pointer, free for the caller. */
     struct hp_stream *stream; /**< Read-only. */
@@ -140,6 +144,7 @@ HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
 
 /**
  * Queue @p nbufs buffers for writing, in order after earlier requests.
+ * @p req must be zeroed before its first use (see struct hp_write_req).
  * The descriptors are copied; the bytes are borrowed until @p cb runs.
  * @param cb may be NULL.
  * @return 0; -EINVAL (nbufs == 0 or req busy); -ENOMEM (more than

@@ -13,7 +13,12 @@
  * - A connection is in exactly one timeout list (struct conn_list). Every
  *   list holds one timeout class, and every class has one duration, so
  *   appending at the tail keeps each list sorted by deadline: arming and
- *   refreshing are O(1) and the server needs one hp_timer in all.
+ *   refreshing are O(1) and the server needs one hp_timer in all. The timer
+ *   is due no later than the earliest deadline in the lists, so refreshing
+ *   (which only pushes a deadline back) never touches it. The class changes
+ *   only when the connection's state does: a response the kernel takes at
+ *   once never passes through T_WRITE, and a keep-alive connection stays in
+ *   T_IDLE, its deadline restarted once per response (C_FRESH).
  * - Nothing a handler holds is freed while the handler runs (R_IN_CALL):
  *   failures found then are recorded (C_ABORT) and acted on afterwards.
  * - A connection's memory is freed only once its close callback ran and
@@ -90,14 +95,44 @@ static void timer_need(struct hp_http_server *srv, uint64_t deadline)
     (void)hp_timer_start(&srv->timer, deadline > now ? deadline - now : 0, 0);
 }
 
+/*
+ * Restart the deadline of @p c (in a list) in its class: it moves to the
+ * tail. The deadline only moves back, so the timer is early enough as it is.
+ */
+static void touch(struct http_conn *c)
+{
+    struct hp_http_server *srv = c->srv;
+    struct conn_list *l = &srv->lists[c->tclass];
+    uint64_t deadline = hp_loop_now(srv->loop) + srv->timeouts[c->tclass];
+
+    if (deadline == c->deadline)
+        return; /* within the same millisecond: nothing moves */
+    c->deadline = deadline;
+    if (l->tail == c)
+        return; /* already last: the order holds */
+    /* Not last, so it has a successor. */
+    c->tnext->tprev = c->tprev;
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        l->head = c->tnext;
+    c->tnext = NULL;
+    c->tprev = l->tail;
+    l->tail->tnext = c;
+    l->tail = c;
+}
+
 /* Put @p c in the list of @p cls; @p refresh restarts its deadline even if already there. */
 static void arm(struct http_conn *c, enum tclass cls, bool refresh)
 {
     struct hp_http_server *srv = c->srv;
     struct conn_list *l = &srv->lists[cls];
 
-    if (c->tclass == cls && !refresh)
+    if (c->tclass == cls) {
+        if (refresh)
+            touch(c);
         return;
+    }
     tlist_unlink(srv, c);
     c->tclass = (uint8_t)cls;
     c->deadline = hp_loop_now(srv->loop) + srv->timeouts[cls];
@@ -111,12 +146,33 @@ static void arm(struct http_conn *c, enum tclass cls, bool refresh)
         timer_need(srv, c->deadline);
 }
 
+/*
+ * @p queued bytes wait for the kernel: the write timeout runs (from now if
+ * the connection was in another class; @p progress restarts it).
+ */
+static void arm_write(struct http_conn *c, size_t queued, bool progress)
+{
+    if (c->tclass != T_WRITE) {
+        c->wq_mark = queued;
+        arm(c, T_WRITE, false);
+    } else if (progress) {
+        arm(c, T_WRITE, true);
+    }
+}
+
 static void conn_close(struct http_conn *c, int status);
 
-/* Choose the timeout class from the connection's state (or close it if idle at shutdown). */
+/*
+ * Choose the timeout class from the connection's state (or close it if idle
+ * at shutdown). Writes the kernel has taken, with their callbacks still to
+ * run, do not count as queued. After a response (C_FRESH) the deadline
+ * restarts even if the class stays.
+ */
 static void settle(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
+    size_t queued;
+    enum tclass cls;
 
     if (c->flags & C_CLOSING)
         return;
@@ -125,30 +181,50 @@ static void settle(struct http_conn *c)
         conn_close(c, -ECANCELED);
         return;
     }
-    if (c->inflight > 0)
-        arm(c, T_WRITE, false);
-    else if (c->flags & C_LINGER)
-        arm(c, T_LINGER, false);
+    if (c->inflight > 0 && (queued = hp_stream_write_queue_size(&c->stream)) > 0) {
+        arm_write(c, queued, false);
+        return;
+    }
+    if (c->flags & C_LINGER)
+        cls = T_LINGER;
     else if (rq == NULL)
-        arm(c, c->nrequests == 0 ? T_HEADER : T_IDLE, false);
+        cls = c->nrequests == 0 ? T_HEADER : T_IDLE;
     else if (rq->phase == P_HEAD)
-        arm(c, T_HEADER, false);
+        cls = T_HEADER;
     else if (rq->phase == P_BODY_BUF || rq->phase == P_BODY_STREAM)
-        arm(c, T_BODY, false);
+        cls = T_BODY;
     else
-        arm(c, T_NONE, false);
+        cls = T_NONE;
+    if (c->tclass != cls)
+        arm(c, cls, false);
+    else if (c->flags & C_FRESH)
+        touch(c);
+    c->flags = (uint16_t)(c->flags & ~C_FRESH);
 }
 
 /* ---- request blocks ---------------------------------------------------- */
 
+/*
+ * Ready @p rq for a new request. Everything but the parser (which resets
+ * itself), the chunked decoder (zeroed by head_done() if the body is
+ * chunked), the scratch bytes of hdrs_inline and the handler's views is
+ * cleared: rebase() makes the views before any call hands the request out.
+ */
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
-    memset(rq, 0, sizeof(*rq));
+    rq->req.data = NULL;
     rq->req.server = c->srv;
     rq->req.loop = c->srv->loop;
     rq->req._conn = c;
+    rq->body_cb = NULL;
+    rq->base = NULL;
+    rq->body_left = rq->stream_left = 0;
+    rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
+    rq->hdrs_len = 0;
     rq->hdrs_cap = sizeof(rq->hdrs_inline);
+    rq->rflags = 0;
+    rq->phase = P_HEAD;
     hp__http_parser_reset(&rq->parser, rq->fields, &c->srv->limits);
 }
 
@@ -191,16 +267,13 @@ static void rq_release(struct http_conn *c)
     }
 }
 
-/* Point the request's views at the input buffer's current address. */
-static void rebase(struct http_conn *c, bool force)
+/* Point the request's views (head parsed) at the input buffer's address @p base. */
+static void rebase(struct http_conn *c, const char *base)
 {
     struct req_blk *rq = c->rq;
-    const char *base = hp_stream_input(&c->stream).base;
     const struct hp__http_parser *p = &rq->parser;
     struct hp_http_req *r = &rq->req;
 
-    if ((base == rq->base && !force) || rq->phase == P_HEAD)
-        return;
     rq->base = base;
     r->method = (struct hp_str){base + p->method_off, p->method_len};
     r->target = (struct hp_str){base + p->target_off, p->target_len};
@@ -332,14 +405,22 @@ static void on_written(struct hp_write_req *wr, int status)
         return;
     }
     if (c->inflight > 0) {
-        arm(c, T_WRITE, true);
-        return;
-    }
-    if (c->flags & C_CLOSE_AFTER) {
+        size_t queued = hp_stream_write_queue_size(&c->stream);
+
+        if (queued > 0) {
+            arm_write(c, queued, true);
+            return;
+        }
+    } else if (c->flags & C_CLOSE_AFTER) {
         conn_close(c, 0);
         return;
     }
-    settle(c);
+    /*
+     * Whatever changed the rest of the state settled it then; a completion
+     * only ends T_WRITE, or lets an idle connection close at shutdown.
+     */
+    if (c->tclass == T_WRITE || c->srv->shutting_down)
+        settle(c);
 }
 
 void hp__http_flush(struct http_conn *c)
@@ -359,10 +440,10 @@ void hp__http_flush(struct http_conn *c)
         hp__http_conn_abort(c, err);
         return;
     }
-    if (c->inflight++ == 0) {
-        c->wq_mark = hp_stream_write_queue_size(&c->stream);
-        arm(c, T_WRITE, true);
-    }
+    c->inflight++;
+    size_t queued = hp_stream_write_queue_size(&c->stream);
+    if (queued > 0)
+        arm_write(c, queued, false); /* else it is all with the kernel: on_written follows */
     if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
         c->flags |= C_SHUT;
         (void)hp_stream_shutdown(&c->stream);
@@ -411,17 +492,13 @@ static int complete_request(struct http_conn *c)
     struct req_blk *rq = c->rq;
 
     c->nrequests++;
+    c->flags |= C_FRESH;
     if ((rq->rflags & R_CLOSE) || !(rq->rflags & R_BODY_DONE)) {
         enter_linger(c);
         return -1;
     }
     hp_stream_consume(&c->stream, rq->rpos);
-    if (hp_stream_input(&c->stream).len != 0) {
-        rq_clear(c->srv, rq);
-        rq_init(c, rq); /* pipelined: reuse the block */
-    } else {
-        rq_release(c);
-    }
+    rq_release(c); /* a pipelined request behind it takes it back from the pool */
     return 1;
 }
 
@@ -483,8 +560,10 @@ static void maybe_continue(struct http_conn *c)
         hp__http_send_continue(c);
 }
 
+static int body_buffered(struct http_conn *c, struct hp_buf in);
+
 /* The head is complete: set the request up and call on_head or go for the body. */
-static int head_done(struct http_conn *c, size_t head_len)
+static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
 {
     struct req_blk *rq = c->rq;
     struct hp_http_server *srv = c->srv;
@@ -492,19 +571,27 @@ static int head_done(struct http_conn *c, size_t head_len)
 
     rq->head_len = rq->rpos = rq->wpos = head_len;
     rq->req.version_minor = p->version_minor;
-    rq->body_left = (p->flags & HP__REQ_CHUNKED) ? 0 : p->content_length;
-    if (!(p->flags & HP__REQ_CHUNKED) && p->content_length == 0)
-        rq->rflags |= R_BODY_DONE;
+    if (p->flags & HP__REQ_CHUNKED) {
+        rq->body_left = 0;
+        rq->chunked = (struct hp__http_chunked){0};
+    } else {
+        rq->body_left = p->content_length;
+        if (p->content_length == 0)
+            rq->rflags |= R_BODY_DONE;
+    }
     rq->phase = P_BODY_BUF;
-    rebase(c, true);
     if (srv->opts.on_head != NULL) {
         /* 1: replied (and completed) or streaming the body; -1: stopped. */
-        int rc = call_handler(c, srv->opts.on_head);
-        if (rc != 0)
+        int rc;
+
+        rebase(c, in.base);
+        if ((rc = call_handler(c, srv->opts.on_head)) != 0)
             return rc;
+        maybe_continue(c); /* the body is to be buffered */
+        return 1;
     }
-    maybe_continue(c); /* the body is to be buffered */
-    return 1;
+    maybe_continue(c);
+    return body_buffered(c, in);
 }
 
 /* Move the head over @p n body bytes that follow it and drop them. */
@@ -518,7 +605,7 @@ static void drop_after_head(struct http_conn *c, size_t n)
     memmove(base + n, base, rq->head_len);
     hp_stream_consume(&c->stream, n);
     rq->rpos = rq->wpos = rq->head_len;
-    rebase(c, false);
+    rebase(c, hp_stream_input(&c->stream).base);
 }
 
 /* Decode what arrived of a chunked body in place; <0 on error (answered). */
@@ -552,7 +639,7 @@ static int body_buffered(struct http_conn *c, struct hp_buf in)
     if (!(rq->rflags & R_BODY_DONE))
         return 0;
     rq->phase = P_HANDLER;
-    rebase(c, true);
+    rebase(c, in.base);
     return call_handler(c, c->srv->opts.on_request);
 }
 
@@ -584,10 +671,9 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
     return call_body(c, NULL, 0);
 }
 
-/* One step on the current request: 1 = progress, go on; 0 = wait; -1 = stop. */
-static int step(struct http_conn *c)
+/* One step on the current request, @p in the input: 1 = progress, go on; 0 = wait; -1 = stop. */
+static int step(struct http_conn *c, struct hp_buf in)
 {
-    struct hp_buf in = hp_stream_input(&c->stream);
     struct req_blk *rq = c->rq;
     int64_t rc;
 
@@ -600,7 +686,7 @@ static int step(struct http_conn *c)
             send_error(c, (int)-rc, rq->parser.reason);
             return -1;
         }
-        return head_done(c, (size_t)rc);
+        return head_done(c, in, (size_t)rc);
     case P_BODY_BUF:
         return body_buffered(c, in);
     case P_BODY_STREAM:
@@ -614,16 +700,19 @@ static void process_input(struct http_conn *c)
 {
     c->flags |= C_IN_BATCH;
     while (!(c->flags & (C_CLOSING | C_LINGER | C_ABORT))) {
+        struct hp_buf in = hp_stream_input(&c->stream);
+
         if (c->rq == NULL) {
-            if (hp_stream_input(&c->stream).len == 0)
+            if (in.len == 0)
                 break;
             if ((c->rq = rq_get(c)) == NULL) {
                 conn_close(c, -ENOMEM);
                 break;
             }
+        } else if (c->rq->phase != P_HEAD && c->rq->base != in.base) {
+            rebase(c, in.base); /* the buffer moved under the handler's views */
         }
-        rebase(c, false);
-        if (step(c) <= 0)
+        if (step(c, in) <= 0)
             break;
     }
     c->flags = (uint16_t)(c->flags & ~C_IN_BATCH);
@@ -654,12 +743,13 @@ static void input_full(struct http_conn *c)
         memmove(base + gap, base, rq->wpos);
         hp_stream_consume(&c->stream, gap);
         rq->rpos = rq->wpos;
-        rebase(c, false);
+        rebase(c, hp_stream_input(&c->stream).base);
         return;
     } else {
         send_error(c, 413, "content too large");
     }
     hp__http_flush(c);
+    settle(c);
 }
 
 static void on_read(struct hp_stream *s, int status)

@@ -2,7 +2,9 @@
  * date.c - the Date and Server header lines, rendered into the server's
  * "common" bytes at most once per wall-clock second and copied into every
  * response. The refresh is due when the loop's cached monotonic time passes
- * date_next, which points at the next wall-clock second boundary.
+ * date_next, which points at the next wall-clock second boundary
+ * (hp__http_date_check()); date_gen tells the pre-rendered heads built from
+ * the old lines that they are stale.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,8 +33,6 @@ void hp__http_date_refresh(struct hp_http_server *srv)
     const char *name = srv->server_name;
     int n;
 
-    if (now < srv->date_next && srv->common_len != 0)
-        return;
     clock_gettime(CLOCK_REALTIME, &ts);
     format_date(srv->common, sizeof(srv->common), ts.tv_sec);
     n = (int)strlen(srv->common);
@@ -40,4 +40,5 @@ void hp__http_date_refresh(struct hp_http_server *srv)
         n += snprintf(srv->common + n, sizeof(srv->common) - (size_t)n, "Server: %s\r\n", name);
     srv->common_len = (size_t)n < sizeof(srv->common) ? (size_t)n : sizeof(srv->common) - 1;
     srv->date_next = now + 1000 - (uint64_t)(ts.tv_nsec / 1000000);
+    srv->date_gen++;
 }

@@ -99,6 +99,7 @@ enum {
     C_CLOSE_AFTER = 1u << 6, /* close once the queued writes are done */
     C_SHUT = 1u << 7,        /* hp_stream_shutdown() called */
     C_ABORT = 1u << 8,       /* close with pending_err at the next safe point */
+    C_FRESH = 1u << 9,       /* a response completed: the next settle() restarts the deadline */
 };
 
 struct http_conn {
@@ -115,6 +116,23 @@ struct http_conn {
     uint16_t inflight; /* out blocks queued on the stream */
     uint16_t flags;
     uint8_t tclass;
+};
+
+/*
+ * A pre-rendered response head prefix: status line, Date, Server and
+ * Content-Type, for one (status, content type) pair. Valid while gen equals
+ * the server's date_gen, i.e. until the Date line changes.
+ */
+#define HEAD_CT_MAX 64
+#define HEAD_N      4
+
+struct head_prefix {
+    uint32_t gen;
+    uint16_t status; /* 0: unused */
+    uint16_t ct_len;
+    uint16_t len;
+    char ct[HEAD_CT_MAX];
+    char bytes[48 + 128 + 16 + HEAD_CT_MAX]; /* status line, common, Content-Type line */
 };
 
 struct hp_http_server {
@@ -138,8 +156,11 @@ struct hp_http_server {
     size_t rq_size;
     /* Date and Server lines, rendered once per second. */
     uint64_t date_next;
+    uint32_t date_gen;  /* bumped whenever common changes */
+    unsigned head_next; /* the head_prefix to replace next */
     size_t common_len;
     char common[128];
+    struct head_prefix heads[HEAD_N];
     char server_name[65];
     uint32_t timeouts[T_COUNT];
 };
@@ -158,8 +179,15 @@ void hp__http_free(struct hp_http_server *srv, void *p);
 /* date.c */
 void hp__http_date_refresh(struct hp_http_server *srv);
 
+/* Keep the Date line current: it is rendered again at most once per second. */
+static inline void hp__http_date_check(struct hp_http_server *srv)
+{
+    if (hp_loop_now(srv->loop) >= srv->date_next)
+        hp__http_date_refresh(srv);
+}
+
 /* response.c */
-int hp__http_out_reserve(struct http_conn *c, size_t n);
+int hp__http_out_grow(struct http_conn *c, size_t n);
 void hp__http_out_put(struct http_conn *c, const void *p, size_t n);
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
 int hp__http_error_response(struct http_conn *c, int status, const char *reason);
@@ -169,6 +197,16 @@ void hp__http_send_continue(struct http_conn *c);
 void hp__http_response_done(struct http_conn *c);
 void hp__http_flush(struct http_conn *c);
 void hp__http_conn_abort(struct http_conn *c, int status);
+
+/* Make room for @p n more bytes in the current output block; 0 or -ENOMEM. */
+static inline int hp__http_out_reserve(struct http_conn *c, size_t n)
+{
+    const struct out_blk *b = c->out;
+
+    if (b != NULL && b->cap - b->len >= n)
+        return 0;
+    return hp__http_out_grow(c, n);
+}
 
 static inline struct req_blk *hp__http_rq(struct hp_http_req *req)
 {

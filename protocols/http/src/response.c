@@ -3,11 +3,14 @@
  *
  * Every response of a connection is appended to its current output block
  * (c->out): status line, the pre-rendered Date/Server lines, framing and
- * connection fields, the handler's staged fields, then the body. The block
- * is queued with one hp_stream_write() at the end of the read batch (or at
- * once when the handler answers asynchronously), so the responses to all
- * requests of one read leave in one writev. Output blocks come from a
- * server pool and go back to it when their write completes.
+ * connection fields, the handler's staged fields, then the body. The first
+ * three parts (up to Content-Type) of the last few (status, content type)
+ * pairs are kept rendered per server (struct head_prefix) and copied with
+ * one memcpy until the Date line changes. The block is queued with one
+ * hp_stream_write() at the end of the read batch (or at once when the
+ * handler answers asynchronously), so the responses to all requests of one
+ * read leave in one writev. Output blocks come from a server pool and go
+ * back to it when their write completes.
  */
 #include <errno.h>
 #include <string.h>
@@ -128,6 +131,7 @@ static struct out_blk *blk_get(struct hp_http_server *srv, size_t need)
         b = hp__http_alloc(srv, sizeof(*b) + cap);
         if (b == NULL)
             return NULL;
+        memset(&b->wr, 0, sizeof(b->wr)); /* a write request starts zeroed */
         b->cap = cap;
     }
     b->next = NULL;
@@ -135,7 +139,8 @@ static struct out_blk *blk_get(struct hp_http_server *srv, size_t need)
     return b;
 }
 
-int hp__http_out_reserve(struct http_conn *c, size_t n)
+/* The slow half of hp__http_out_reserve(): a first block, or a bigger one. */
+int hp__http_out_grow(struct http_conn *c, size_t n)
 {
     struct out_blk *b = c->out;
 
@@ -170,18 +175,43 @@ static inline void put_lit(char **w, const char *s, size_t n)
 
 #define PUT_LIT(w, s) put_lit((w), (s), sizeof(s) - 1)
 
-/* Decimal (or hex) digits of @p v at *w. */
-static void put_num(char **w, uint64_t v, unsigned base)
+/* Decimal digits of @p v at *w, two at a time. */
+static void put_dec(char **w, uint64_t v)
 {
-    char tmp[24];
-    size_t n = 0;
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    size_t n = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : 4;
+    char *e;
 
+    for (uint64_t t = v / 10000; t != 0; t /= 10)
+        n++;
+    e = *w + n;
+    *w = e;
+    while (v >= 100) {
+        e -= 2;
+        memcpy(e, pairs + v % 100 * 2, 2);
+        v /= 100;
+    }
+    if (v >= 10)
+        memcpy(e - 2, pairs + v * 2, 2);
+    else
+        e[-1] = (char)('0' + v);
+}
+
+/* Hex digits of @p v at *w. */
+static void put_hex(char **w, uint64_t v)
+{
+    char *e = *w + 1;
+
+    for (uint64_t t = v; t >= 16; t >>= 4)
+        e++;
+    *w = e;
     do {
-        tmp[n++] = "0123456789abcdef"[v % base];
-        v /= base;
+        *--e = "0123456789abcdef"[v & 15];
+        v >>= 4;
     } while (v != 0);
-    while (n > 0)
-        *(*w)++ = tmp[--n];
 }
 
 /* ---- heads ------------------------------------------------------------- */
@@ -215,6 +245,71 @@ static bool valid_field_value(struct hp_str v)
     return true;
 }
 
+/* Equal bytes? For the short strings of a head prefix key: a word at a time. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++) {
+            if (a[i] != b[i])
+                return false;
+        }
+        return true;
+    }
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return false;
+    }
+    memcpy(&x, a + n - 8, 8); /* the last 8, overlapping what was compared */
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
+/*
+ * The pre-rendered prefix for @p status (valid: 200..599) and @p ctype, built
+ * (and @p ctype checked) on a miss. NULL if @p ctype is too long to keep or
+ * not a valid field value; the caller renders the slow way.
+ */
+static const struct head_prefix *head_prefix(struct hp_http_server *srv, int status,
+                                             struct hp_str ctype)
+{
+    struct head_prefix *h = NULL;
+    char *w;
+
+    for (size_t i = 0; i < HEAD_N; i++) {
+        struct head_prefix *e = &srv->heads[i];
+        if (e->status == status && e->ct_len == ctype.len &&
+            same_bytes(e->ct, ctype.ptr, ctype.len)) {
+            if (e->gen == srv->date_gen)
+                return e;
+            h = e; /* stale: the Date line moved on */
+            break;
+        }
+    }
+    if (ctype.len > HEAD_CT_MAX || !valid_field_value(ctype))
+        return NULL;
+    if (h == NULL)
+        h = &srv->heads[srv->head_next++ % HEAD_N];
+    w = h->bytes;
+    w += status_line(status, w);
+    put_lit(&w, srv->common, srv->common_len);
+    if (ctype.len != 0) {
+        PUT_LIT(&w, "Content-Type: ");
+        put_lit(&w, ctype.ptr, ctype.len);
+        PUT_LIT(&w, "\r\n");
+    }
+    h->len = (uint16_t)(w - h->bytes);
+    h->gen = srv->date_gen;
+    h->status = (uint16_t)status;
+    h->ct_len = (uint16_t)ctype.len;
+    if (ctype.len != 0)
+        memcpy(h->ct, ctype.ptr, ctype.len);
+    return h;
+}
+
 /*
  * Append the head of @p rq's response. With FR_LENGTH, @p len is the
  * Content-Length. Sets R_STARTED, and R_CLOSE if the connection must close.
@@ -223,33 +318,40 @@ static int render_head(struct http_conn *c, struct req_blk *rq, int status, stru
                        enum framing fr, uint64_t len)
 {
     struct hp_http_server *srv = c->srv;
+    const struct head_prefix *h;
     bool close;
     size_t need;
     char *w;
     int err;
 
-    if (status < 200 || status > 599 || (rq->rflags & R_STARTED) || !valid_field_value(ctype))
+    if (status < 200 || status > 599 || (rq->rflags & R_STARTED))
+        return -EINVAL;
+    hp__http_date_check(srv);
+    if ((h = head_prefix(srv, status, ctype)) == NULL && !valid_field_value(ctype))
         return -EINVAL;
     if (status == 204 || status == 304)
         fr = FR_NONE;
     if (fr == FR_EOF)
         rq->rflags |= R_UNTIL_EOF;
     close = must_close(c, rq);
-    hp__http_date_refresh(srv);
     need = 64 + srv->common_len + ctype.len + 16 + 48 + 32 + rq->hdrs_len + 2;
     if ((err = hp__http_out_reserve(c, need)) != 0)
         return err;
     w = c->out->data + c->out->len;
-    w += status_line(status, w);
-    put_lit(&w, srv->common, srv->common_len);
-    if (ctype.len != 0) {
-        PUT_LIT(&w, "Content-Type: ");
-        put_lit(&w, ctype.ptr, ctype.len);
-        PUT_LIT(&w, "\r\n");
+    if (h != NULL) {
+        put_lit(&w, h->bytes, h->len);
+    } else {
+        w += status_line(status, w);
+        put_lit(&w, srv->common, srv->common_len);
+        if (ctype.len != 0) {
+            PUT_LIT(&w, "Content-Type: ");
+            put_lit(&w, ctype.ptr, ctype.len);
+            PUT_LIT(&w, "\r\n");
+        }
     }
     if (fr == FR_LENGTH) {
         PUT_LIT(&w, "Content-Length: ");
-        put_num(&w, len, 10);
+        put_dec(&w, len);
         PUT_LIT(&w, "\r\n");
     } else if (fr == FR_CHUNKED) {
         PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
@@ -258,7 +360,8 @@ static int render_head(struct http_conn *c, struct req_blk *rq, int status, stru
         PUT_LIT(&w, "Connection: close\r\n");
     else if (rq->parser.version_minor == 0)
         PUT_LIT(&w, "Connection: keep-alive\r\n");
-    put_lit(&w, rq->hdrs, rq->hdrs_len);
+    if (rq->hdrs_len != 0)
+        put_lit(&w, rq->hdrs, rq->hdrs_len);
     PUT_LIT(&w, "\r\n");
     c->out->len = (size_t)(w - c->out->data);
     rq->rflags |= R_STARTED | (close ? R_CLOSE : 0u);
@@ -397,7 +500,7 @@ int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
         return err;
     if (rq->rflags & R_CHUNKED) {
         char *w = c->out->data + c->out->len;
-        put_num(&w, len, 16);
+        put_hex(&w, len);
         PUT_LIT(&w, "\r\n");
         c->out->len = (size_t)(w - c->out->data);
     }
@@ -451,16 +554,16 @@ int hp__http_error_response(struct http_conn *c, int status, const char *reason)
     char *w;
     int err;
 
-    hp__http_date_refresh(srv);
+    hp__http_date_check(srv);
     if ((err = hp__http_out_reserve(c, 160 + srv->common_len + blen)) != 0)
         return err;
     w = c->out->data + c->out->len;
     w += status_line(status, w);
     put_lit(&w, srv->common, srv->common_len);
     PUT_LIT(&w, "Content-Type: text/plain\r\nContent-Length: ");
-    put_num(&w, blen, 10);
+    put_dec(&w, blen);
     PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
-    put_num(&w, (uint64_t)status, 10);
+    put_dec(&w, (uint64_t)status);
     PUT_LIT(&w, " ");
     put_lit(&w, phrase, plen);
     PUT_LIT(&w, ": ");
