@@ -54,6 +54,20 @@ static inline bool is(unsigned char c, unsigned cls)
     return (char_class[c] & cls) != 0;
 }
 
+/* Scan a run of bytes of class @p cls from @p pos; return the first other byte's index. */
+static inline uint32_t scan(const char *buf, uint32_t pos, uint32_t end, unsigned cls)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+
+    /* Four bytes per test while they last: the classes of all four, and-ed. */
+    while (end - pos >= 4 && (char_class[b[pos]] & char_class[b[pos + 1]] & char_class[b[pos + 2]] &
+                              char_class[b[pos + 3]] & cls))
+        pos += 4;
+    while (pos < end && is(b[pos], cls))
+        pos++;
+    return pos;
+}
+
 bool hp__http_is_tchar(unsigned char c)
 {
     return is(c, C_TCHAR);
@@ -303,6 +317,15 @@ static void field_connection(struct hp__http_parser *p, const char *v, uint32_t 
 {
     uint32_t i = 0;
 
+    /* The usual values, whole. */
+    if (n == 10 && is_lit(v, "keep-alive", 10)) {
+        p->flags |= HP__REQ_KEEPALIVE;
+        return;
+    }
+    if (n == 5 && is_lit(v, "close", 5)) {
+        p->flags |= HP__REQ_CLOSE;
+        return;
+    }
     while (i < n) {
         while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
             i++;
@@ -331,11 +354,7 @@ static bool valid_host(const char *v, uint32_t n)
             return false;
         i++;
     } else {
-        while (i < n && v[i] != ':') {
-            if (!is((unsigned char)v[i], C_HOST))
-                return false;
-            i++;
-        }
+        i = scan(v, 0, n, C_HOST); /* stops at the port's ':' or a bad byte */
     }
     if (i == n)
         return true;
@@ -452,20 +471,6 @@ static int64_t end_request_line(struct hp__http_parser *p, const char *buf)
 
     p->state = S_FIELD_START;
     return rc;
-}
-
-/* Scan a run of bytes of class @p cls from @p pos; return the first other byte's index. */
-static inline uint32_t scan(const char *buf, uint32_t pos, uint32_t end, unsigned cls)
-{
-    const unsigned char *b = (const unsigned char *)buf;
-
-    /* Four bytes per test while they last: the classes of all four, and-ed. */
-    while (end - pos >= 4 && (char_class[b[pos]] & char_class[b[pos + 1]] & char_class[b[pos + 2]] &
-                              char_class[b[pos + 3]] & cls))
-        pos += 4;
-    while (pos < end && is(b[pos], cls))
-        pos++;
-    return pos;
 }
 
 #ifdef __SSE2__
