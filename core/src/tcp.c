@@ -409,6 +409,42 @@ static int req_prepare(struct hp_stream *s, struct hp_write_req *req, const stru
     return 0;
 }
 
+/*
+ * Nothing queued: write straight from the caller's buffers, the usual case
+ * of one writev and done, without copying descriptors. Whatever the kernel
+ * did not take is queued, and flush() goes on until EAGAIN (an edge watcher
+ * must see EAGAIN before it is told of room again).
+ */
+static int write_now(struct hp_stream *s, struct hp_write_req *req, const struct hp_buf *bufs,
+                     size_t nbufs, hp_write_cb *cb)
+{
+    size_t total = bufs_total(bufs, nbufs), done;
+    ssize_t n = hp_io_writev(&s->_io, bufs, nbufs);
+
+    if (n == (ssize_t)total) {
+        req->stream = s;
+        req->_cb = cb;
+        req->_bufs = NULL;
+        req->_nbufs = req->_pos = 0;
+        req->_busy = REQ_BUSY;
+        complete(s, req, 0);
+        return 0;
+    }
+    (void)req_prepare(s, req, bufs, nbufs, cb); /* cannot fail: the descriptors fit inline */
+    if (n < 0 && n != -EAGAIN) {
+        s->_error = (int)n;
+        complete(s, req, (int)n);
+        return 0;
+    }
+    done = n > 0 ? (size_t)n : 0;
+    req_advance(req, &done);
+    s->_wq_bytes = total - (n > 0 ? (size_t)n : 0);
+    s->_wq_head = s->_wq_tail = req;
+    if (n > 0)
+        flush(s);
+    return 0;
+}
+
 int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct hp_buf *bufs,
                     size_t nbufs, hp_write_cb *cb)
 {
@@ -420,6 +456,8 @@ int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct 
         return HP_ECLOSED;
     if (s->_error)
         return s->_error;
+    if (!s->_wq_head && !(s->_flags & S_CONNECTING) && nbufs <= HP_WRITE_INLINE_BUFS)
+        return write_now(s, req, bufs, nbufs, cb);
     if ((err = req_prepare(s, req, bufs, nbufs, cb)) != 0)
         return err;
     s->_wq_bytes += bufs_total(bufs, nbufs);
