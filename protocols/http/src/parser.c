@@ -161,6 +161,8 @@ static uint8_t method_id(const char *m, size_t n)
         {"CONNECT", 7, HP__M_CONNECT}, {"TRACE", 5, HP__M_TRACE},   {"PATCH", 5, HP__M_PATCH},
     };
 
+    if (n == 3 && m[0] == 'G' && m[1] == 'E' && m[2] == 'T')
+        return HP__M_GET; /* by far the most common */
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         if (known[i].len == n && memcmp(known[i].name, m, n) == 0)
             return known[i].id;
@@ -171,7 +173,17 @@ static uint8_t method_id(const char *m, size_t n)
 /* Split path and query of the target at buf[off..off+len). */
 static void split_path(struct hp__http_parser *p, const char *buf, uint32_t off, uint32_t len)
 {
-    const char *q = memchr(buf + off, '?', len);
+    const char *q = NULL;
+
+    /* Short targets (the usual ones) are cheaper to scan than to call memchr for. */
+    if (len >= 32)
+        q = memchr(buf + off, '?', len);
+    for (uint32_t i = 0; len < 32 && i < len; i++) {
+        if (buf[off + i] == '?') {
+            q = buf + off + i;
+            break;
+        }
+    }
 
     p->path_off = off;
     if (q == NULL) {
@@ -497,10 +509,45 @@ static inline uint32_t scan_vws(const char *buf, uint32_t pos, uint32_t end)
     }
     return scan(buf, pos, end, C_VWS);
 }
+
+/*
+ * Scan a token: letters, digits and '-' (what nearly every header name and
+ * method is made of) sixteen at a time, then the table for anything else.
+ */
+static inline uint32_t scan_tchar(const char *buf, uint32_t pos, uint32_t end)
+{
+    const __m128i lo = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-');
+    const __m128i none = _mm_setzero_si128();
+
+    while (end - pos >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
+        /* v <= n, unsigned, as saturating v - n == 0. */
+        __m128i alpha =
+            _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(_mm_or_si128(x, lo), a), z), none);
+        __m128i digit = _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(x, zero), nine), none);
+        __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(x, dash));
+        unsigned m = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+
+        if (m) {
+            pos += (uint32_t)__builtin_ctz(m);
+            if (!is((unsigned char)buf[pos], C_TCHAR))
+                return pos; /* the usual end: ':' or ' ' */
+            break;
+        }
+        pos += 16;
+    }
+    return scan(buf, pos, end, C_TCHAR);
+}
 #else
 static inline uint32_t scan_vws(const char *buf, uint32_t pos, uint32_t end)
 {
     return scan(buf, pos, end, C_VWS);
+}
+
+static inline uint32_t scan_tchar(const char *buf, uint32_t pos, uint32_t end)
+{
+    return scan(buf, pos, end, C_TCHAR);
 }
 #endif
 
@@ -529,13 +576,16 @@ static inline uint32_t scan_value(struct hp__http_parser *p, const char *buf, ui
  */
 static int64_t field_line(struct hp__http_parser *p, const char *buf, uint32_t end)
 {
-    uint32_t name = p->pos, colon = scan(buf, name, end, C_TCHAR), v, vend, next;
+    uint32_t name = p->pos, colon = scan_tchar(buf, name, end), v, vend, next;
     int64_t rc;
 
     if (colon == end || buf[colon] != ':')
         return 0;
-    for (v = colon + 1; v < end && (buf[v] == ' ' || buf[v] == '\t'); v++)
-        continue;
+    v = colon + 1;
+    if (v < end && buf[v] == ' ')
+        v++; /* the usual single space */
+    while (v < end && (buf[v] == ' ' || buf[v] == '\t'))
+        v++;
     vend = scan_vws(buf, v, end);
     if (vend == end)
         return 0;
@@ -548,7 +598,7 @@ static int64_t field_line(struct hp__http_parser *p, const char *buf, uint32_t e
     if ((rc = start_field(p)) != 0 || (p->pos = colon, rc = end_name(p)) != 0)
         return rc;
     p->mark = v;
-    while (vend > v && (buf[vend - 1] == ' ' || buf[vend - 1] == '\t'))
+    while (vend > v && (unsigned char)buf[vend - 1] <= ' ') /* SP or HTAB, here */
         vend--;
     p->vend = vend;
     p->pos = next;
@@ -578,7 +628,7 @@ static int64_t run(struct hp__http_parser *p, const char *buf, uint32_t end)
                     return fail(p, 400, "invalid character in method");
                 p->method_off = p->pos;
                 p->state = S_METHOD;
-                p->pos = scan(buf, p->pos, end, C_TCHAR);
+                p->pos = scan_tchar(buf, p->pos, end);
                 continue;
             }
             break;
@@ -588,7 +638,7 @@ static int64_t run(struct hp__http_parser *p, const char *buf, uint32_t end)
             p->state = S_START;
             break;
         case S_METHOD:
-            p->pos = scan(buf, p->pos, end, C_TCHAR);
+            p->pos = scan_tchar(buf, p->pos, end);
             if (p->pos == end)
                 continue;
             if (buf[p->pos] != ' ')
@@ -653,7 +703,7 @@ static int64_t run(struct hp__http_parser *p, const char *buf, uint32_t end)
             }
             break;
         case S_NAME:
-            p->pos = scan(buf, p->pos, end, C_TCHAR);
+            p->pos = scan_tchar(buf, p->pos, end);
             if (p->pos == end)
                 continue;
             c = (unsigned char)buf[p->pos];
