@@ -28,25 +28,26 @@ enum {
     C_HOST = 8,   /* reg-name / port character of a Host value */
     C_HEX = 16,   /* hexadecimal digit */
     C_VWS = 32,   /* field-vchar, SP or HTAB: may appear inside a field value */
+    C_DIGIT = 64, /* decimal digit */
 };
 
 static const unsigned char char_class[256] = {
-    0,  0,  0,  0,  0,  0,  0,  0,  0,  32, 0,  0,  0,  0,  0,  0,  /* 0x00 */
-    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-    32, 47, 38, 35, 47, 47, 47, 47, 46, 46, 47, 47, 46, 47, 47, 38, /* 0x20 */
-    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 38, 46, 38, 38, /* 0x30 */
-    38, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, /* 0x40 */
-    47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 38, 38, 38, 39, 47, /* 0x50 */
-    39, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, /* 0x60 */
-    47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 38, 39, 38, 47, 0,  /* 0x70 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0x80 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0x90 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xa0 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xb0 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xc0 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xd0 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xe0 */
-    34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, /* 0xf0 */
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   32,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,  0,  0,  0,  0,  0,  /* 0x10 */
+    32,  47,  38,  35,  47,  47,  47,  47,  46,  46,  47, 47, 46, 47, 47, 38, /* 0x20 */
+    127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 38, 46, 38, 46, 38, 38, /* 0x30 */
+    38,  63,  63,  63,  63,  63,  63,  47,  47,  47,  47, 47, 47, 47, 47, 47, /* 0x40 */
+    47,  47,  47,  47,  47,  47,  47,  47,  47,  47,  47, 38, 38, 38, 39, 47, /* 0x50 */
+    39,  63,  63,  63,  63,  63,  63,  47,  47,  47,  47, 47, 47, 47, 47, 47, /* 0x60 */
+    47,  47,  47,  47,  47,  47,  47,  47,  47,  47,  47, 38, 39, 38, 47, 0,  /* 0x70 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0x80 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0x90 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xa0 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xb0 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xc0 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xd0 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xe0 */
+    34,  34,  34,  34,  34,  34,  34,  34,  34,  34,  34, 34, 34, 34, 34, 34, /* 0xf0 */
 };
 
 static inline bool is(unsigned char c, unsigned cls)
@@ -372,25 +373,19 @@ static bool valid_host(const char *v, uint32_t n)
         return true;
     if (v[i] != ':')
         return false;
-    for (i++; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-    }
-    return true;
+    return scan(v, i + 1, n, C_DIGIT) == n;
 }
 
 /* Act on a complete field whose slot is p->fields[p->nfields]. */
-static int64_t end_field(struct hp__http_parser *p, const char *buf)
+/* Act on a framing-relevant field (see end_field). */
+static inline int64_t special_field(struct hp__http_parser *p, const struct hp__http_field *f,
+                                    const char *buf)
 {
-    struct hp__http_field *f = &p->fields[p->nfields];
     const char *name = buf + f->name_off;
-    const char *v = buf + p->mark;
-    uint32_t n = p->vend - p->mark;
+    const char *v = buf + f->value_off;
+    uint32_t n = f->value_len;
     int64_t rc = 0;
 
-    f->value_off = p->mark;
-    f->value_len = n;
-    p->nfields++;
     switch (f->name_len) {
     case 4:
         if (is_lit(name, "host", 4)) {
@@ -421,6 +416,16 @@ static int64_t end_field(struct hp__http_parser *p, const char *buf)
         break;
     }
     return rc;
+}
+
+/* A field is complete: its slot is p->fields[p->nfields], its value p->mark..p->vend. */
+static int64_t end_field(struct hp__http_parser *p, const char *buf)
+{
+    struct hp__http_field *f = &p->fields[p->nfields++];
+
+    f->value_off = p->mark;
+    f->value_len = p->vend - p->mark;
+    return special_field(p, f, buf);
 }
 
 /* Framing verdict once the whole head is read (RFC 9112 section 6). */
