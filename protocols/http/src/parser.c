@@ -512,9 +512,21 @@ static inline uint32_t scan_vws(const char *buf, uint32_t pos, uint32_t end)
             return pos + (uint32_t)__builtin_ctz(m);
         pos += 16;
     }
-    return scan(buf, pos, end, C_VWS);
+    if (pos == end || end < 16)
+        return scan(buf, pos, end, C_VWS);
+    /* The last few bytes: one load ending at end (it starts before pos, never before buf). */
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(buf + end - 16));
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, flip), low), _mm_cmpeq_epi8(x, del));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), bad)) >>
+                 (16 - (end - pos));
+
+    return m ? pos + (uint32_t)__builtin_ctz(m) : end;
 }
 
+/*
+ * Scan a token: letters, digits and '-' (what nearly every header name and
+ * method is made of) sixteen at a time, then the table for anything else.
+ */
 /*
  * Scan a token: letters, digits and '-' (what nearly every header name and
  * method is made of) sixteen at a time, then the table for anything else.
