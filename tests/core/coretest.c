@@ -64,6 +64,81 @@ void ct_run_nowait(struct hp_loop *loop, unsigned n)
     }
 }
 
+/* ---- watchdog ---------------------------------------------------------- */
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct hp_loop *loop;
+    unsigned ms;
+    bool done, fired, running;
+} dog = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void on_dog_post(struct hp_loop *loop, int status, void *arg)
+{
+    (void)arg;
+    if (status == 0)
+        hp_loop_stop(loop);
+}
+
+static void *dog_main(void *arg)
+{
+    struct timespec until;
+    int rc = 0;
+
+    (void)arg;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += dog.ms / 1000;
+    until.tv_nsec += (long)(dog.ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&dog.mu);
+    while (!dog.done && rc == 0)
+        rc = pthread_cond_timedwait(&dog.cv, &dog.mu, &until);
+    if (!dog.done) {
+        dog.fired = true;
+        (void)hp_loop_post(dog.loop, on_dog_post, NULL);
+    }
+    pthread_mutex_unlock(&dog.mu);
+    return NULL;
+}
+
+void ct_watchdog_start(struct hp_loop *loop, unsigned ms)
+{
+    assert_false(dog.running);
+    dog.loop = loop;
+    dog.ms = ms;
+    dog.done = dog.fired = false;
+    dog.running = true;
+    assert_int_equal(pthread_create(&dog.thread, NULL, dog_main, NULL), 0);
+}
+
+bool ct_watchdog_stop(void)
+{
+    assert_true(dog.running);
+    pthread_mutex_lock(&dog.mu);
+    dog.done = true;
+    pthread_cond_signal(&dog.cv);
+    pthread_mutex_unlock(&dog.mu);
+    pthread_join(dog.thread, NULL);
+    dog.running = false;
+    return dog.fired;
+}
+
+void ct_run_guarded(struct hp_loop *loop)
+{
+    int rc;
+
+    ct_watchdog_start(loop, 5000);
+    rc = hp_loop_run(loop);
+    if (ct_watchdog_stop())
+        fail_msg("hp_loop_run() did not return within 5000 ms (blocked with nothing alive?)");
+    assert_int_equal(rc, 0);
+}
+
 /* ---- allocator ------------------------------------------------------- */
 
 static bool take_budget(struct ct_alloc *a)

@@ -36,6 +36,18 @@ void ct_run_until(struct hp_loop *loop, ct_pred *pred, void *arg);
 void ct_run_nowait(struct hp_loop *loop, unsigned n);
 
 /*
+ * A watchdog for hp_loop_run(): if it has not been stopped within @p ms, a
+ * thread posts a callback that calls hp_loop_stop(), so a loop that blocks
+ * with nothing left to wait for fails the test instead of hanging it. Only
+ * one at a time. ct_watchdog_stop() returns true if the watchdog had to fire.
+ */
+void ct_watchdog_start(struct hp_loop *loop, unsigned ms);
+bool ct_watchdog_stop(void);
+
+/* hp_loop_run() under a watchdog; fails the test if the watchdog fired. */
+void ct_run_guarded(struct hp_loop *loop);
+
+/*
  * An hp_allocator that counts live blocks and, once armed, fails every
  * allocation after a given number of successful ones. Thread-safe.
  */

@@ -255,7 +255,7 @@ static void test_defer_pending_keeps_run_going(void **state)
     cdefer_init(loop, &b);
     a.start_next = &b.d;
     hp_defer_start(&a.d);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(a.ran, 1);
     assert_int_equal(b.ran, 1);
     hp_test_loop_free(loop);
@@ -314,7 +314,7 @@ static void test_post_chain_keeps_run_going_until_the_last(void **state)
     plog.loop = loop;
     plog.chain = 3;
     assert_int_equal(hp_loop_post(loop, on_post, (void *)(uintptr_t)10), 0);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(plog.n, 4);
     for (size_t i = 0; i < 4; i++)
         assert_int_equal(plog.arg[i], 10 + i);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -737,6 +738,88 @@ static void test_io_stale_event_does_not_reach_a_watcher_on_a_reused_accept_fd(v
     close(lfd);
 }
 
+/*
+ * Two watchers have events in one batch; the first callback registers
+ * watchers on high descriptor numbers, so the core's fd-indexed table must
+ * grow (move) in the middle of the batch. The second watcher is still
+ * dispatched, once, to the right watcher.
+ */
+enum { GROW_FDS = 3 };
+
+struct grower {
+    struct watch w[2];
+    struct watch high[GROW_FDS];
+    int high_fd[GROW_FDS];
+    int src_fd;
+    int fd_cap; /* the soft descriptor limit, at most 65536 */
+    struct hp_loop *loop;
+    bool grown;
+};
+
+static struct grower grow;
+
+static void on_grow(struct hp_io *io, unsigned events, int status)
+{
+    struct watch *w = hp_container_of(io, struct watch, io);
+
+    assert_true(w == &grow.w[0] || w == &grow.w[1]);
+    on_watch(io, events, status);
+    if (grow.grown)
+        return;
+    grow.grown = true;
+    for (int i = 0; i < GROW_FDS; i++) {
+        int want = grow.fd_cap >> (GROW_FDS - i); /* cap/8, cap/4, cap/2 */
+
+        grow.high_fd[i] = fcntl(grow.src_fd, F_DUPFD_CLOEXEC, want);
+        assert_true(grow.high_fd[i] >= want);
+        memset(&grow.high[i], 0, sizeof(grow.high[i]));
+        hp_io_init(grow.loop, &grow.high[i].io, grow.high_fd[i], on_watch);
+        assert_int_equal(hp_io_start(&grow.high[i].io, HP_READABLE), 0);
+    }
+}
+
+static void test_io_fd_table_growth_inside_a_callback_does_not_disturb_the_batch(void **state)
+{
+    struct rlimit rl;
+    int a[2], b[2], spare[2];
+
+    (void)state;
+    memset(&grow, 0, sizeof(grow));
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    grow.fd_cap = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+    grow.loop = hp_test_loop_new(NULL);
+    hp_test_socketpair(a);
+    hp_test_socketpair(b);
+    hp_test_pipe(spare);
+    grow.src_fd = spare[0];
+    hp_io_init(grow.loop, &grow.w[0].io, a[0], on_grow);
+    hp_io_init(grow.loop, &grow.w[1].io, b[0], on_grow);
+    grow.w[0].drain_on_call = grow.w[1].drain_on_call = true;
+    assert_int_equal(hp_io_start(&grow.w[0].io, HP_READABLE), 0);
+    assert_int_equal(hp_io_start(&grow.w[1].io, HP_READABLE), 0);
+    hp_test_write_all(a[1], "a", 1);
+    hp_test_write_all(b[1], "b", 1);
+    assert_int_equal(hp_loop_run_once(grow.loop, 0), 2);
+    assert_int_equal(grow.w[0].calls, 1);
+    assert_int_equal(grow.w[1].calls, 1);
+    assert_true(grow.grown);
+
+    /* The new watchers work too. */
+    hp_test_write_all(spare[1], "x", 1);
+    for (int i = 0; i < GROW_FDS; i++)
+        hp_test_run_until_count(grow.loop, &grow.high[i].calls, 1);
+    for (int i = 0; i < GROW_FDS; i++) {
+        hp_io_stop(&grow.high[i].io);
+        close(grow.high_fd[i]);
+    }
+    hp_io_stop(&grow.w[0].io);
+    hp_io_stop(&grow.w[1].io);
+    hp_test_loop_free(grow.loop);
+    close_pair(a);
+    close_pair(b);
+    close_pair(spare);
+}
+
 /* ---- hp_io_read/hp_io_write ---------------------------------------------- */
 
 static void test_io_read_reports_eagain_then_data_then_eof(void **state)
@@ -915,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_io_callback_may_stop_and_free_many_watchers_with_events_pending),
         cmocka_unit_test(test_io_stale_event_does_not_reach_a_watcher_on_a_reused_dup_fd),
         cmocka_unit_test(test_io_stale_event_does_not_reach_a_watcher_on_a_reused_accept_fd),
+        cmocka_unit_test(test_io_fd_table_growth_inside_a_callback_does_not_disturb_the_batch),
         cmocka_unit_test(test_io_read_reports_eagain_then_data_then_eof),
         cmocka_unit_test(test_io_write_to_a_closed_socket_gives_epipe_not_sigpipe),
         cmocka_unit_test(test_io_readv_and_writev_move_several_buffers_in_order),

@@ -73,7 +73,7 @@ static void test_loop_run_returns_at_once_when_nothing_is_active(void **state)
     struct hp_loop *loop = hp_test_loop_new(NULL);
 
     (void)state;
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     hp_test_loop_free(loop);
 }
 
@@ -180,7 +180,7 @@ static void test_loop_run_returns_after_the_last_timer_fired(void **state)
     hp_timer_init(loop, &c[1].t, on_count_timer);
     assert_int_equal(hp_timer_start(&c[0].t, 1, 0), 0);
     assert_int_equal(hp_timer_start(&c[1].t, 5, 0), 0);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(c[0].fired, 1);
     assert_int_equal(c[1].fired, 1);
     assert_false(hp_loop_is_alive(loop));
@@ -198,7 +198,7 @@ static void test_loop_run_returns_when_its_only_timer_fires_before_the_first_wai
     memset(&c, 0, sizeof(c));
     hp_timer_init(loop, &c.t, on_count_timer);
     assert_int_equal(hp_timer_start(&c.t, 0, 0), 0);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(c.fired, 1);
     assert_false(hp_loop_is_alive(loop));
     hp_test_loop_free(loop);
@@ -212,16 +212,16 @@ static void test_loop_stop_from_a_callback_makes_run_return(void **state)
     (void)state;
     hp_timer_init(loop, &c.t, on_count_timer);
     assert_int_equal(hp_timer_start(&c.t, 1, 1), 0);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(c.fired, 3);
     assert_true(hp_timer_is_active(&c.t));
 
     /* The loop can be run again afterwards. */
     c.stop_after = 5;
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     assert_int_equal(c.fired, 5);
     hp_timer_stop(&c.t);
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     hp_test_loop_free(loop);
 }
 
@@ -402,7 +402,7 @@ static void test_loop_allocates_only_through_its_allocator(void **state)
         if (i % 2)
             hp_timer_stop(&c[i].t);
     }
-    assert_int_equal(hp_loop_run(loop), 0);
+    ct_run_guarded(loop);
     for (int i = 0; i < N; i++)
         assert_int_equal(c[i].fired, (size_t)(i % 2 == 0));
     assert_int_equal(hp_loop_free(loop), 0);

@@ -369,7 +369,7 @@ static void on_fwrite(struct hp_write_req *req, int status)
 static void test_oom_stream_write_of_many_buffers_fails_cleanly(void **state)
 {
     static const char *parts[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
-    struct hp_write_req req;
+    struct hp_write_req req = {0};
     struct hp_buf bufs[10];
     struct hp_loop *loop;
     struct hp_stream s;
@@ -434,12 +434,19 @@ static void test_oom_listener_and_connect_fail_cleanly_until_they_succeed(void *
     struct hp_stream s;
     struct ct_alloc a;
     struct hp_loop *loop;
+    enum { FILLERS = 300 };
+    int fillers[FILLERS];
     long n;
     int rc = -1, port;
 
     (void)state;
     ct_alloc_init(&a);
     loop = ct_loop_new(NULL, &a, 0);
+    /* Occupy low numbers so the new sockets need a larger fd table. */
+    for (int i = 0; i < FILLERS; i++) {
+        fillers[i] = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+        assert_true(fillers[i] >= 0);
+    }
     for (n = 0; n < MAX_TRIES; n++) {
         size_t before = ct_count_open_fds();
 
@@ -480,6 +487,8 @@ static void test_oom_listener_and_connect_fail_cleanly_until_they_succeed(void *
     assert_int_equal(hp_loop_free(loop), 0);
     assert_int_equal(ct_alloc_live(&a), 0);
     ct_alloc_destroy(&a);
+    for (int i = 0; i < FILLERS; i++)
+        close(fillers[i]);
 }
 
 int main(void)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -402,6 +403,129 @@ static void test_timer_remaining_counts_down_and_is_zero_when_inactive(void **st
     hp_test_loop_free(loop);
 }
 
+/* Started with timeout 0 from an IO callback and from a deferred callback. */
+struct late_starter {
+    struct hp_io io;
+    struct hp_defer d;
+    struct hp_timer from_io, from_defer;
+    size_t fired_io, fired_defer;
+};
+
+static struct late_starter ls;
+
+static void on_from_io(struct hp_timer *t)
+{
+    (void)t;
+    ls.fired_io++;
+}
+
+static void on_from_defer(struct hp_timer *t)
+{
+    (void)t;
+    ls.fired_defer++;
+}
+
+static void on_start_from_io(struct hp_io *io, unsigned events, int status)
+{
+    (void)events;
+    (void)status;
+    hp_io_stop(io);
+    assert_int_equal(hp_timer_start(&ls.from_io, 0, 0), 0);
+}
+
+static void on_start_from_defer(struct hp_defer *d)
+{
+    (void)d;
+    assert_int_equal(hp_timer_start(&ls.from_defer, 0, 0), 0);
+}
+
+static void test_timer_started_from_any_callback_waits_for_the_next_iteration(void **state)
+{
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    int fds[2];
+
+    (void)state;
+    memset(&ls, 0, sizeof(ls));
+    hp_test_pipe(fds);
+    hp_timer_init(loop, &ls.from_io, on_from_io);
+    hp_timer_init(loop, &ls.from_defer, on_from_defer);
+    hp_io_init(loop, &ls.io, fds[0], on_start_from_io);
+    hp_defer_init(loop, &ls.d, on_start_from_defer);
+    assert_int_equal(hp_io_start(&ls.io, HP_READABLE), 0);
+    hp_test_write_all(fds[1], "x", 1);
+    hp_defer_start(&ls.d);
+    assert_int_equal(hp_loop_run_once(loop, 0), 2); /* the io and the defer callbacks */
+    assert_true(hp_timer_is_active(&ls.from_io));
+    assert_true(hp_timer_is_active(&ls.from_defer));
+    assert_int_equal(ls.fired_io + ls.fired_defer, 0);
+    assert_int_equal(hp_loop_run_once(loop, 0), 2);
+    assert_int_equal(ls.fired_io, 1);
+    assert_int_equal(ls.fired_defer, 1);
+    hp_test_loop_free(loop);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/*
+ * Two timers are due in one pass; the first starts thousands more, so the
+ * heap grows (and may move) in the middle of the pass. The second still
+ * fires in this pass; the new ones, although due at once, in the next.
+ */
+enum { SPAWNED = 5000 };
+
+struct spawner {
+    struct hp_timer t[2];
+    struct hp_timer *spawned;
+    size_t fired[2], spawned_fired;
+    bool spawned_already;
+};
+
+static struct spawner sp;
+
+static void on_spawned(struct hp_timer *t)
+{
+    (void)t;
+    sp.spawned_fired++;
+}
+
+static void on_spawner(struct hp_timer *t)
+{
+    size_t me = t == &sp.t[0] ? 0 : 1;
+
+    assert_true(t == &sp.t[0] || t == &sp.t[1]);
+    sp.fired[me]++;
+    if (sp.spawned_already)
+        return;
+    sp.spawned_already = true;
+    for (size_t i = 0; i < SPAWNED; i++) {
+        hp_timer_init(t->loop, &sp.spawned[i], on_spawned);
+        assert_int_equal(hp_timer_start(&sp.spawned[i], 0, 0), 0);
+    }
+}
+
+static void test_timer_heap_growth_inside_a_callback_does_not_disturb_the_pass(void **state)
+{
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+
+    (void)state;
+    memset(&sp, 0, sizeof(sp));
+    sp.spawned = calloc(SPAWNED, sizeof(*sp.spawned));
+    assert_non_null(sp.spawned);
+    hp_timer_init(loop, &sp.t[0], on_spawner);
+    hp_timer_init(loop, &sp.t[1], on_spawner);
+    assert_int_equal(hp_timer_start(&sp.t[0], 0, 0), 0);
+    assert_int_equal(hp_timer_start(&sp.t[1], 0, 0), 0);
+    assert_int_equal(hp_loop_run_once(loop, 0), 2);
+    assert_int_equal(sp.fired[0], 1);
+    assert_int_equal(sp.fired[1], 1);
+    assert_int_equal(sp.spawned_fired, 0);
+    assert_int_equal(hp_loop_run_once(loop, 0), SPAWNED);
+    assert_int_equal(sp.spawned_fired, SPAWNED);
+    assert_false(hp_loop_is_alive(loop));
+    hp_test_loop_free(loop);
+    free(sp.spawned);
+}
+
 /* ---- half a million ---------------------------------------------------- */
 
 struct many {
@@ -501,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_timer_started_from_another_timers_callback_waits_for_the_next_pass),
         cmocka_unit_test(test_timer_repeat_fires_every_period_until_stopped),
         cmocka_unit_test(test_timer_remaining_counts_down_and_is_zero_when_inactive),
+        cmocka_unit_test(test_timer_started_from_any_callback_waits_for_the_next_iteration),
+        cmocka_unit_test(test_timer_heap_growth_inside_a_callback_does_not_disturb_the_pass),
         cmocka_unit_test(test_timer_half_a_million_timers_fire_once_each_in_order),
     };
 
