@@ -316,6 +316,13 @@ static int pending_error(int fd)
     return err ? -err : -EIO;
 }
 
+/* The directions delivered to an edge watcher whose IO has not hit EAGAIN since. */
+static unsigned latched_dirs(const struct hp_io *io)
+{
+    return ((io->_flags & HP__IO_LATCH_R) ? HP_READABLE : 0u) |
+           ((io->_flags & HP__IO_LATCH_W) ? HP_WRITABLE : 0u);
+}
+
 /* Latch what is delivered to an edge watcher (re-syncing an emulated one). */
 static void latch(struct hp_io *io, unsigned ev)
 {
@@ -364,10 +371,15 @@ static int dispatch_one(struct hp_loop *loop, const struct hp_ready *r)
     ev = r->events & ((io->_events & IO_DIRS) | HP_HUP | HP_ERROR);
     if (!ev)
         return 0;
+    if (io->_events & HP_EDGE) {
+        /* Not again before EAGAIN: epoll and kqueue wake on every arrival, poll on none. */
+        ev &= ~latched_dirs(io);
+        if (!ev)
+            return 0;
+        latch(io, ev);
+    }
     if (ev & HP_ERROR)
         status = pending_error(fd);
-    if (io->_events & HP_EDGE)
-        latch(io, ev);
     io->_cb(io, ev, status);
     check_sated(loop, io, fd);
     return 1;

@@ -139,6 +139,31 @@ static void test_io_edge_watcher_is_called_once_until_its_io_hits_eagain(void **
     close_pair(fds);
 }
 
+/* New data before EAGAIN does not wake an edge watcher again, on any driver. */
+static void test_io_edge_watcher_is_not_woken_by_more_data_before_eagain(void **state)
+{
+    struct ct_log log = {0};
+    struct hp_loop *loop = ct_loop_new(&log, NULL, 0);
+    struct watch w;
+    int fds[2];
+
+    (void)state;
+    hp_test_pipe(fds);
+    watch_start(loop, &w, fds[0], HP_READABLE | HP_EDGE);
+    hp_test_write_all(fds[1], "a", 1);
+    hp_test_run_until_count(loop, &w.calls, 1);
+    hp_test_write_all(fds[1], "b", 1); /* a new arrival: epoll and kqueue see an edge */
+    ct_run_nowait(loop, 5);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(drain_fd(fds[0]), 2);
+    hp_io_drained(&w.io, HP_READABLE);
+    hp_test_write_all(fds[1], "c", 1);
+    hp_test_run_until_count(loop, &w.calls, 2);
+    hp_io_stop(&w.io);
+    hp_test_loop_free(loop);
+    close_pair(fds);
+}
+
 static void test_io_edge_watcher_wakes_again_after_hp_io_drained(void **state)
 {
     struct ct_log log = {0};
@@ -980,6 +1005,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_io_level_watcher_is_called_every_iteration_while_ready),
         cmocka_unit_test(test_io_edge_watcher_is_called_once_until_its_io_hits_eagain),
+        cmocka_unit_test(test_io_edge_watcher_is_not_woken_by_more_data_before_eagain),
         cmocka_unit_test(test_io_edge_watcher_wakes_again_after_hp_io_drained),
         cmocka_unit_test(test_io_edge_watcher_sees_data_that_arrives_right_after_draining),
         cmocka_unit_test(test_io_edge_writable_fires_again_once_the_peer_drains),

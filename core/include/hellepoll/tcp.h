@@ -113,8 +113,9 @@ HP_API HP_NODISCARD int hp_stream_init(struct hp_loop *loop, struct hp_stream *s
  * Connect to @p host (a numeric IPv4 or IPv6 address; no DNS) port @p port.
  * @p cb runs once with the result. On success the stream is ready; on failure
  * it must still be closed with hp_stream_close().
- * @return 0, or -EINVAL (not a numeric address), or socket()/connect()'s
- *         -errno; then @p cb never runs and nothing needs closing.
+ * @return 0, or -EINVAL (not a numeric address), -ENOMEM (the loop's fd
+ *         table could not grow), or socket()/connect()'s -errno; then @p cb
+ *         never runs and nothing needs closing.
  */
 HP_API HP_NODISCARD int hp_stream_connect(struct hp_loop *loop, struct hp_stream *s,
                                           const char *host, uint16_t port, hp_connect_cb *cb);
@@ -168,9 +169,10 @@ HP_API int hp_stream_shutdown(struct hp_stream *s);
 /**
  * Close the stream: stop reading, cancel queued writes (their callbacks get
  * -ECANCELED, unless already complete), close the descriptor, then call
- * @p cb (may be NULL) on a later iteration. Closing twice is a programming
- * error (asserted). Pending data is not flushed: to close after the last
- * write, close from that write's callback.
+ * @p cb (may be NULL) on a later iteration. Every write callback still owed
+ * runs before @p cb, so @p cb may free the write requests with the stream. Closing twice is a
+ * programming error (asserted). Pending data is not flushed: to close after the last write, close
+ * from that write's callback.
  */
 HP_API void hp_stream_close(struct hp_stream *s, hp_close_cb *cb);
 
@@ -227,8 +229,9 @@ struct hp_listener {
 /**
  * Bind, listen and start accepting. Accepts until EAGAIN on every readiness
  * event. SO_REUSEADDR is always set.
- * @return 0, -EINVAL (host not a numeric address), or the -errno of
- *         socket/bind/listen (-EADDRINUSE, -EACCES, ...).
+ * @return 0, -EINVAL (host not a numeric address), -ENOMEM (the loop's fd
+ *         table could not grow), or the -errno of socket/bind/listen
+ *         (-EADDRINUSE, -EACCES, ...).
  */
 HP_API HP_NODISCARD int hp_listener_start(struct hp_loop *loop, struct hp_listener *l,
                                           const struct hp_listener_opts *opts, hp_accept_cb *cb);
