@@ -472,6 +472,22 @@ int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct 
     return 0;
 }
 
+ssize_t hp_stream_try_write(struct hp_stream *s, const struct hp_buf *bufs, size_t nbufs)
+{
+    ssize_t n;
+
+    if (s->_flags & (S_CLOSING | S_SHUT_WANTED))
+        return HP_ECLOSED;
+    if (s->_error)
+        return s->_error;
+    if (s->_wq_head || (s->_flags & S_CONNECTING))
+        return -EAGAIN;
+    n = hp_io_writev(&s->_io, bufs, nbufs);
+    if (n < 0 && n != -EAGAIN)
+        s->_error = (int)n;
+    return n;
+}
+
 size_t hp_stream_write_queue_size(const struct hp_stream *s)
 {
     return s->_wq_bytes;

@@ -610,6 +610,38 @@ static void test_tcp_write_callback_never_runs_inside_hp_stream_write(void **sta
     close(sv[1]);
 }
 
+static void test_tcp_try_write_writes_now_or_defers_to_queued_writes(void **state)
+{
+    enum { BIG = 8u << 20 };
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    struct wstat w = {0};
+    struct hp_stream s;
+    struct hp_buf b = hp_buf_make("abc", 3), big;
+    char got[4], *payload = calloc(1, BIG);
+    int sv[2];
+
+    (void)state;
+    assert_non_null(payload);
+    stream_pair(loop, &s, sv);
+    assert_int_equal(hp_stream_try_write(&s, &b, 1), 3);
+    assert_int_equal(read(sv[1], got, sizeof(got)), 3);
+    assert_memory_equal(got, "abc", 3);
+
+    /* More than the socket takes: the rest is queued, and try_write must not jump it. */
+    big = hp_buf_make(payload, BIG);
+    assert_int_equal(hp_stream_write(&s, &w.req, &big, 1, on_wstat), 0);
+    assert_true(hp_stream_write_queue_size(&s) > 0);
+    assert_int_equal(hp_stream_try_write(&s, &b, 1), -EAGAIN);
+
+    hp_stream_close(&s, on_close_flag);
+    assert_int_equal(hp_stream_try_write(&s, &b, 1), HP_ECLOSED);
+    hp_test_run_until(loop, &closed_flag);
+    assert_int_equal(w.status, -ECANCELED);
+    hp_test_loop_free(loop);
+    close(sv[1]);
+    free(payload);
+}
+
 static void test_tcp_write_of_many_buffers_keeps_their_order(void **state)
 {
     struct hp_loop *loop = hp_test_loop_new(NULL);
@@ -1274,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_tcp_thousand_concurrent_connections_echo_every_byte),
         cmocka_unit_test(test_tcp_large_payloads_through_a_small_sndbuf_arrive_intact),
         cmocka_unit_test(test_tcp_write_callback_never_runs_inside_hp_stream_write),
+        cmocka_unit_test(test_tcp_try_write_writes_now_or_defers_to_queued_writes),
         cmocka_unit_test(test_tcp_write_of_many_buffers_keeps_their_order),
         cmocka_unit_test(test_tcp_write_request_may_be_reused_from_its_callback),
         cmocka_unit_test(test_tcp_close_cancels_queued_writes_before_the_close_callback),

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <hellepoll/buf.h>
 #include <hellepoll/defs.h>
@@ -155,6 +156,19 @@ HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
  */
 HP_API HP_NODISCARD int hp_stream_write(struct hp_stream *s, struct hp_write_req *req,
                                         const struct hp_buf *bufs, size_t nbufs, hp_write_cb *cb);
+
+/**
+ * Write what the kernel takes now, without queueing anything and without a
+ * callback (the buffers are not used after the call). Useful to skip the
+ * request and its callback when a reply usually fits the socket buffer;
+ * queue any rest with hp_stream_write().
+ * @return bytes written (>= 0, possibly fewer than asked); -EAGAIN if none
+ *         could be, or if writes are queued or the stream is connecting (the
+ *         order must hold); HP_ECLOSED if closing or shut down; or the
+ *         stream's write error (-EPIPE, -ECONNRESET, ...), which later writes
+ *         also return.
+ */
+HP_API ssize_t hp_stream_try_write(struct hp_stream *s, const struct hp_buf *bufs, size_t nbufs);
 
 /** Bytes queued but not yet handed to the kernel: the back-pressure signal. */
 HP_API size_t hp_stream_write_queue_size(const struct hp_stream *s);

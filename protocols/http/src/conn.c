@@ -434,6 +434,26 @@ void hp__http_flush(struct http_conn *c)
     c->out = NULL;
     b->conn = c;
     buf = hp_buf_make(b->data, b->len);
+    /*
+     * Usually the kernel takes it all at once: then there is no request to
+     * complete and no callback to come. Only when nothing else is pending on
+     * the write side, so on_written() has no state to settle.
+     */
+    if (c->inflight == 0 && !(c->flags & (C_CLOSE_AFTER | C_LINGER)) && !c->srv->shutting_down) {
+        ssize_t n = hp_stream_try_write(&c->stream, &buf, 1);
+
+        if (n == (ssize_t)buf.len) {
+            hp__http_out_release(c->srv, b);
+            return;
+        }
+        if (n < 0 && n != -EAGAIN) {
+            hp__http_out_release(c->srv, b);
+            hp__http_conn_abort(c, (int)n);
+            return;
+        }
+        if (n > 0)
+            buf = hp_buf_make(b->data + n, b->len - (size_t)n);
+    }
     err = hp_stream_write(&c->stream, &b->wr, &buf, 1, on_written);
     if (err != 0) {
         hp__http_out_release(c->srv, b);
