@@ -32,6 +32,13 @@
 
 #include "internal.h"
 
+/*
+ * An idle keep-alive connection holds only this struct (the read buffer goes
+ * back to the loop's pool): 232 bytes is a 240-byte malloc chunk, which with
+ * the loop's fd table entry keeps an idle connection within 256 bytes.
+ */
+_Static_assert(sizeof(struct http_conn) <= 232, "an idle connection must stay within 256 bytes");
+
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0 /* such platforms set SO_NOSIGPIPE in hp_stream_init() */
 #endif
@@ -101,7 +108,7 @@ static void timer_need(struct hp_http_server *srv, uint64_t deadline)
  */
 static void touch(struct http_conn *c)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     struct conn_list *l = &srv->lists[c->tclass];
     uint64_t deadline = hp_loop_now(srv->loop) + srv->timeouts[c->tclass];
 
@@ -125,7 +132,7 @@ static void touch(struct http_conn *c)
 /* Put @p c in the list of @p cls; @p refresh restarts its deadline even if already there. */
 static void arm(struct http_conn *c, enum tclass cls, bool refresh)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     struct conn_list *l = &srv->lists[cls];
 
     if (c->tclass == cls) {
@@ -176,7 +183,7 @@ static void settle(struct http_conn *c)
 
     if (c->flags & C_CLOSING)
         return;
-    if (c->srv->shutting_down && rq == NULL && c->inflight == 0 &&
+    if (conn_srv(c)->shutting_down && rq == NULL && c->inflight == 0 &&
         (c->out == NULL || c->out->len == 0)) {
         conn_close(c, -ECANCELED);
         return;
@@ -213,8 +220,8 @@ static void settle(struct http_conn *c)
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
     rq->req.data = NULL;
-    rq->req.server = c->srv;
-    rq->req.loop = c->srv->loop;
+    rq->req.server = conn_srv(c);
+    rq->req.loop = conn_srv(c)->loop;
     rq->req._conn = c;
     rq->body_cb = NULL;
     rq->base = NULL;
@@ -225,12 +232,12 @@ static void rq_init(struct http_conn *c, struct req_blk *rq)
     rq->hdrs_cap = sizeof(rq->hdrs_inline);
     rq->rflags = 0;
     rq->phase = P_HEAD;
-    hp__http_parser_reset(&rq->parser, rq->fields, &c->srv->limits);
+    hp__http_parser_reset(&rq->parser, rq->fields, &conn_srv(c)->limits);
 }
 
 static struct req_blk *rq_get(struct http_conn *c)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     struct req_blk *rq = srv->rq_pool;
 
     if (rq != NULL) {
@@ -251,7 +258,7 @@ static void rq_clear(struct hp_http_server *srv, struct req_blk *rq)
 
 static void rq_release(struct http_conn *c)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     struct req_blk *rq = c->rq;
 
     if (rq == NULL)
@@ -295,7 +302,7 @@ static void rebase(struct http_conn *c, const char *base)
 
 static void schedule_resume(struct http_conn *c)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
 
     if (c->flags & C_RESUME)
         return;
@@ -307,7 +314,7 @@ static void schedule_resume(struct http_conn *c)
 
 static void maybe_free(struct http_conn *c)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
 
     if (!(c->flags & C_CLOSED) || c->inflight > 0 || (c->flags & C_RESUME))
         return;
@@ -329,7 +336,7 @@ static void on_closed(struct hp_stream *s)
 static void abort_handler(struct http_conn *c, int status)
 {
     struct req_blk *rq = c->rq;
-    hp_http_abort_cb *cb = c->srv->opts.on_abort;
+    hp_http_abort_cb *cb = conn_srv(c)->opts.on_abort;
 
     if (rq == NULL || (rq->rflags & (R_HANDLED | R_DONE)) != R_HANDLED)
         return;
@@ -347,10 +354,10 @@ static void conn_close(struct http_conn *c, int status)
     abort_handler(c, status);
     rq_release(c);
     if (c->out != NULL) {
-        hp__http_out_release(c->srv, c->out);
+        hp__http_out_release(conn_srv(c), c->out);
         c->out = NULL;
     }
-    tlist_unlink(c->srv, c);
+    tlist_unlink(conn_srv(c), c);
     c->tclass = T_COUNT;
     hp_stream_close(&c->stream, on_closed);
 }
@@ -383,7 +390,7 @@ static void enter_linger(struct http_conn *c)
     c->flags |= C_LINGER;
     rq_release(c);
     hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
-    if (c->srv->shutting_down || (c->flags & C_PEER_EOF))
+    if (conn_srv(c)->shutting_down || (c->flags & C_PEER_EOF))
         close_when_flushed(c);
 }
 
@@ -394,7 +401,7 @@ static void on_written(struct hp_write_req *wr, int status)
     struct out_blk *b = hp_container_of(wr, struct out_blk, wr);
     struct http_conn *c = b->conn;
 
-    hp__http_out_release(c->srv, b);
+    hp__http_out_release(conn_srv(c), b);
     c->inflight--;
     if (c->flags & C_CLOSING) {
         maybe_free(c);
@@ -419,7 +426,7 @@ static void on_written(struct hp_write_req *wr, int status)
      * Whatever changed the rest of the state settled it then; a completion
      * only ends T_WRITE, or lets an idle connection close at shutdown.
      */
-    if (c->tclass == T_WRITE || c->srv->shutting_down)
+    if (c->tclass == T_WRITE || conn_srv(c)->shutting_down)
         settle(c);
 }
 
@@ -439,15 +446,16 @@ void hp__http_flush(struct http_conn *c)
      * complete and no callback to come. Only when nothing else is pending on
      * the write side, so on_written() has no state to settle.
      */
-    if (c->inflight == 0 && !(c->flags & (C_CLOSE_AFTER | C_LINGER)) && !c->srv->shutting_down) {
+    if (c->inflight == 0 && !(c->flags & (C_CLOSE_AFTER | C_LINGER)) &&
+        !conn_srv(c)->shutting_down) {
         ssize_t n = hp_stream_try_write(&c->stream, &buf, 1);
 
         if (n == (ssize_t)buf.len) {
-            hp__http_out_release(c->srv, b);
+            hp__http_out_release(conn_srv(c), b);
             return;
         }
         if (n < 0 && n != -EAGAIN) {
-            hp__http_out_release(c->srv, b);
+            hp__http_out_release(conn_srv(c), b);
             hp__http_conn_abort(c, (int)n);
             return;
         }
@@ -456,7 +464,7 @@ void hp__http_flush(struct http_conn *c)
     }
     err = hp_stream_write(&c->stream, &b->wr, &buf, 1, on_written);
     if (err != 0) {
-        hp__http_out_release(c->srv, b);
+        hp__http_out_release(conn_srv(c), b);
         hp__http_conn_abort(c, err);
         return;
     }
@@ -586,7 +594,7 @@ static int body_buffered(struct http_conn *c, struct hp_buf in);
 static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
 {
     struct req_blk *rq = c->rq;
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     const struct hp__http_parser *p = &rq->parser;
 
     rq->head_len = rq->rpos = rq->wpos = head_len;
@@ -632,7 +640,7 @@ static void drop_after_head(struct http_conn *c, size_t n)
 static int chunked_step(struct http_conn *c, struct hp_buf in)
 {
     struct req_blk *rq = c->rq;
-    const struct hp_http_server *srv = c->srv;
+    const struct hp_http_server *srv = conn_srv(c);
     int rc = hp__http_chunked_decode(&rq->chunked, in.base, in.len, &rq->rpos, &rq->wpos,
                                      srv->opts.max_body, srv->opts.max_header_bytes);
 
@@ -660,7 +668,7 @@ static int body_buffered(struct http_conn *c, struct hp_buf in)
         return 0;
     rq->phase = P_HANDLER;
     rebase(c, in.base);
-    return call_handler(c, c->srv->opts.on_request);
+    return call_handler(c, conn_srv(c)->opts.on_request);
 }
 
 static int body_streamed(struct http_conn *c, struct hp_buf in)
@@ -903,13 +911,13 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
         return -ENOMEM;
     }
     memset(c, 0, sizeof(*c));
-    c->srv = srv;
     c->tclass = T_COUNT;
     if ((err = hp_stream_init(srv->loop, &c->stream, fd)) != 0) {
         hp__http_free(srv, c);
         close(fd);
         return err;
     }
+    c->stream.data = srv;
     srv->nconns++;
     hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
                                               srv->opts.max_body / 8 + 16384);

@@ -103,8 +103,7 @@ enum {
 };
 
 struct http_conn {
-    struct hp_stream stream;
-    struct hp_http_server *srv;
+    struct hp_stream stream;         /* stream.data is the server (see conn_srv()) */
     struct http_conn *tprev, *tnext; /* timeout list */
     struct http_conn *resume_next;
     struct req_blk *rq;
@@ -134,6 +133,11 @@ struct head_prefix {
     char ct[HEAD_CT_MAX];
     char bytes[48 + 128 + 16 + HEAD_CT_MAX]; /* status line, common, Content-Type line */
 };
+
+static inline struct hp_http_server *conn_srv(const struct http_conn *c)
+{
+    return (struct hp_http_server *)c->stream.data;
+}
 
 struct hp_http_server {
     struct hp_loop *loop;

@@ -145,7 +145,7 @@ int hp__http_out_grow(struct http_conn *c, size_t n)
     struct out_blk *b = c->out;
 
     if (b == NULL) {
-        if ((c->out = blk_get(c->srv, n)) == NULL)
+        if ((c->out = blk_get(conn_srv(c), n)) == NULL)
             return -ENOMEM;
         c->out->conn = c;
         return 0;
@@ -153,7 +153,7 @@ int hp__http_out_grow(struct http_conn *c, size_t n)
     if (b->cap - b->len >= n)
         return 0;
     size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n;
-    b = hp__http_realloc(c->srv, b, sizeof(*b) + cap);
+    b = hp__http_realloc(conn_srv(c), b, sizeof(*b) + cap);
     if (b == NULL)
         return -ENOMEM;
     b->cap = cap;
@@ -223,13 +223,13 @@ static bool must_close(const struct http_conn *c, const struct req_blk *rq)
 {
     const struct hp__http_parser *p = &rq->parser;
 
-    if ((rq->rflags & (R_CLOSE | R_UNTIL_EOF)) || c->srv->shutting_down)
+    if ((rq->rflags & (R_CLOSE | R_UNTIL_EOF)) || conn_srv(c)->shutting_down)
         return true;
     if (p->flags & HP__REQ_CLOSE)
         return true;
     if (p->version_minor == 0 && !(p->flags & HP__REQ_KEEPALIVE))
         return true;
-    if (c->nrequests + 1 >= c->srv->opts.max_keepalive_requests)
+    if (c->nrequests + 1 >= conn_srv(c)->opts.max_keepalive_requests)
         return true;
     /* A body we did not read (all of) cannot be skipped safely. */
     return !(rq->rflags & R_BODY_DONE);
@@ -317,7 +317,7 @@ static const struct head_prefix *head_prefix(struct hp_http_server *srv, int sta
 static int render_head(struct http_conn *c, struct req_blk *rq, int status, struct hp_str ctype,
                        enum framing fr, uint64_t len)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     const struct head_prefix *h;
     bool close;
     size_t need;
@@ -547,7 +547,7 @@ size_t hp_http_req_queued(const struct hp_http_req *req)
 
 int hp__http_error_response(struct http_conn *c, int status, const char *reason)
 {
-    struct hp_http_server *srv = c->srv;
+    struct hp_http_server *srv = conn_srv(c);
     const char *phrase = hp_http_status_reason(status);
     size_t rlen = strlen(reason), plen = strlen(phrase);
     size_t blen = 4 + plen + 2 + rlen + 1; /* "400 Bad Request: reason\n" */
