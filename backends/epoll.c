@@ -39,6 +39,12 @@ static unsigned from_epoll(uint32_t e)
 {
     unsigned events = 0;
 
+    /* The overwhelmingly common cases first, without a test per bit. */
+    if (e == EPOLLIN)
+        return HP_READABLE;
+    if (e == EPOLLOUT)
+        return HP_WRITABLE;
+
     if (e & (EPOLLIN | EPOLLPRI))
         events |= HP_READABLE;
     if (e & EPOLLOUT)

@@ -29,6 +29,12 @@ enum {
     HP__IO_NOTSOCK = 1u << 8,   /* writes use writev(2): the fd is not a socket */
 };
 
+#if defined(__GNUC__) || defined(__clang__)
+#define HP_NOINLINE __attribute__((noinline))
+#else
+#define HP_NOINLINE
+#endif
+
 #ifdef MSG_NOSIGNAL
 #define HP__MSG_NOSIGNAL MSG_NOSIGNAL
 #else

@@ -362,7 +362,8 @@ static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
 
 static int dispatch_one(struct hp_loop *loop, const struct hp_ready *r)
 {
-    struct hp_io *io = r->fd >= 0 && (size_t)r->fd < loop->fds_cap ? loop->fds[r->fd] : NULL;
+    /* One unsigned compare also rejects the -1 of an invalidated entry. */
+    struct hp_io *io = (size_t)r->fd < loop->fds_cap ? loop->fds[r->fd] : NULL;
     unsigned ev;
     int status = 0, fd = r->fd;
 
@@ -387,11 +388,15 @@ static int dispatch_one(struct hp_loop *loop, const struct hp_ready *r)
 
 int hp__io_dispatch(struct hp_loop *loop, int n)
 {
+    const struct hp_ready *ready = loop->ready;
     int ran = 0;
 
+    /* The index lives in a register; ready_pos is only published for hp_io_stop(). */
     loop->ready_n = n;
-    for (loop->ready_pos = 0; loop->ready_pos < n; loop->ready_pos++)
-        ran += dispatch_one(loop, &loop->ready[loop->ready_pos]);
+    for (int i = 0; i < n; i++) {
+        loop->ready_pos = i;
+        ran += dispatch_one(loop, &ready[i]);
+    }
     loop->ready_n = 0;
     loop->ready_pos = 0;
     return ran;

@@ -160,16 +160,27 @@ static int wait_timeout(const struct hp_loop *loop, int timeout_ms)
     return timeout_ms;
 }
 
-int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
+/* Due timers, without a call when none is due (the common case). */
+static inline int run_due_timers(struct hp_loop *loop)
 {
-    int ran, n;
+    if (loop->heap_len == 0 || loop->heap[0]->_key > loop->now)
+        return 0;
+    return hp__timers_run(loop);
+}
 
-    loop->now = monotonic_ms();
+static int iterate(struct hp_loop *loop, int timeout_ms)
+{
+    int ran = 0, n;
+
     loop->timer_pass = loop->timer_seq;
-    ran = hp__timers_run(loop);
-    /* The timers just run may have been all there was: then do not block. */
-    if (ran && !hp_loop_is_alive(loop))
-        timeout_ms = 0;
+    /* Only timers need the time before the wait (to run and to bound it). */
+    if (loop->heap_len) {
+        loop->now = monotonic_ms();
+        ran = run_due_timers(loop);
+        /* The timers just run may have been all there was: then do not block. */
+        if (ran && !hp_loop_is_alive(loop))
+            timeout_ms = 0;
+    }
     n = loop->ops->wait(loop->backend, loop->ready, (int)loop->max_events,
                         wait_timeout(loop, timeout_ms));
     if (n < 0) {
@@ -178,9 +189,15 @@ int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
     }
     loop->now = monotonic_ms();
     ran += hp__io_dispatch(loop, n);
-    ran += hp__timers_run(loop);
-    ran += hp__defers_run(loop);
+    ran += run_due_timers(loop);
+    if (loop->defer_head)
+        ran += hp__defers_run(loop);
     return ran;
+}
+
+int hp_loop_run_once(struct hp_loop *loop, int timeout_ms)
+{
+    return iterate(loop, timeout_ms);
 }
 
 int hp_loop_run(struct hp_loop *loop)
@@ -188,8 +205,9 @@ int hp_loop_run(struct hp_loop *loop)
     int err = 0;
 
     loop->stop = false;
-    while (!loop->stop && hp_loop_is_alive(loop)) {
-        err = hp_loop_run_once(loop, -1);
+    /* io_active first: the usual reason to go on, without summing every count. */
+    while (!loop->stop && (loop->io_active || hp_loop_is_alive(loop))) {
+        err = iterate(loop, -1);
         if (err < 0)
             break;
         err = 0;

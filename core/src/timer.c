@@ -114,23 +114,15 @@ void hp_timer_init(struct hp_loop *loop, struct hp_timer *t, hp_timer_cb *cb)
     t->_index = 0;
 }
 
-int hp_timer_start(struct hp_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
+/* hp_timer_start()'s slow path, out of line so the fast path saves no registers. */
+HP_NOINLINE static int timer_place(struct hp_loop *loop, struct hp_timer *t, uint64_t due)
 {
-    struct hp_loop *loop = t->loop;
-    uint64_t due = loop->now + timeout_ms;
     int err;
 
-    if (due < loop->now)
-        due = UINT64_MAX; /* saturate: "never" */
-    t->_repeat = repeat_ms;
-    t->_due = due;
-    t->_seq = loop->timer_seq++;
-    if (t->_index) {
-        if (due < t->_key) {
-            t->_key = due;
-            t->_kseq = t->_seq;
-            sift_up(loop, t->_index - 1);
-        }
+    if (t->_index) { /* active, and now due earlier: re-key at once */
+        t->_key = due;
+        t->_kseq = t->_seq;
+        sift_up(loop, t->_index - 1);
         return 0;
     }
     if ((err = heap_reserve(loop)) != 0)
@@ -140,6 +132,22 @@ int hp_timer_start(struct hp_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
     place(loop->heap, t, loop->heap_len++);
     sift_up(loop, t->_index - 1);
     return 0;
+}
+
+int hp_timer_start(struct hp_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
+{
+    struct hp_loop *loop = t->loop;
+    uint64_t due = loop->now + timeout_ms;
+
+    if (due < loop->now)
+        due = UINT64_MAX; /* saturate: "never" */
+    t->_repeat = repeat_ms;
+    t->_due = due;
+    t->_seq = loop->timer_seq++;
+    /* The idle-timeout refresh: active and due no earlier, so it stays put (lazy). */
+    if (t->_index && due >= t->_key)
+        return 0;
+    return timer_place(loop, t, due);
 }
 
 void hp_timer_stop(struct hp_timer *t)

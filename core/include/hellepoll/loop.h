@@ -92,8 +92,8 @@ HP_API void hp_loop_stop(struct hp_loop *loop);
 HP_API bool hp_loop_is_alive(const struct hp_loop *loop);
 
 /**
- * Monotonic time in milliseconds, cached once per iteration (before timers
- * run and after each wait). Timers are measured against it.
+ * Monotonic time in milliseconds, cached: refreshed after each wait, and
+ * before it when timers are pending. Timers are measured against it.
  */
 HP_API uint64_t hp_loop_now(const struct hp_loop *loop);
 
