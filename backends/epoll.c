@@ -130,7 +130,7 @@ static int epoll_wait_ready(void *state, struct hp_ready *out, int cap, int time
 
 const struct hp_backend_ops hp__backend_epoll = {
     .name = "epoll",
-    .caps = HP_CAP_EDGE,
+    .caps = HP_CAP_EDGE | HP_CAP_CLOSE_FORGETS,
     .init = epoll_init,
     .destroy = epoll_destroy,
     .add = epoll_add,

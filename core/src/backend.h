@@ -45,7 +45,8 @@ struct hp_backend_cfg {
 
 /** Driver capabilities. */
 enum {
-    HP_CAP_EDGE = 1u << 0, /* native edge trigger for HP_EDGE */
+    HP_CAP_EDGE = 1u << 0,          /* native edge trigger for HP_EDGE */
+    HP_CAP_CLOSE_FORGETS = 1u << 1, /* close(2) drops the fd from the driver (epoll, kqueue) */
 };
 
 /*

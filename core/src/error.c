@@ -7,17 +7,18 @@
 
 #include "internal.h"
 
-#define HP_ERRNO_NAMES(X)                                                                        \
-    X(EPERM)                                                                                     \
-    X(ENOENT)                                                                                    \
-    X(EINTR)                                                                                     \
-    X(EIO)                                                                                       \
-    X(EBADF)                                                                                     \
-    X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(ENODEV) X(EINVAL) X(ENFILE)     \
-        X(EMFILE) X(ENOSPC) X(EPIPE) X(ERANGE) X(ENAMETOOLONG) X(ENOSYS) X(ENOTSOCK) X(EMSGSIZE) \
-            X(EPROTONOSUPPORT) X(EOPNOTSUPP) X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL)      \
-                X(ENETDOWN) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN)   \
-                    X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)         \
+#define HP_ERRNO_NAMES(X)                                                                      \
+    X(EPERM)                                                                                   \
+    X(ENOENT)                                                                                  \
+    X(EINTR)                                                                                   \
+    X(EIO)                                                                                     \
+    X(EBADF)                                                                                   \
+    X(EAGAIN)                                                                                  \
+    X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(ENODEV) X(EINVAL) X(ENFILE) X(EMFILE)   \
+        X(ENOSPC) X(EPIPE) X(ERANGE) X(ENAMETOOLONG) X(ENOSYS) X(ENOTSOCK) X(EMSGSIZE)         \
+            X(EPROTONOSUPPORT) X(EOPNOTSUPP) X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL)    \
+                X(ENETDOWN) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) \
+                    X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)       \
                         X(EINPROGRESS) X(ECANCELED) X(EOVERFLOW)
 
 #define HP_ERRNO_CASE(e) \

@@ -108,6 +108,8 @@ struct hp_loop {
 
     /* The listener inside its accept loop; cleared if a callback stops or pauses it. */
     struct hp_listener *accepting;
+    /* The descriptor being handed to an accept callback: non-blocking already. */
+    int accepted_fd;
 
     /* Stream input buffers of HP__BUF_SIZE, kept for reuse (tcp.c). */
     char *buf_pool[HP__BUF_POOL];
@@ -137,6 +139,9 @@ int hp__defers_run(struct hp_loop *loop);
 int hp__io_dispatch(struct hp_loop *loop, int n);
 void hp__io_set_internal(struct hp_io *io);
 void hp__io_will_continue(struct hp_io *io);
+/* hp_io_stop() for a descriptor the caller closes next and owns alone: no driver
+ * syscall where close(2) itself drops it (HP_CAP_CLOSE_FORGETS). */
+void hp__io_stop_closing(struct hp_io *io);
 void hp__io_free_table(struct hp_loop *loop);
 
 /* Posts (post.c). */

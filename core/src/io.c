@@ -173,13 +173,13 @@ static void invalidate_pending(struct hp_loop *loop, int fd)
     }
 }
 
-void hp_io_stop(struct hp_io *io)
+static void stop(struct hp_io *io, bool closing)
 {
     struct hp_loop *loop = io->loop;
 
     if (!(io->_flags & HP__IO_ACTIVE))
         return;
-    if (io->_flags & HP__IO_IN_DRIVER)
+    if ((io->_flags & HP__IO_IN_DRIVER) && !(closing && (loop->ops->caps & HP_CAP_CLOSE_FORGETS)))
         loop->ops->remove(loop->backend, io->fd, io->_armed);
     loop->fds[io->fd] = NULL;
     invalidate_pending(loop, io->fd);
@@ -188,6 +188,16 @@ void hp_io_stop(struct hp_io *io)
     io->_flags &= HP__IO_INTERNAL | HP__IO_NOTSOCK;
     io->_events = 0;
     io->_armed = 0;
+}
+
+void hp_io_stop(struct hp_io *io)
+{
+    stop(io, false);
+}
+
+void hp__io_stop_closing(struct hp_io *io)
+{
+    stop(io, true);
 }
 
 bool hp_io_is_active(const struct hp_io *io)

@@ -68,6 +68,7 @@ int hp_loop_new(struct hp_loop **out, const struct hp_loop_opts *opts)
     loop->ops = &HP_BACKEND_OPS;
     loop->wake_rfd = loop->wake_wfd = loop->sig_rfd = loop->sig_wfd = -1;
     loop->sig_slot = -1;
+    loop->accepted_fd = -1;
     loop->now = monotonic_ms();
     hp__streams_init(loop);
 

@@ -563,9 +563,14 @@ static void set_nosigpipe(int fd)
 #endif
 }
 
-static int ensure_nonblock(int fd)
+static int ensure_nonblock(struct hp_loop *loop, int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
+    int fl;
+
+    /* Straight from our accept callback: non-blocking already, no syscall. */
+    if (fd == loop->accepted_fd)
+        return 0;
+    fl = fcntl(fd, F_GETFL);
 
     if (fl < 0)
         return -errno;
@@ -582,7 +587,7 @@ static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
     s->loop = loop;
     s->_in_limit = DEFAULT_INPUT_LIMIT;
     hp_io_init(loop, &s->_io, fd, on_io);
-    if ((err = ensure_nonblock(fd)) != 0)
+    if ((err = ensure_nonblock(loop, fd)) != 0)
         return err;
     set_nosigpipe(fd);
     return hp_io_start(&s->_io, HP_READABLE | HP_WRITABLE | HP_EDGE);
@@ -703,7 +708,8 @@ void hp_stream_close(struct hp_stream *s, hp_close_cb *cb)
     s->_flags |= S_CLOSING;
     s->_flags &= ~(unsigned)(S_READING | S_READ_AGAIN | S_CONNECT_DONE);
     s->_cb.close = cb;
-    hp_io_stop(&s->_io);
+    /* The stream owns its fd alone: close(2) also drops it from epoll or kqueue. */
+    hp__io_stop_closing(&s->_io);
     close(s->_io.fd);
     fail_queue(s, -ECANCELED);
     input_release(s);
@@ -784,7 +790,9 @@ static void on_accept(struct hp_io *io, unsigned events, int status)
         int fd = accept_one(io->fd);
 
         if (fd >= 0) {
+            loop->accepted_fd = fd;
             l->_cb(l, fd, 0);
+            loop->accepted_fd = -1;
             continue;
         }
         if (fd == -EAGAIN)

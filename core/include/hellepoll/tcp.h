@@ -103,7 +103,9 @@ struct hp_stream {
 
 /**
  * Make a stream of the connected descriptor @p fd, which the stream now owns
- * (hp_stream_close() closes it; on failure it stays the caller's). The fd is
+ * (hp_stream_close() closes it; on failure it stays the caller's). It must be
+ * the only descriptor for its socket while the stream is open (no dup(2)),
+ * since closing it is what takes it out of epoll or kqueue. The fd is
  * made non-blocking if it is not already (descriptors from a listener are,
  * and cost no extra syscall beyond one check).
  * @return 0, -EEXIST (fd already watched), -ENOMEM or the driver's -errno.

@@ -442,6 +442,19 @@ void hp__http_flush(struct http_conn *c)
     b->conn = c;
     buf = hp_buf_make(b->data, b->len);
     /*
+     * A connection's first write goes out at once anyway (nothing is in flight
+     * for Nagle to wait on); later ones must not wait for delayed ACKs. So
+     * TCP_NODELAY costs a syscall only on connections that write twice.
+     */
+    if (c->flags & C_WROTE) {
+        if (!(c->flags & C_NODELAY)) {
+            c->flags |= C_NODELAY;
+            (void)hp_stream_set_nodelay(&c->stream, true); /* fails harmlessly on non-TCP */
+        }
+    } else {
+        c->flags |= C_WROTE;
+    }
+    /*
      * Usually the kernel takes it all at once: then there is no request to
      * complete and no callback to come. Only when nothing else is pending on
      * the write side, so on_written() has no state to settle.
@@ -521,6 +534,18 @@ static int complete_request(struct http_conn *c)
 
     c->nrequests++;
     c->flags |= C_FRESH;
+    if ((rq->rflags & (R_CLOSE | R_BODY_DONE)) == (R_CLOSE | R_BODY_DONE) &&
+        hp_stream_input(&c->stream).len == rq->rpos) {
+        /*
+         * A clean end: the request was read whole and nothing follows it, so
+         * the client has nothing more to send and a plain close after the
+         * response cannot reset it (as nginx does without lingering).
+         */
+        hp_stream_consume(&c->stream, rq->rpos);
+        rq_release(c);
+        close_when_flushed(c);
+        return -1;
+    }
     if ((rq->rflags & R_CLOSE) || !(rq->rflags & R_BODY_DONE)) {
         enter_linger(c);
         return -1;
@@ -921,7 +946,6 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
     srv->nconns++;
     hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
                                               srv->opts.max_body / 8 + 16384);
-    (void)hp_stream_set_nodelay(&c->stream, true); /* fails harmlessly on non-TCP */
     (void)hp_stream_read_start(&c->stream, on_read);
     settle(c);
     return 0;

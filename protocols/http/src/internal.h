@@ -100,6 +100,8 @@ enum {
     C_SHUT = 1u << 7,        /* hp_stream_shutdown() called */
     C_ABORT = 1u << 8,       /* close with pending_err at the next safe point */
     C_FRESH = 1u << 9,       /* a response completed: the next settle() restarts the deadline */
+    C_WROTE = 1u << 10,      /* a write was made: from the second on, TCP_NODELAY is set */
+    C_NODELAY = 1u << 11,    /* TCP_NODELAY is set */
 };
 
 struct http_conn {
