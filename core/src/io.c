@@ -350,9 +350,10 @@ static void latch(struct hp_io *io, unsigned ev)
 
 #ifndef NDEBUG
 /* Debug builds: an edge watcher that saw READABLE must read to EAGAIN or EOF. */
-static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
+static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd, unsigned ev)
 {
-    if (loop->fds[fd] != io || !(io->_events & HP_EDGE) || !(io->_events & HP_READABLE))
+    if (!(ev & HP_READABLE) || loop->fds[fd] != io || !(io->_events & HP_EDGE) ||
+        !(io->_events & HP_READABLE))
         return;
     if ((io->_flags & (HP__IO_LATCH_R | HP__IO_EOF | HP__IO_CONTINUE)) == HP__IO_LATCH_R)
         HP_LOG(loop, HP_LOG_WARN,
@@ -362,11 +363,12 @@ static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
     io->_flags &= ~(unsigned)HP__IO_CONTINUE;
 }
 #else
-static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd)
+static void check_sated(struct hp_loop *loop, struct hp_io *io, int fd, unsigned ev)
 {
     (void)loop;
     (void)io;
     (void)fd;
+    (void)ev;
 }
 #endif
 
@@ -392,7 +394,7 @@ static int dispatch_one(struct hp_loop *loop, const struct hp_ready *r)
     if (ev & HP_ERROR)
         status = pending_error(fd);
     io->_cb(io, ev, status);
-    check_sated(loop, io, fd);
+    check_sated(loop, io, fd, ev);
     return 1;
 }
 
