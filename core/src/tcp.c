@@ -1,9 +1,10 @@
 /*
  * tcp.c - byte streams and TCP listeners.
  *
- * A stream registers its descriptor once, edge-triggered for both
- * directions, and never changes the registration: reads happen while the
- * user reads, writes while data is queued. Invariants:
+ * A stream registers its descriptor once, edge-triggered, for reading; the
+ * first write that meets a full socket buffer adds writability for good (one
+ * epoll_ctl in the life of a busy stream, none in that of a typical one).
+ * Reads happen while the user reads, writes while data is queued. Invariants:
  *  - the input buffer exists iff it holds unconsumed bytes or a read is in
  *    progress; empty buffers go back to the loop's pool;
  *  - everything the user must be told (write completions, the connect
@@ -43,6 +44,7 @@ enum {
     S_DELIVER = 1u << 10,     /* read_start: hand buffered input over first */
     S_PEER_HUP = 1u << 11,    /* the peer's FIN came: read to EOF, never stop short */
     S_QUEUED = 1u << 12,      /* on the loop's list of streams with work pending */
+    S_WANT_W = 1u << 13,      /* writability is watched (from the first EAGAIN, or connect) */
 };
 
 #define REQ_BUSY            0x5eb05e /* hp_write_req._busy from write to callback; unlikely in garbage */
@@ -356,6 +358,26 @@ static void maybe_shutdown(struct hp_stream *s)
     }
 }
 
+/*
+ * A write hit EAGAIN: watch for room from now on. Streams start watching
+ * readability only, so the usual connection, whose replies always fit the
+ * socket buffer, costs the kernel no write wakeup per ACK; the first full
+ * buffer adds writability (one epoll_ctl, which also reports room that came
+ * meanwhile) and it stays.
+ */
+static void want_writable(struct hp_stream *s)
+{
+    int err;
+
+    if (s->_flags & S_WANT_W)
+        return;
+    s->_flags |= S_WANT_W;
+    if ((err = hp_io_start(&s->_io, HP_READABLE | HP_WRITABLE | HP_EDGE)) != 0) {
+        s->_error = err;
+        fail_queue(s, err);
+    }
+}
+
 /* Write queued requests until the queue is empty or the kernel is full. */
 static void flush(struct hp_stream *s)
 {
@@ -368,8 +390,10 @@ static void flush(struct hp_stream *s)
             for (size_t i = r->_pos; i < r->_nbufs && niov < WRITE_IOVS; i++)
                 iov[niov++] = r->_bufs[i];
         n = hp_io_writev(&s->_io, iov, niov);
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            want_writable(s);
             return;
+        }
         if (n < 0) {
             s->_error = (int)n;
             fail_queue(s, (int)n);
@@ -442,6 +466,8 @@ static int write_now(struct hp_stream *s, struct hp_write_req *req, const struct
     s->_wq_head = s->_wq_tail = req;
     if (n > 0)
         flush(s);
+    else
+        want_writable(s);
     return 0;
 }
 
@@ -579,7 +605,7 @@ static int ensure_nonblock(struct hp_loop *loop, int fd)
     return 0;
 }
 
-static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
+static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd, unsigned events)
 {
     int err;
 
@@ -590,14 +616,16 @@ static int stream_open(struct hp_loop *loop, struct hp_stream *s, int fd)
     if ((err = ensure_nonblock(loop, fd)) != 0)
         return err;
     set_nosigpipe(fd);
-    return hp_io_start(&s->_io, HP_READABLE | HP_WRITABLE | HP_EDGE);
+    if (events & HP_WRITABLE)
+        s->_flags |= S_WANT_W;
+    return hp_io_start(&s->_io, events | HP_EDGE);
 }
 
 int hp_stream_init(struct hp_loop *loop, struct hp_stream *s, int fd)
 {
     if (fd < 0)
         return -EBADF;
-    return stream_open(loop, s, fd);
+    return stream_open(loop, s, fd, HP_READABLE);
 }
 
 /* Parse a numeric address; 0 or -EINVAL. */
@@ -633,7 +661,8 @@ int hp_stream_connect(struct hp_loop *loop, struct hp_stream *s, const char *hos
         return -EINVAL;
     if ((fd = socket(ss.ss_family, SOCK_STREAM, 0)) < 0)
         return -errno;
-    if ((err = hp__fd_nonblock_cloexec(fd)) != 0 || (err = stream_open(loop, s, fd)) != 0)
+    if ((err = hp__fd_nonblock_cloexec(fd)) != 0 ||
+        (err = stream_open(loop, s, fd, HP_READABLE | HP_WRITABLE)) != 0)
         goto err_close;
     if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
         err = -errno;

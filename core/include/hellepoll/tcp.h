@@ -11,9 +11,9 @@
  * Writes are queued requests flushed with writev(2), trying at once when
  * nothing is queued; partial writes continue when the socket is writable.
  * Every completion callback runs on a later loop iteration, never inside the
- * call that started it. Streams are edge-triggered on drivers that support it,
- * registered once for both directions: no per-request syscalls besides the
- * reads and writes themselves.
+ * call that started it. Streams are edge-triggered on drivers that support it
+ * and registered once (writability is added the first time the socket buffer
+ * fills): no per-request syscalls besides the reads and writes themselves.
  *
  * Streams also work on any stream-like descriptor (pipes, socketpairs, Unix
  * sockets); the listener and hp_stream_connect() are TCP only.

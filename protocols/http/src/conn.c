@@ -457,14 +457,16 @@ void hp__http_flush(struct http_conn *c)
     /*
      * Usually the kernel takes it all at once: then there is no request to
      * complete and no callback to come. Only when nothing else is pending on
-     * the write side, so on_written() has no state to settle.
+     * the write side, so on_written() has no state to settle but a close.
      */
-    if (c->inflight == 0 && !(c->flags & (C_CLOSE_AFTER | C_LINGER)) &&
-        !conn_srv(c)->shutting_down) {
+    if (c->inflight == 0 && !(c->flags & C_LINGER) && !conn_srv(c)->shutting_down) {
         ssize_t n = hp_stream_try_write(&c->stream, &buf, 1);
 
         if (n == (ssize_t)buf.len) {
             hp__http_out_release(conn_srv(c), b);
+            /* The last response is out: close now, not after a write callback. */
+            if (c->flags & C_CLOSE_AFTER)
+                conn_close(c, 0);
             return;
         }
         if (n < 0 && n != -EAGAIN) {
