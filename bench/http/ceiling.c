@@ -18,8 +18,8 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -35,10 +35,10 @@
 #define HEAD  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: "
 
 static const char rsp_close[] = HEAD "close\r\n\r\n" BODY;
-static char rep[256 * 1024]; /* the keep-alive response repeated */
-static size_t rlen;          /* length of one keep-alive response */
+static char rep[256 * 1024];              /* the keep-alive response repeated */
+static size_t rlen;                       /* length of one keep-alive response */
 static uint8_t match[MAXFD], mode[MAXFD]; /* mode: 0 unknown, 1 keep-alive, 2 close */
-static uint8_t out[MAXFD];                 /* 1 while EPOLLOUT is requested */
+static uint8_t out[MAXFD];                /* 1 while EPOLLOUT is requested */
 static uint32_t owe[MAXFD];
 static volatile sig_atomic_t stop;
 
@@ -114,7 +114,8 @@ static void on_read(int ep, int fd, char *buf, size_t cap)
 int main(int argc, char **argv)
 {
     static char buf[64 * 1024];
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(argc > 2 ? atoi(argv[2]) : 8081)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(argc > 2 ? atoi(argv[2]) : 8081)};
     inet_pton(AF_INET, argc > 1 ? argv[1] : "127.0.0.1", &sa.sin_addr);
     rlen = strlen(HEAD "keep-alive\r\n\r\n" BODY);
     for (size_t i = 0; i + rlen <= sizeof(rep); i += rlen)

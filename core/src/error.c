@@ -7,32 +7,37 @@
 
 #include "internal.h"
 
-#define HP_ERRNO_NAMES(X)                                                                      \
-    X(EPERM)                                                                                   \
-    X(ENOENT)                                                                                  \
-    X(EINTR)                                                                                   \
-    X(EIO)                                                                                     \
-    X(EBADF)                                                                                   \
-    X(EAGAIN)                                                                                  \
-    X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(ENODEV) X(EINVAL) X(ENFILE) X(EMFILE)   \
-        X(ENOSPC) X(EPIPE) X(ERANGE) X(ENAMETOOLONG) X(ENOSYS) X(ENOTSOCK) X(EMSGSIZE)         \
-            X(EPROTONOSUPPORT) X(EOPNOTSUPP) X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL)    \
-                X(ENETDOWN) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) \
-                    X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)       \
-                        X(EINPROGRESS) X(ECANCELED) X(EOVERFLOW)
+#define NAME(e) \
+    {           \
+        e, #e   \
+    }
 
-#define HP_ERRNO_CASE(e) \
-    case e:              \
-        return #e;
+/* The errno values the library and its users meet; others are "UNKNOWN". */
+static const struct {
+    int code;
+    const char *name;
+} errno_names[] = {
+    NAME(EPERM),        NAME(ENOENT),       NAME(EINTR),           NAME(EIO),
+    NAME(EBADF),        NAME(EAGAIN),       NAME(ENOMEM),          NAME(EACCES),
+    NAME(EFAULT),       NAME(EBUSY),        NAME(EEXIST),          NAME(ENODEV),
+    NAME(EINVAL),       NAME(ENFILE),       NAME(EMFILE),          NAME(ENOSPC),
+    NAME(EPIPE),        NAME(ERANGE),       NAME(ENAMETOOLONG),    NAME(ENOSYS),
+    NAME(ENOTSOCK),     NAME(EMSGSIZE),     NAME(EPROTONOSUPPORT), NAME(EOPNOTSUPP),
+    NAME(EAFNOSUPPORT), NAME(EADDRINUSE),   NAME(EADDRNOTAVAIL),   NAME(ENETDOWN),
+    NAME(ENETUNREACH),  NAME(ECONNABORTED), NAME(ECONNRESET),      NAME(ENOBUFS),
+    NAME(EISCONN),      NAME(ENOTCONN),     NAME(ETIMEDOUT),       NAME(ECONNREFUSED),
+    NAME(EHOSTUNREACH), NAME(EALREADY),     NAME(EINPROGRESS),     NAME(ECANCELED),
+    NAME(EOVERFLOW),
+};
 
 static const char *errno_name(int e)
 {
-    /* EWOULDBLOCK and EOPNOTSUPP alias other codes on some systems. */
-    switch (e) {
-        HP_ERRNO_NAMES(HP_ERRNO_CASE)
-    default:
-        return "UNKNOWN";
+    /* A scan, not a switch: EWOULDBLOCK, ENOTSUP and friends alias others on some systems. */
+    for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++) {
+        if (errno_names[i].code == e)
+            return errno_names[i].name;
     }
+    return "UNKNOWN";
 }
 
 const char *hp_err_name(int err)
