@@ -81,14 +81,6 @@ void hp_test_run_until_count(struct hp_loop *loop, const size_t *count, size_t w
     run_until(loop, NULL, count, want);
 }
 
-static void nonblock_cloexec(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        fail_msg("fcntl: %s", strerror(errno));
-}
-
 static int set_flags(int fd, bool nonblock)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -102,6 +94,13 @@ static int set_flags(int fd, bool nonblock)
         return -1;
     }
     return fd;
+}
+
+/* set_flags(fd, true), failing the test on error. */
+static void nonblock_cloexec(int fd)
+{
+    if (set_flags(fd, true) < 0)
+        fail_msg("fcntl: %s", strerror(errno));
 }
 
 int hp_test_socket(int domain, int type, bool nonblock)
