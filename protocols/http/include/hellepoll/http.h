@@ -147,10 +147,11 @@ struct hp_http_req {
  * Create a server on @p loop and start listening (unless opts->no_listen).
  * @param out  receives the server; untouched on failure.
  * @param loop borrowed; must outlive the server.
- * @param opts borrowed for the call (strings are copied... except
- *             listen.host, which is only used during the call).
- * @return 0; -EINVAL (no on_request, or a limit of 0 where 0 is not
- *         the default's stand-in... see the fields); -ENOMEM; or the
+ * @param opts borrowed for the call: the server copies what it keeps
+ *             (server_name included); listen.host is only used during it.
+ * @return 0; -EINVAL (no on_request, a limit beyond its maximum: 65,535
+ *         headers, 1 GiB of head or target, 1 TiB of body; or a
+ *         server_name over 64 bytes or with CR/LF); -ENOMEM; or the
  *         listener's -errno (-EADDRINUSE, ...).
  */
 HP_API HP_NODISCARD int hp_http_server_new(struct hp_http_server **out, struct hp_loop *loop,
