@@ -16,6 +16,8 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 failed=()
 summary=()
+total_passed=0
+total_failed=0
 
 run_config() { # name, cmake args...
     local name=$1; shift
@@ -33,7 +35,14 @@ run_config() { # name, cmake args...
     local out
     if out=$(cd "$dir" && ctest --output-on-failure -j"$jobs" 2>&1); then :; else failed+=("$name (test)"); fi
     echo "$out" | tail -40
-    summary+=("$name: $(echo "$out" | grep -E 'tests passed|tests failed' | tail -1)")
+    local line
+    line=$(echo "$out" | grep -E 'tests passed|tests failed' | tail -1)
+    summary+=("$name: $line")
+    # "97% tests passed, 1 tests failed out of 15"
+    if [[ $line =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+        total_failed=$((total_failed + BASH_REMATCH[1]))
+        total_passed=$((total_passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+    fi
 }
 
 mkdir -p "$root"
@@ -94,6 +103,8 @@ echo "=== summary"
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -ne 0 ]; then
     printf 'FAILED: %s\n' "${failed[@]}"
+    echo "ctest: $total_passed passed, $total_failed failed"
     exit 1
 fi
 echo "all configurations passed"
+echo "ctest: $total_passed passed, $total_failed failed"
