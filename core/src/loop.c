@@ -169,6 +169,7 @@ static inline int run_due_timers(struct hp_loop *loop)
     return hp__timers_run(loop);
 }
 
+/* One iteration; hp_loop_run() calls it directly, not through the exported symbol. */
 static int iterate(struct hp_loop *loop, int timeout_ms)
 {
     int ran = 0, n;
@@ -184,10 +185,8 @@ static int iterate(struct hp_loop *loop, int timeout_ms)
     }
     n = loop->ops->wait(loop->backend, loop->ready, (int)loop->max_events,
                         wait_timeout(loop, timeout_ms));
-    if (n < 0) {
-        HP_LOG(loop, HP_LOG_ERROR, "waiting for events failed: %s", hp_strerror(n));
-        return n;
-    }
+    if (n < 0)
+        return n; /* the caller decides; returned, not logged */
     loop->now = monotonic_ms();
     ran += hp__io_dispatch(loop, n);
     ran += run_due_timers(loop);
