@@ -99,7 +99,10 @@ for arch in x86_64 aarch64; do
         name=macos-$arch-$backend
         dir=$root/$name
         echo "=== $name: configure"
-        if ! cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/zig-$arch-macos.cmake" \
+        # PKG_CONFIG_LIBDIR points nowhere: the host's Linux libraries (jansson,
+        # hiredis, libpq) must not be linked into Mach-O programs; the modules
+        # and examples that need them are left out of the cross-build.
+        if ! PKG_CONFIG_LIBDIR=/nonexistent cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/zig-$arch-macos.cmake" \
             -DZIG="$zig" -DBACKEND=$backend -DHP_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
             -DHP_BUILD_TESTS=ON -DHP_BUILD_EXAMPLES=ON -Dcmocka_DIR="$root/cmocka-macos-stub" \
             >"$dir.configure.log" 2>&1; then

@@ -6,6 +6,8 @@
 #   the test suite once under valgrind (leak check);
 #   the HTTP parser fuzzer for HP_FUZZ_SECONDS (default 60) if clang is there;
 #   the macOS cross-builds (kqueue and poll) with zig, if .ci/cross-macos.sh exists.
+# It first installs the test dependencies (tests/install-deps.sh: apt-get, as
+# root or with sudo; HP_NO_INSTALL=1 skips that).
 # Usage: tests/run.sh [--quick]   (--quick: epoll Debug+ASan only)
 # Build trees go to ${HP_BUILD_ROOT:-build}/<config>.
 set -euo pipefail
@@ -14,6 +16,7 @@ root=${HP_BUILD_ROOT:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+[ "${HP_NO_INSTALL:-0}" = 1 ] || bash tests/install-deps.sh
 failed=()
 summary=()
 total_passed=0
@@ -23,7 +26,7 @@ run_config() { # name, cmake args...
     local name=$1; shift
     local dir="$root/$name"
     echo "=== $name: configure"
-    if ! cmake -S . -B "$dir" -DHP_WERROR=ON "$@" >"$dir.configure.log" 2>&1; then
+    if ! cmake -S . -B "$dir" -DHP_WERROR=ON -DHP_BUILD_TESTS=ON "$@" >"$dir.configure.log" 2>&1; then
         cat "$dir.configure.log"; failed+=("$name (configure)"); return
     fi
     echo "=== $name: build"
@@ -62,7 +65,7 @@ if [ $quick = 0 ]; then
     if command -v valgrind >/dev/null; then
         echo "=== valgrind: core tests (epoll, Debug, no sanitizer)"
         dir="$root/epoll-valgrind"
-        cmake -S . -B "$dir" -DHP_WERROR=ON -DBACKEND=epoll -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+        cmake -S . -B "$dir" -DHP_WERROR=ON -DHP_BUILD_TESTS=ON -DBACKEND=epoll -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
             cmake --build "$dir" -j"$jobs" >/dev/null || failed+=("valgrind (build)")
         vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --show-leak-kinds=definite,indirect -q)
@@ -77,17 +80,22 @@ if [ $quick = 0 ]; then
         summary+=("valgrind: $(ls "$dir"/tests/*/test_* 2>/dev/null | grep -vc '\.log$') programs checked")
     fi
     if command -v clang >/dev/null && [ -f tests/fuzz/CMakeLists.txt ]; then
-        echo "=== fuzz: HTTP parser for ${HP_FUZZ_SECONDS:-60} s"
+        echo "=== fuzz: every libFuzzer target for ${HP_FUZZ_SECONDS:-60} s each"
         dir="$root/fuzz"
         if cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DHP_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
-            -DHP_BUILD_EXAMPLES=OFF >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null; then
-            fz=$(find "$dir" -type f -name 'fuzz_http_parser' | head -1)
-            mkdir -p "$dir/corpus"
-            if ! "$fz" -max_total_time="${HP_FUZZ_SECONDS:-60}" -print_final_stats=1 \
-                "$dir/corpus" tests/fuzz/corpus/http_parser >"$dir/fuzz.log" 2>&1; then
-                tail -40 "$dir/fuzz.log"; failed+=("fuzz")
-            fi
-            summary+=("fuzz: $(grep -E 'stat::number_of_executed_units' "$dir/fuzz.log" | tail -1)")
+            -DHP_BUILD_TESTS=ON -DHP_BUILD_EXAMPLES=OFF >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null; then
+            # tests/fuzz/fuzz_<name>.c has its seeds in tests/fuzz/corpus/<name>.
+            for fz in $(find "$dir/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x | sort); do
+                name=$(basename "$fz"); name=${name#fuzz_}
+                mkdir -p "$dir/corpus-$name"
+                seeds=()
+                [ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
+                if ! "$fz" -max_total_time="${HP_FUZZ_SECONDS:-60}" -timeout=10 -print_final_stats=1 \
+                    -artifact_prefix="$dir/$name-" "$dir/corpus-$name" "${seeds[@]}" >"$dir/fuzz-$name.log" 2>&1; then
+                    tail -40 "$dir/fuzz-$name.log"; failed+=("fuzz $name")
+                fi
+                summary+=("fuzz $name: $(grep -E 'stat::number_of_executed_units' "$dir/fuzz-$name.log" | tail -1)")
+            done
         else
             failed+=("fuzz (build)")
         fi
