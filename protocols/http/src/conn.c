@@ -221,24 +221,19 @@ static void settle(struct http_conn *c)
 /*
  * Ready @p rq for a new request. Everything but the parser (which resets
  * itself), the chunked decoder (zeroed by head_done() if the body is
- * chunked), the scratch bytes of hdrs_inline and the handler's views is
- * cleared: rebase() makes the views before any call hands the request out.
+ * chunked), the scratch bytes of hdrs_inline, the handler's views and what
+ * a free block always has (no taken chunks, an empty arena, no drain
+ * callback: see rq_new() and rq_free()) is cleared: head_done() sets the
+ * offsets and rebase() makes the views before any call hands it out.
  */
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
     rq->req.data = NULL;
     rq->req.server = conn_srv(c);
     rq->req.loop = conn_srv(c)->loop;
-    rq->req.method_id = HP_HTTP_OTHER;
     rq->conn = c;
     rq->body_cb = NULL;
-    rq->drain_cb = NULL;
     rq->base = NULL;
-    rq->hoff = 0;
-    rq->ntaken = 0;
-    rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
-    rq->arena = NULL;
-    rq->arena_used = 0;
     rq->body_left = rq->stream_left = 0;
     rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
@@ -259,6 +254,12 @@ static struct req_blk *rq_get(struct http_conn *c)
         srv->rq_pool_n--;
     } else if ((rq = hp__http_alloc(srv, srv->rq_size)) == NULL) {
         return NULL;
+    } else {
+        rq->drain_cb = NULL;
+        rq->ntaken = 0;
+        rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
+        rq->arena = NULL;
+        rq->arena_used = 0;
     }
     rq_init(c, rq);
     return rq;
@@ -279,10 +280,15 @@ static void rq_free(struct hp_http_server *srv, struct req_blk *rq)
 {
     if (rq->hdrs != rq->hdrs_inline)
         hp__http_free(srv, rq->hdrs);
-    for (uint8_t i = 0; i < rq->ntaken; i++)
-        hp_stream_chunk_free(srv->loop, &rq->taken[i]);
-    rq->ntaken = 0;
-    hp__http_arena_free(rq);
+    if (rq->ntaken != 0) {
+        hp_stream_chunk_free(srv->loop, &rq->taken[0]);
+        hp_stream_chunk_free(srv->loop, &rq->taken[1]);
+        rq->ntaken = 0;
+    }
+    if (rq->arena != NULL)
+        hp__http_arena_free(rq);
+    rq->arena_used = 0;
+    rq->drain_cb = NULL;
     rq->conn = NULL;
     rq->rflags = 0;
     if (RQ_POOLING && srv->rq_pool_n < POOL_MAX) {
