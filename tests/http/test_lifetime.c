@@ -1,0 +1,607 @@
+/*
+ * tests/http/test_lifetime.c - the request lifetime rules of http.h, end to
+ * end over socketpairs (and loopback TCP for the random interleavings): a
+ * handler holds its request until it finishes it; a late call on a request
+ * whose client left, whose server shut down or which got on_abort returns
+ * HP_ECLOSED and reaches no one (not the next client on a recycled block);
+ * release; views that stay put while the client pipelines more; back-
+ * pressure with the drain callback and the bounded output queue; the
+ * per-request arena; and thousands of random interleavings. The loop is
+ * driven with bounded hp_loop_run_once() calls; nothing sleeps.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hellepoll/hellepoll.h>
+#include <hellepoll/http.h>
+
+#include "rawclient.h"
+#include "testutil.h"
+
+#define NCLIENTS 8
+#define NHELD    16
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static struct {
+    struct hp_loop *loop;
+    struct hp_http_server *srv;
+    struct rc_client c[NCLIENTS];
+    bool down;
+    uint64_t down_at; /* loop time of the shutdown callback */
+    struct hp_http_req *held[NHELD];
+    size_t nheld, nrequests;
+    size_t aborts;
+    int abort_status;
+    struct hp_http_req *aborted; /* the last request on_abort got */
+    uint64_t abort_at;
+    struct hp_timer timer;
+    hp_timer_cb *timer_fn;
+    int late_rc; /* what the late call returned */
+    bool late_done;
+    uint64_t late_at;
+} T;
+
+static inline bool valgrind(void)
+{
+    return getenv("HP_TEST_VALGRIND") != NULL;
+}
+
+static void on_fixture_timer(struct hp_timer *t)
+{
+    (void)t;
+    T.timer_fn(&T.timer);
+}
+
+static void start_server(struct hp_http_server_opts *opts)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        rc_close(&T.c[i], false);
+    memset(&T, 0, sizeof(T));
+    for (int i = 0; i < NCLIENTS; i++)
+        T.c[i].fd = -1;
+    T.loop = hp_test_loop_new(NULL);
+    hp_timer_init(T.loop, &T.timer, on_fixture_timer);
+    assert_int_equal(hp_http_server_new(&T.srv, T.loop, opts), 0);
+}
+
+static void pump_all(void)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        rc_pump(&T.c[i]);
+}
+
+/* One bounded loop iteration with the clients pumped around it; fails after @p deadline. */
+static void step(uint64_t deadline, const char *what)
+{
+    int n;
+
+    pump_all();
+    if ((n = hp_loop_run_once(T.loop, 5)) < 0)
+        fail_msg("hp_loop_run_once: %s", hp_strerror(n));
+    pump_all();
+    if (hp_loop_now(T.loop) > deadline)
+        fail_msg("not reached within %d ms: %s", HP_TEST_DEADLINE_MS, what);
+}
+
+static uint64_t deadline_from_now(void)
+{
+    hp_loop_update_time(T.loop);
+    return hp_loop_now(T.loop) + HP_TEST_DEADLINE_MS;
+}
+
+#define RUN_UNTIL(cond)                     \
+    do {                                    \
+        uint64_t dl_ = deadline_from_now(); \
+        while (!(cond))                     \
+            step(dl_, #cond);               \
+    } while (0)
+
+/* Run the loop (and the clients) for @p ms of loop time. */
+static void run_for(unsigned ms)
+{
+    uint64_t end = deadline_from_now() - HP_TEST_DEADLINE_MS + ms;
+
+    while (hp_loop_now(T.loop) < end)
+        step(end + 1000, "run_for");
+}
+
+static void on_down(struct hp_http_server *srv)
+{
+    (void)srv;
+    assert_false(T.down); /* exactly once */
+    T.down = true;
+    T.down_at = hp_loop_now(T.loop);
+}
+
+/* Close the clients, shut the server down, free everything: it must all go. */
+static void stop_server(void)
+{
+    for (int i = 0; i < NCLIENTS; i++)
+        rc_close(&T.c[i], false);
+    hp_http_server_shutdown(T.srv, 0, on_down);
+    RUN_UNTIL(T.down);
+    assert_int_equal(hp_http_server_free(T.srv), 0);
+    hp_timer_stop(&T.timer);
+    hp_test_loop_free(T.loop);
+    T.loop = NULL;
+}
+
+/* Start the fixture timer: @p fn runs from it after @p ms. */
+static void later(unsigned ms, hp_timer_cb *fn)
+{
+    T.timer_fn = fn;
+    assert_int_equal(hp_timer_start(&T.timer, ms, 0), 0);
+}
+
+static bool path_is(const struct hp_http_req *req, const char *p)
+{
+    return req->path.len == strlen(p) && memcmp(req->path.ptr, p, req->path.len) == 0;
+}
+
+/* Hold every request. */
+static int on_hold(struct hp_http_req *req)
+{
+    assert_true(T.nheld < NHELD);
+    T.held[T.nheld++] = req;
+    T.nrequests++;
+    return 0;
+}
+
+static void on_abort_record(struct hp_http_req *req, int status)
+{
+    T.aborts++;
+    T.abort_status = status;
+    T.aborted = req;
+    T.abort_at = hp_loop_now(T.loop);
+}
+
+/* The next complete response of client @p i, which must arrive. */
+static void expect_response(int i, bool head, struct rc_resp *r)
+{
+    RUN_UNTIL(rc_next(&T.c[i], head, r) || T.c[i].eof);
+    if (r->len == 0 && !rc_next(&T.c[i], head, r))
+        fail_msg("client %d: connection closed before a complete response; got: %s", i,
+                 T.c[i].in ? T.c[i].in : "");
+}
+
+static void send_get(int i, const char *path)
+{
+    char line[256];
+
+    snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    rc_send_str(&T.c[i], line);
+}
+
+/* ---- 1. a late reply never reaches the next client --------------------- */
+
+static void late_reply_first(struct hp_timer *t)
+{
+    (void)t;
+    T.late_rc = hp_http_reply(T.held[0], 200, HP_STR_LIT("text/plain"), "for client one", 14);
+    T.late_done = true;
+}
+
+static void test_lifetime_late_reply_after_the_client_left_reaches_no_one(void **state)
+{
+    struct hp_http_server_opts opts = {.on_request = on_hold, .no_listen = true};
+    struct rc_resp r;
+
+    (void)state;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/one");
+    RUN_UNTIL(T.nheld == 1);
+
+    /* Client one leaves; client two connects and its request is held too. */
+    rc_close(&T.c[0], false);
+    RUN_UNTIL(hp_http_server_connections(T.srv) == 0);
+    rc_open_adopted(&T.c[1], T.srv);
+    send_get(1, "/two");
+    RUN_UNTIL(T.nheld == 2);
+    assert_true(path_is(T.held[1], "/two"));
+
+    /* The first handler answers late, from a timer. */
+    later(1, late_reply_first);
+    RUN_UNTIL(T.late_done);
+    assert_int_equal(T.late_rc, HP_ECLOSED);
+    run_for(30);
+    assert_int_equal(T.c[1].in_len, 0); /* nothing of client one's response */
+    assert_false(T.c[1].eof);
+
+    /* Client two's own answer arrives intact, and alone. */
+    assert_true(path_is(T.held[1], "/two"));
+    assert_int_equal(hp_http_reply(T.held[1], 200, HP_STR_LIT("text/plain"), "two", 3), 0);
+    expect_response(1, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 3);
+    assert_memory_equal(r.body, "two", 3);
+    rc_resp_free(&r);
+    run_for(20);
+    assert_int_equal(T.c[1].in_off, T.c[1].in_len);
+    assert_int_equal(rc_count(&T.c[1], "for client one"), 0);
+    stop_server();
+}
+
+/* The same with many clients in turn: every late reply is refused, every live one is right. */
+static void test_lifetime_late_replies_never_cross_connections(void **state)
+{
+    struct hp_http_server_opts opts = {.on_request = on_hold, .no_listen = true};
+    struct rc_resp r;
+
+    (void)state;
+    start_server(&opts);
+    for (int round = 0; round < 6; round++) {
+        int old = round % 2, cur = 1 - old;
+        char path[32];
+
+        T.nheld = 0;
+        rc_open_adopted(&T.c[old], T.srv);
+        snprintf(path, sizeof(path), "/gone/%d", round);
+        send_get(old, path);
+        RUN_UNTIL(T.nheld == 1);
+        rc_close(&T.c[old], round % 3 == 0);
+        RUN_UNTIL(hp_http_server_connections(T.srv) == 0);
+        rc_open_adopted(&T.c[cur], T.srv);
+        snprintf(path, sizeof(path), "/live/%d", round);
+        send_get(cur, path);
+        RUN_UNTIL(T.nheld == 2);
+        assert_int_equal(hp_http_reply(T.held[0], 200, HP_STR_LIT(""), "stale", 5), HP_ECLOSED);
+        assert_int_equal(hp_http_reply(T.held[1], 200, HP_STR_LIT(""), path, strlen(path)), 0);
+        expect_response(cur, false, &r);
+        assert_int_equal(r.body_len, strlen(path));
+        assert_memory_equal(r.body, path, r.body_len);
+        rc_resp_free(&r);
+        assert_int_equal(rc_count(&T.c[cur], "stale"), 0);
+        rc_close(&T.c[cur], false);
+        RUN_UNTIL(hp_http_server_connections(T.srv) == 0);
+    }
+    stop_server();
+}
+
+/* ---- 2. a late reply after the server shut down ------------------------ */
+
+static void late_reply_held(struct hp_timer *t)
+{
+    (void)t;
+    assert_false(T.down); /* the shutdown waits for the handler */
+    T.late_rc = hp_http_reply(T.held[0], 200, HP_STR_LIT("text/plain"), "late", 4);
+    T.late_done = true;
+    T.late_at = hp_loop_now(T.loop);
+}
+
+static void shutdown_with_a_held_request(uint32_t grace)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = on_hold, .on_abort = on_abort_record, .no_listen = true};
+    uint64_t t0;
+
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/held");
+    RUN_UNTIL(T.nheld == 1);
+    t0 = hp_loop_now(T.loop);
+    hp_http_server_shutdown(T.srv, grace, on_down);
+    RUN_UNTIL(T.aborts == 1);
+    assert_int_equal(T.abort_status, -ECANCELED);
+    assert_ptr_equal(T.aborted, T.held[0]);
+    assert_true(T.abort_at >= t0 + grace);
+    assert_true(hp_http_req_closed(T.held[0]));
+    RUN_UNTIL(T.c[0].eof); /* the connection is closed ... */
+    assert_int_equal(T.c[0].in_len, 0);
+    run_for(30);
+    assert_false(T.down); /* ... but the shutdown waits for the handler */
+    assert_int_equal(hp_http_server_free(T.srv), -EBUSY);
+    assert_true(path_is(T.held[0], "/held")); /* still valid */
+
+    later(5, late_reply_held);
+    RUN_UNTIL(T.down);
+    assert_true(T.late_done);
+    assert_int_equal(T.late_rc, HP_ECLOSED);
+    assert_true(T.down_at >= T.late_at);
+    assert_int_equal(T.aborts, 1);
+    assert_int_equal(hp_http_server_free(T.srv), 0);
+    hp_test_loop_free(T.loop);
+    T.loop = NULL;
+}
+
+static void test_lifetime_late_reply_after_shutdown_without_grace(void **state)
+{
+    (void)state;
+    shutdown_with_a_held_request(0);
+}
+
+static void test_lifetime_late_reply_after_shutdown_after_grace(void **state)
+{
+    (void)state;
+    shutdown_with_a_held_request(60);
+}
+
+static void reply_in_grace(struct hp_timer *t)
+{
+    (void)t;
+    T.late_rc = hp_http_reply(T.held[0], 200, HP_STR_LIT("text/plain"), "in time", 7);
+    T.late_done = true;
+}
+
+/* The other side of grace: a reply within it goes out, with Connection: close. */
+static void test_lifetime_reply_within_the_grace_period_is_sent(void **state)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = on_hold, .on_abort = on_abort_record, .no_listen = true};
+    struct rc_resp r;
+
+    (void)state;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/held");
+    RUN_UNTIL(T.nheld == 1);
+    hp_http_server_shutdown(T.srv, 5000, on_down);
+    later(10, reply_in_grace);
+    RUN_UNTIL(T.late_done);
+    assert_int_equal(T.late_rc, 0);
+    expect_response(0, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(r.close);
+    assert_memory_equal(r.body, "in time", 7);
+    rc_resp_free(&r);
+    RUN_UNTIL(T.down);
+    assert_int_equal(T.aborts, 0);
+    assert_int_equal(hp_http_server_free(T.srv), 0);
+    hp_test_loop_free(T.loop);
+    T.loop = NULL;
+}
+
+/* ---- 3. calls after on_abort ------------------------------------------- */
+
+/* What a handler saw, pointers and bytes. */
+struct view {
+    struct hp_str s;
+    char copy[256];
+};
+
+static void view_save(struct view *v, struct hp_str s)
+{
+    assert_true(s.len < sizeof(v->copy));
+    v->s = s;
+    memcpy(v->copy, s.ptr, s.len);
+}
+
+static void view_check(const struct view *v, struct hp_str now)
+{
+    assert_ptr_equal(now.ptr, v->s.ptr);
+    assert_int_equal(now.len, v->s.len);
+    assert_memory_equal(v->s.ptr, v->copy, v->s.len);
+}
+
+static struct {
+    struct view method, target, path, query, tag, name0, value0;
+    bool stream;
+    int drain_status;
+    size_t drains;
+} V;
+
+static int on_hold_and_look(struct hp_http_req *req)
+{
+    struct hp_str v, n;
+
+    view_save(&V.method, req->method);
+    view_save(&V.target, req->target);
+    view_save(&V.path, req->path);
+    view_save(&V.query, req->query);
+    assert_true(hp_http_req_header(req, "x-tag", &v));
+    view_save(&V.tag, v);
+    assert_true(hp_http_req_header_at(req, 0, &n, &v));
+    view_save(&V.name0, n);
+    view_save(&V.value0, v);
+    assert_false(hp_http_req_closed(req));
+    if (V.stream) {
+        assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
+        assert_int_equal(hp_http_stream_write(req, "begun", 5), 0);
+    }
+    return on_hold(req);
+}
+
+static void check_views(struct hp_http_req *req)
+{
+    struct hp_str v, n;
+
+    view_check(&V.method, req->method);
+    view_check(&V.target, req->target);
+    view_check(&V.path, req->path);
+    view_check(&V.query, req->query);
+    assert_true(hp_http_req_header(req, "X-Tag", &v));
+    view_check(&V.tag, v);
+    assert_true(hp_http_req_header_at(req, 0, &n, &v));
+    view_check(&V.name0, n);
+    view_check(&V.value0, v);
+    assert_memory_equal(V.path.copy, "/some/where", 11);
+    assert_memory_equal(V.query.copy, "a=1&b=two", 9);
+    assert_memory_equal(V.tag.copy, "tagged", 6);
+}
+
+static void on_drain_record(struct hp_http_req *req, int status)
+{
+    (void)req;
+    V.drains++;
+    V.drain_status = status;
+}
+
+static void late_after_abort(struct hp_timer *t)
+{
+    struct hp_http_req *req = T.held[0];
+
+    (void)t;
+    check_views(req);
+    assert_true(hp_http_req_closed(req));
+    assert_int_equal(hp_http_req_queued(req), 0);
+    assert_int_equal(hp_http_add_header(req, HP_STR_LIT("X-Late"), HP_STR_LIT("1")), HP_ECLOSED);
+    assert_int_equal(hp_http_req_on_drain(req, 0, on_drain_record), HP_ECLOSED);
+    assert_int_equal(hp_http_stream_write(req, "more", 4), HP_ECLOSED);
+    if (V.stream) {
+        T.late_rc = hp_http_stream_end(req);
+    } else {
+        assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT(""), -1), HP_ECLOSED);
+        T.late_rc = hp_http_reply(req, 200, HP_STR_LIT("text/plain"), "late", 4);
+    }
+    T.late_done = true;
+}
+
+static void calls_after_abort(bool stream)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = on_hold_and_look, .on_abort = on_abort_record, .no_listen = true};
+
+    memset(&V, 0, sizeof(V));
+    V.stream = stream;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    rc_send_str(&T.c[0], "GET /some/where?a=1&b=two HTTP/1.1\r\nHost: t\r\nX-Tag: tagged\r\n\r\n");
+    RUN_UNTIL(T.nheld == 1);
+    if (stream)
+        RUN_UNTIL(rc_count(&T.c[0], "begun") == 1);
+    rc_close(&T.c[0], false);
+    RUN_UNTIL(T.aborts == 1);
+    assert_true(T.abort_status < 0);
+    assert_ptr_equal(T.aborted, T.held[0]);
+    assert_true(hp_http_req_closed(T.held[0]));
+    check_views(T.held[0]);
+    later(20, late_after_abort);
+    RUN_UNTIL(T.late_done);
+    assert_int_equal(T.late_rc, HP_ECLOSED);
+    assert_int_equal(V.drains, 0); /* refused: never runs */
+    assert_int_equal(T.aborts, 1);
+    stop_server();
+}
+
+static void test_lifetime_calls_after_on_abort_return_eclosed(void **state)
+{
+    (void)state;
+    calls_after_abort(false);
+}
+
+static void test_lifetime_stream_calls_after_on_abort_return_eclosed(void **state)
+{
+    (void)state;
+    calls_after_abort(true);
+}
+
+/* ---- 4. release -------------------------------------------------------- */
+
+enum rel_mode { REL_IN_CALL, REL_LATER, REL_STREAM_LATER };
+
+static enum rel_mode rel_mode;
+
+static int on_release(struct hp_http_req *req)
+{
+    T.nrequests++;
+    if (rel_mode == REL_IN_CALL) {
+        hp_http_req_release(req);
+        return 0;
+    }
+    if (rel_mode == REL_STREAM_LATER) {
+        assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
+        assert_int_equal(hp_http_stream_write(req, "partial", 7), 0);
+    }
+    T.held[T.nheld++] = req;
+    return 0;
+}
+
+static void release_later(struct hp_timer *t)
+{
+    (void)t;
+    /* A pending drain callback is cancelled first, inside the release. */
+    assert_int_equal(hp_http_req_on_drain(T.held[0], 0, on_drain_record), 0);
+    hp_http_req_release(T.held[0]);
+    assert_int_equal(V.drains, 1);
+    assert_int_equal(V.drain_status, -ECANCELED);
+    T.late_done = true;
+}
+
+static void release(enum rel_mode mode)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = on_release, .on_abort = on_abort_record, .no_listen = true};
+    struct rc_resp r;
+
+    memset(&V, 0, sizeof(V));
+    rel_mode = mode;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/first");
+    send_get(0, "/second"); /* pipelined: never answered, the connection closes */
+    if (mode == REL_IN_CALL) {
+        RUN_UNTIL(T.nrequests == 1);
+    } else {
+        RUN_UNTIL(T.nheld == 1);
+        later(10, release_later);
+        RUN_UNTIL(T.late_done);
+    }
+    RUN_UNTIL(T.c[0].eof);
+    if (mode == REL_STREAM_LATER) {
+        /* Cut off: the head and the first chunk, but never the last chunk. */
+        assert_int_equal(rc_parse(T.c[0].in, T.c[0].in_len, false, &r), 0);
+        assert_true(strncmp(T.c[0].in, "HTTP/1.1 200 OK\r\n", 17) == 0);
+        assert_non_null(strstr(T.c[0].in, "\r\n\r\n7\r\npartial\r\n"));
+        assert_null(strstr(T.c[0].in, "\r\n0\r\n\r\n"));
+    } else {
+        assert_true(rc_next(&T.c[0], false, &r));
+        assert_int_equal(r.status, 500);
+        assert_true(r.close);
+        rc_resp_free(&r);
+        assert_int_equal(T.c[0].in_off, T.c[0].in_len); /* nothing after it */
+    }
+    assert_int_equal(T.nrequests, 1);
+    run_for(10);
+    assert_int_equal(T.aborts, 0); /* it was given up: nothing to tell */
+    stop_server();
+    assert_int_equal(T.aborts, 0);
+}
+
+static void test_lifetime_release_inside_the_handler_answers_500(void **state)
+{
+    (void)state;
+    release(REL_IN_CALL);
+}
+
+static void test_lifetime_release_later_answers_500(void **state)
+{
+    (void)state;
+    release(REL_LATER);
+}
+
+static void test_lifetime_release_later_cuts_a_started_stream(void **state)
+{
+    (void)state;
+    release(REL_STREAM_LATER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifetime_late_reply_after_the_client_left_reaches_no_one),
+        cmocka_unit_test(test_lifetime_late_replies_never_cross_connections),
+        cmocka_unit_test(test_lifetime_late_reply_after_shutdown_without_grace),
+        cmocka_unit_test(test_lifetime_late_reply_after_shutdown_after_grace),
+        cmocka_unit_test(test_lifetime_reply_within_the_grace_period_is_sent),
+        cmocka_unit_test(test_lifetime_calls_after_on_abort_return_eclosed),
+        cmocka_unit_test(test_lifetime_stream_calls_after_on_abort_return_eclosed),
+        cmocka_unit_test(test_lifetime_release_inside_the_handler_answers_500),
+        cmocka_unit_test(test_lifetime_release_later_answers_500),
+        cmocka_unit_test(test_lifetime_release_later_cuts_a_started_stream),
+    };
+
+    if (getenv("CT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("CT_FILTER"));
+    return cmocka_run_group_tests_name("http/lifetime", tests, NULL, NULL);
+}
