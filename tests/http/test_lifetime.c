@@ -586,6 +586,380 @@ static void test_lifetime_release_later_cuts_a_started_stream(void **state)
     release(REL_STREAM_LATER);
 }
 
+/* ---- 5. views stay put ------------------------------------------------- */
+
+static uint32_t body_sum(const char *p, size_t n)
+{
+    uint32_t sum = 0;
+
+    for (size_t i = 0; i < n; i++)
+        sum = sum * 31 + (unsigned char)p[i];
+    return sum;
+}
+
+static void fill_pattern(char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)('A' + (i * 7 + seed) % 53);
+}
+
+static struct {
+    struct view head_second, head_name1, head_value1; /* saved in on_head */
+    struct view method, target, path, query, first, second, name0, value0;
+    struct hp_str body;
+    char *body_copy;
+    struct hp_http_req *req;
+    bool on_head_seen;
+} W;
+
+static void save_body(struct hp_http_req *req)
+{
+    W.body = req->body;
+    W.body_copy = malloc(req->body.len + 1);
+    assert_non_null(W.body_copy);
+    memcpy(W.body_copy, req->body.ptr, req->body.len);
+}
+
+static int views_on_head(struct hp_http_req *req)
+{
+    struct hp_str n, v;
+
+    if (!path_is(req, "/held"))
+        return 0;
+    W.on_head_seen = true;
+    assert_true(hp_http_req_header(req, "X-Second", &v));
+    view_save(&W.head_second, v);
+    assert_true(hp_http_req_header_at(req, 1, &n, &v));
+    view_save(&W.head_name1, n);
+    view_save(&W.head_value1, v);
+    return 0; /* buffer the body, then on_request */
+}
+
+static void check_head_views(struct hp_http_req *req)
+{
+    struct hp_str n, v;
+
+    assert_true(hp_http_req_header(req, "x-second", &v));
+    view_check(&W.head_second, v);
+    assert_true(hp_http_req_header_at(req, 1, &n, &v));
+    view_check(&W.head_name1, n);
+    view_check(&W.head_value1, v);
+    assert_memory_equal(W.head_second.copy, "second value", 12);
+}
+
+static void check_held_views(struct hp_http_req *req)
+{
+    struct hp_str n, v;
+
+    check_head_views(req);
+    view_check(&W.method, req->method);
+    view_check(&W.target, req->target);
+    view_check(&W.path, req->path);
+    view_check(&W.query, req->query);
+    assert_true(hp_http_req_header(req, "X-First", &v));
+    view_check(&W.first, v);
+    assert_true(hp_http_req_header(req, "X-Second", &v));
+    view_check(&W.second, v);
+    assert_true(hp_http_req_header_at(req, 0, &n, &v));
+    view_check(&W.name0, n);
+    view_check(&W.value0, v);
+    assert_ptr_equal(req->body.ptr, W.body.ptr);
+    assert_int_equal(req->body.len, W.body.len);
+    assert_memory_equal(W.body.ptr, W.body_copy, W.body.len);
+    /* W.head_* were saved before the body was buffered: they must still hold. */
+}
+
+/* Answer with "<path> <body length> <body sum>". */
+static int reply_summary(struct hp_http_req *req)
+{
+    char text[128];
+    int n = snprintf(text, sizeof(text), "%.*s %zu %08x", (int)req->path.len, req->path.ptr,
+                     req->body.len, body_sum(req->body.ptr, req->body.len));
+
+    return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
+}
+
+static int views_on_request(struct hp_http_req *req)
+{
+    struct hp_str n, v;
+
+    T.nrequests++;
+    if (!path_is(req, "/held"))
+        return reply_summary(req);
+    assert_true(W.on_head_seen);
+    check_head_views(req);
+    view_save(&W.method, req->method);
+    view_save(&W.target, req->target);
+    view_save(&W.path, req->path);
+    view_save(&W.query, req->query);
+    assert_true(hp_http_req_header(req, "X-First", &v));
+    view_save(&W.first, v);
+    assert_true(hp_http_req_header(req, "X-Second", &v));
+    view_save(&W.second, v);
+    assert_true(hp_http_req_header_at(req, 0, &n, &v));
+    view_save(&W.name0, n);
+    view_save(&W.value0, v);
+    save_body(req);
+    W.req = req;
+    return 0;
+}
+
+/* Queue a POST of @p len pattern bytes, chunked in pieces of up to @p piece, or with a length. */
+static void send_post(int i, const char *path, size_t len, unsigned seed, size_t piece)
+{
+    char *body = malloc(len + 1);
+    char line[256];
+
+    assert_non_null(body);
+    fill_pattern(body, len, seed);
+    if (piece == 0) {
+        snprintf(line, sizeof(line), "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+                 path, len);
+        rc_send_str(&T.c[i], line);
+        rc_send(&T.c[i], body, len);
+    } else {
+        snprintf(line, sizeof(line),
+                 "POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", path);
+        rc_send_str(&T.c[i], line);
+        for (size_t off = 0; off < len;) {
+            size_t n = len - off < piece ? len - off : piece;
+            snprintf(line, sizeof(line), "%zx\r\n", n);
+            rc_send_str(&T.c[i], line);
+            rc_send(&T.c[i], body + off, n);
+            rc_send_str(&T.c[i], "\r\n");
+            off += n;
+            piece = piece * 3 / 2 + 1; /* pieces of varying sizes */
+        }
+        rc_send_str(&T.c[i], "0\r\n\r\n");
+    }
+    free(body);
+}
+
+static void expect_summary(int i, const char *path, size_t len, unsigned seed)
+{
+    char want[128], *body = malloc(len + 1);
+    struct rc_resp r;
+
+    assert_non_null(body);
+    fill_pattern(body, len, seed);
+    snprintf(want, sizeof(want), "%s %zu %08x", path, len, len ? body_sum(body, len) : 0u);
+    free(body);
+    expect_response(i, false, &r);
+    assert_int_equal(r.status, 200);
+    if (r.body_len != strlen(want) || memcmp(r.body, want, r.body_len) != 0)
+        fail_msg("expected '%s', got '%s'", want, r.body);
+    rc_resp_free(&r);
+}
+
+static void views_stay_put(bool chunked)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = views_on_request, .on_head = views_on_head, .no_listen = true};
+    static const char head[] = "POST /held?alpha=1&beta=two HTTP/1.1\r\nHost: t\r\n"
+                               "X-First: first value\r\nX-Second: second value\r\n";
+    char body[3000], line[64];
+
+    memset(&W, 0, sizeof(W));
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    fill_pattern(body, sizeof(body), 1);
+    /* The held request arrives in pieces: head in two, body in three. */
+    rc_send(&T.c[0], head, 30);
+    run_for(5);
+    rc_send_str(&T.c[0], head + 30);
+    if (chunked) {
+        rc_send_str(&T.c[0], "Transfer-Encoding: chunked\r\n\r\n");
+        for (size_t off = 0; off < sizeof(body); off += 1000) {
+            snprintf(line, sizeof(line), "3e8;ext=\"v\"\r\n");
+            rc_send_str(&T.c[0], line);
+            rc_send(&T.c[0], body + off, 1000);
+            rc_send_str(&T.c[0], "\r\n");
+            run_for(5);
+        }
+        rc_send_str(&T.c[0], "0\r\n\r\n");
+    } else {
+        rc_send_str(&T.c[0], "Content-Length: 3000\r\n\r\n");
+        for (size_t off = 0; off < sizeof(body); off += 1000) {
+            rc_send(&T.c[0], body + off, 1000);
+            run_for(5);
+        }
+    }
+    RUN_UNTIL(W.req != NULL);
+    assert_memory_equal(W.path.copy, "/held", 5);
+    assert_memory_equal(W.query.copy, "alpha=1&beta=two", 16);
+    assert_int_equal(W.body.len, sizeof(body));
+    assert_memory_equal(W.body_copy, body, sizeof(body));
+
+    /* Pipelined behind it, small and large, in many writes: the input moves on. */
+    send_get(0, "/p1");
+    send_post(0, "/p2", 200 * 1024, 2, 0);
+    send_get(0, "/p3?x=y");
+    send_post(0, "/p4", 200 * 1024, 4, 3000);
+    send_post(0, "/p5", 17, 5, 0);
+    send_get(0, "/p6");
+    RUN_UNTIL(rc_unsent(&T.c[0]) == 0);
+    run_for(30);
+    assert_int_equal(T.nrequests, 1); /* all of it waits behind the held request */
+    check_held_views(W.req);
+
+    /* Now the answer goes out, then the pipelined requests are served in order. */
+    assert_int_equal(reply_summary(W.req), 0);
+    expect_summary(0, "/held", sizeof(body), 1);
+    expect_summary(0, "/p1", 0, 0);
+    expect_summary(0, "/p2", 200 * 1024, 2);
+    expect_summary(0, "/p3", 0, 0);
+    expect_summary(0, "/p4", 200 * 1024, 4);
+    expect_summary(0, "/p5", 17, 5);
+    expect_summary(0, "/p6", 0, 0);
+    free(W.body_copy);
+    stop_server();
+}
+
+static void test_lifetime_views_stay_put_while_the_client_pipelines(void **state)
+{
+    (void)state;
+    views_stay_put(false);
+}
+
+static void test_lifetime_views_of_a_chunked_body_stay_put_while_the_client_pipelines(void **state)
+{
+    (void)state;
+    views_stay_put(true);
+}
+
+/* ---- 9. the per-request arena ------------------------------------------ */
+
+/* A counting allocator for the server: live bytes, so frees can be seen. */
+static struct {
+    size_t live;
+} M;
+
+static void *count_realloc(void *ctx, void *p, size_t n)
+{
+    size_t *h = p ? (size_t *)p - 2 : NULL, old = h ? h[0] : 0;
+
+    (void)ctx;
+    if (n == 0) {
+        M.live -= old;
+        free(h);
+        return NULL;
+    }
+    h = realloc(h, n + 2 * sizeof(size_t));
+    if (h == NULL)
+        return NULL;
+    h[0] = n;
+    M.live = M.live - old + n;
+    return h + 2;
+}
+
+static void count_free(void *ctx, void *p)
+{
+    size_t *h = p ? (size_t *)p - 2 : NULL;
+
+    (void)ctx;
+    if (h == NULL)
+        return;
+    M.live -= h[0];
+    free(h);
+}
+
+#define NALLOC 260
+
+static struct {
+    unsigned char *p[NALLOC];
+    size_t n[NALLOC];
+    struct hp_http_req *req;
+} A;
+
+static size_t alloc_size(size_t i)
+{
+    if (i == NALLOC - 1)
+        return 3u << 20; /* big */
+    if (i == NALLOC - 2)
+        return 70000;
+    if (i == NALLOC - 3)
+        return 4096;
+    return 1 + (i * 97) % 500;
+}
+
+static void check_allocations(void)
+{
+    for (size_t i = 0; i < NALLOC; i++) {
+        for (size_t k = 0; k < A.n[i]; k++) {
+            if (A.p[i][k] != (unsigned char)(i * 13 + 1))
+                fail_msg("allocation %zu (%zu bytes) overwritten at %zu", i, A.n[i], k);
+        }
+    }
+}
+
+static int alloc_on_request(struct hp_http_req *req)
+{
+    T.nrequests++;
+    if (!path_is(req, "/alloc"))
+        return reply_summary(req);
+    assert_null(hp_http_req_alloc(req, 0));
+    assert_null(hp_http_req_alloc(req, ((size_t)1 << 30) + 1));
+    for (size_t i = 0; i < NALLOC; i++) {
+        A.n[i] = alloc_size(i);
+        A.p[i] = hp_http_req_alloc(req, A.n[i]);
+        assert_non_null(A.p[i]);
+        if ((uintptr_t)A.p[i] % _Alignof(max_align_t) != 0)
+            fail_msg("allocation %zu at %p is not aligned for any object", i, (void *)A.p[i]);
+        memset(A.p[i], (int)((i * 13 + 1) & 0xff), A.n[i]);
+    }
+    check_allocations();
+    A.req = req;
+    return 0;
+}
+
+static void test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request(void **state)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = alloc_on_request,
+        .on_abort = on_abort_record,
+        .no_listen = true,
+        .alloc = {count_realloc, count_free, NULL},
+    };
+    size_t before;
+    void *late;
+
+    (void)state;
+    memset(&A, 0, sizeof(A));
+    memset(&M, 0, sizeof(M));
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/alloc");
+    send_post(0, "/after", 100000, 9, 0);
+    RUN_UNTIL(A.req != NULL);
+    RUN_UNTIL(rc_unsent(&T.c[0]) == 0);
+    run_for(20);
+    check_allocations();
+    before = M.live;
+    assert_true(before >= (3u << 20));
+    assert_int_equal(reply_summary(A.req), 0);
+    expect_summary(0, "/alloc", 0, 0);
+    expect_summary(0, "/after", 100000, 9);
+    assert_true(M.live + (3u << 20) <= before); /* the big allocation went with the request */
+
+    /* A closed request's arena still works, and goes when it is finished. */
+    memset(&A, 0, sizeof(A));
+    rc_close(&T.c[0], false);
+    rc_open_adopted(&T.c[1], T.srv);
+    send_get(1, "/alloc");
+    RUN_UNTIL(A.req != NULL);
+    rc_close(&T.c[1], false);
+    RUN_UNTIL(T.aborts == 1);
+    late = hp_http_req_alloc(A.req, 2u << 20);
+    assert_non_null(late);
+    memset(late, 0x5a, 2u << 20);
+    check_allocations();
+    before = M.live;
+    assert_int_equal(hp_http_reply(A.req, 200, HP_STR_LIT(""), "x", 1), HP_ECLOSED);
+    assert_true(M.live + (5u << 20) <= before);
+    stop_server();
+    assert_int_equal(M.live, 0); /* everything the server allocated is back */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +973,10 @@ int main(void)
         cmocka_unit_test(test_lifetime_release_inside_the_handler_answers_500),
         cmocka_unit_test(test_lifetime_release_later_answers_500),
         cmocka_unit_test(test_lifetime_release_later_cuts_a_started_stream),
+        cmocka_unit_test(test_lifetime_views_stay_put_while_the_client_pipelines),
+        cmocka_unit_test(test_lifetime_views_of_a_chunked_body_stay_put_while_the_client_pipelines),
+        cmocka_unit_test(
+            test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request),
     };
 
     if (getenv("CT_FILTER") != NULL)
