@@ -960,6 +960,143 @@ static void test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_r
     assert_int_equal(M.live, 0); /* everything the server allocated is back */
 }
 
+/* ---- 7. back-pressure -------------------------------------------------- */
+
+#define BP_MAX_OUTPUT (256u << 10)
+#define BP_PIECE      16384u
+#define BP_LOW        (64u << 10)
+
+static struct {
+    struct hp_http_req *req;
+    size_t total; /* 0: endless */
+    size_t written, max_queued, enobufs, drains_ok, drains_closed, finished;
+    uint64_t last_write_at;
+    char piece[BP_PIECE];
+} B;
+
+static void bp_fill(struct hp_http_req *req);
+
+static void bp_drain(struct hp_http_req *req, int status)
+{
+    assert_ptr_equal(req, B.req);
+    if (status == 0) {
+        B.drains_ok++;
+        assert_true(hp_http_req_queued(req) <= BP_LOW);
+        bp_fill(req);
+        return;
+    }
+    assert_int_equal(status, HP_ECLOSED);
+    assert_int_equal(T.aborts, 0); /* before on_abort */
+    B.drains_closed++;
+}
+
+/* Write until the queue is full (then wait for the drain) or the body is complete. */
+static void bp_fill(struct hp_http_req *req)
+{
+    while (B.total == 0 || B.written < B.total) {
+        int rc = hp_http_stream_write(req, B.piece, BP_PIECE);
+        size_t q;
+
+        if (rc == -ENOBUFS) {
+            B.enobufs++;
+            /* Refused once per wait: a drain callback never comes while it is still full. */
+            assert_true(B.enobufs <= B.drains_ok + 1);
+            assert_int_equal(hp_http_req_on_drain(req, BP_LOW, bp_drain), 0);
+            return;
+        }
+        assert_int_equal(rc, 0);
+        B.written += BP_PIECE;
+        B.last_write_at = hp_loop_now(T.loop);
+        if ((q = hp_http_req_queued(req)) > B.max_queued)
+            B.max_queued = q;
+    }
+    assert_int_equal(hp_http_stream_end(req), 0);
+    B.finished++;
+}
+
+static int bp_on_request(struct hp_http_req *req)
+{
+    T.nrequests++;
+    B.req = req;
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("application/octet-stream"), -1), 0);
+    bp_fill(req);
+    return 0;
+}
+
+static void bp_on_abort(struct hp_http_req *req, int status)
+{
+    on_abort_record(req, status);
+    assert_int_equal(B.drains_closed, 1); /* the drain callback heard it first */
+    assert_int_equal(hp_http_stream_end(req), HP_ECLOSED);
+    B.finished++;
+}
+
+static void bp_start(size_t total)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = bp_on_request,
+        .on_abort = bp_on_abort,
+        .no_listen = true,
+        .write_timeout_ms = 300,
+        .max_output = BP_MAX_OUTPUT,
+    };
+
+    memset(&B, 0, sizeof(B));
+    B.total = total;
+    for (size_t i = 0; i < BP_PIECE; i++)
+        B.piece[i] = (char)('a' + i % 26);
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+}
+
+static void test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout(void **state)
+{
+    (void)state;
+    bp_start(0); /* endless */
+    T.c[0].deaf = true;
+    send_get(0, "/endless");
+    RUN_UNTIL(T.aborts == 1);
+    assert_int_equal(T.abort_status, -ETIMEDOUT);
+    assert_int_equal(B.drains_closed, 1);
+    assert_int_equal(B.finished, 1);
+    assert_true(B.enobufs >= 1);
+    /* Queued output stayed within max_output and one piece (with its chunk framing). */
+    if (B.max_queued > BP_MAX_OUTPUT + BP_PIECE + 32)
+        fail_msg("%zu bytes queued, over the bound", B.max_queued);
+    /* Cut by the write timeout: no progress for about 300 ms, not much later. */
+    assert_true(T.abort_at >= B.last_write_at + 250);
+    assert_true(T.abort_at <= B.last_write_at + 5000);
+    run_for(10);
+    assert_int_equal(T.aborts, 1);
+    stop_server();
+}
+
+static void test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks(void **state)
+{
+    size_t total = (valgrind() ? 1u : 8u) << 20;
+    struct rc_resp r;
+
+    (void)state;
+    bp_start(total);
+    send_get(0, "/big");
+    expect_response(0, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(B.finished, 1);
+    assert_int_equal(r.body_len, total);
+    for (size_t i = 0; i < r.body_len; i++) {
+        if (r.body[i] != (char)('a' + i % BP_PIECE % 26))
+            fail_msg("body byte %zu is wrong", i);
+    }
+    rc_resp_free(&r);
+    assert_true(B.drains_ok >= 1);
+    assert_true(B.enobufs <= B.drains_ok + 1);
+    assert_int_equal(B.drains_closed, 0);
+    assert_int_equal(T.aborts, 0);
+    if (B.max_queued > BP_MAX_OUTPUT + BP_PIECE + 32)
+        fail_msg("%zu bytes queued, over the bound", B.max_queued);
+    stop_server();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -977,6 +1114,8 @@ int main(void)
         cmocka_unit_test(test_lifetime_views_of_a_chunked_body_stay_put_while_the_client_pipelines),
         cmocka_unit_test(
             test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request),
+        cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
+        cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
     };
 
     if (getenv("CT_FILTER") != NULL)
