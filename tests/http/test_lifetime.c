@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1097,6 +1098,372 @@ static void test_lifetime_reading_client_gets_the_stream_paced_by_drain_callback
     stop_server();
 }
 
+/* ---- 6. random interleavings ------------------------------------------- */
+
+#define RND_CLIENTS 6
+#define RND_QUEUE   32
+
+/* A held request's state, in its own arena. */
+struct job {
+    struct hp_timer t;
+    struct hp_http_req *req;
+    uint32_t serial;
+    char mode;
+    unsigned pieces;
+};
+
+/* What happened to each request the handler got, by serial. */
+struct rec {
+    uint8_t finished, aborts, drain_waits;
+    bool finished_in_drain;
+};
+
+static struct {
+    uint32_t rng;
+    struct rec *recs;
+    size_t nrecs, cap;
+    struct {
+        uint32_t ids[RND_QUEUE]; /* requests sent and not yet answered, oldest first */
+        size_t head, n;
+        bool half, after_500;
+    } cl[RND_CLIENTS];
+    uint32_t next_id;
+    size_t responses, aborts, eclosed;
+} X;
+
+static uint32_t rnd(uint32_t n)
+{
+    X.rng ^= X.rng << 13;
+    X.rng ^= X.rng >> 17;
+    X.rng ^= X.rng << 5;
+    return X.rng % n;
+}
+
+static struct rec *rec_of(uint32_t serial)
+{
+    assert_true(serial < X.nrecs);
+    return &X.recs[serial];
+}
+
+/* @p r's request was finished by the handler (it may be gone now). */
+static void finished(struct rec *r, int rc)
+{
+    assert_int_equal(r->finished, 0); /* exactly once */
+    r->finished = 1;
+    if (rc == HP_ECLOSED)
+        X.eclosed++;
+}
+
+static void job_drain(struct hp_http_req *req, int status);
+
+/* The next step of a held request, from its timer. */
+static void job_fire(struct hp_timer *t)
+{
+    struct job *j = hp_container_of(t, struct job, t);
+    struct hp_http_req *req = j->req;
+    struct rec *r = rec_of(j->serial);
+    bool closed = hp_http_req_closed(req);
+    int rc;
+
+    assert_int_equal(r->finished, 0);
+    switch (j->mode) {
+    case 't':
+        rc = hp_http_reply(req, 200, HP_STR_LIT("text/plain"), req->path.ptr, req->path.len);
+        assert_int_equal(rc, closed ? HP_ECLOSED : 0);
+        finished(r, rc);
+        return;
+    case 'y':
+    case 'z':
+        hp_http_req_release(req);
+        finished(r, 0);
+        return;
+    case 's':
+        if (j->pieces > 0) {
+            rc = hp_http_stream_write(req, ".....", 5);
+            assert_int_equal(rc, closed ? HP_ECLOSED : 0);
+            if (rc == 0) {
+                j->pieces--;
+                assert_int_equal(hp_timer_start(&j->t, rnd(4), 0), 0);
+                return;
+            }
+        }
+        break; /* the stream is complete, or closed */
+    default:   /* 'd' after a closed drain */
+        break;
+    }
+    rc = hp_http_stream_end(req);
+    assert_int_equal(rc, closed ? HP_ECLOSED : 0);
+    finished(r, rc);
+}
+
+static void job_drain(struct hp_http_req *req, int status)
+{
+    struct job *j = req->data;
+    struct rec *r = rec_of(j->serial);
+
+    assert_int_equal(r->drain_waits, 1); /* once per hp_http_req_on_drain() */
+    r->drain_waits = 0;
+    assert_int_equal(r->finished, 0);
+    if (status == HP_ECLOSED) {
+        assert_true(hp_http_req_closed(req));
+        if (j->serial % 2 == 0) {
+            r->finished_in_drain = true;
+            finished(r, hp_http_stream_end(req));
+        } else {
+            assert_int_equal(hp_timer_start(&j->t, rnd(3), 0), 0); /* finish it later */
+        }
+        return;
+    }
+    assert_int_equal(status, 0);
+    assert_int_equal(hp_http_req_queued(req), 0);
+    if (j->pieces == 0) {
+        finished(r, hp_http_stream_end(req));
+        return;
+    }
+    j->pieces--;
+    assert_int_equal(hp_http_stream_write(req, "::::::::", 8), 0); /* nothing queued: taken */
+    assert_int_equal(hp_http_req_on_drain(req, 0, job_drain), 0);
+    r->drain_waits = 1;
+}
+
+static int rnd_on_request(struct hp_http_req *req)
+{
+    char path[64], mode;
+    unsigned id, arg;
+    uint32_t serial;
+    struct rec *r;
+    struct job *j;
+    int rc;
+
+    assert_true(req->path.len < sizeof(path));
+    memcpy(path, req->path.ptr, req->path.len);
+    path[req->path.len] = '\0';
+    if (sscanf(path, "/r/%u/%c%u", &id, &mode, &arg) != 3)
+        fail_msg("unexpected path %s", path);
+    assert_true(X.nrecs < X.cap);
+    serial = (uint32_t)X.nrecs++;
+    r = rec_of(serial);
+    switch (mode) {
+    case 'n':
+        rc = hp_http_reply(req, 200, HP_STR_LIT("text/plain"), req->path.ptr, req->path.len);
+        assert_int_equal(rc, 0);
+        finished(r, rc);
+        return 0;
+    case 'e':
+        finished(r, 0);
+        return -EIO;
+    case 'x':
+        hp_http_req_release(req);
+        finished(r, 0);
+        return 0;
+    default:
+        break;
+    }
+    j = hp_http_req_alloc(req, sizeof(*j));
+    assert_non_null(j);
+    j->req = req;
+    j->serial = serial;
+    j->mode = mode;
+    j->pieces = arg;
+    req->data = j;
+    hp_timer_init(req->loop, &j->t, job_fire);
+    if (mode == 's' || mode == 'z' || mode == 'd') {
+        assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
+        assert_int_equal(hp_http_stream_write(req, req->path.ptr, req->path.len), 0);
+    }
+    if (mode == 'd') {
+        assert_int_equal(hp_http_req_on_drain(req, 0, job_drain), 0);
+        r->drain_waits = 1;
+        return 0;
+    }
+    assert_int_equal(hp_timer_start(&j->t, arg, 0), 0);
+    return 0;
+}
+
+static void rnd_on_abort(struct hp_http_req *req, int status)
+{
+    struct job *j = req->data;
+    struct rec *r;
+
+    assert_non_null(j); /* only requests the handler holds hear of it */
+    r = rec_of(j->serial);
+    assert_true(status < 0);
+    assert_int_equal(r->aborts, 0); /* at most once */
+    r->aborts = 1;
+    X.aborts++;
+    /* Not after it was finished (unless from the HP_ECLOSED drain callback just before). */
+    assert_true(r->finished == 0 || r->finished_in_drain);
+    assert_int_equal(r->drain_waits, 0); /* the drain callback heard of it first */
+    assert_true(hp_http_req_closed(req));
+}
+
+static void rnd_forget(int i)
+{
+    X.cl[i].head = X.cl[i].n = 0;
+    X.cl[i].half = X.cl[i].after_500 = false;
+}
+
+static void rnd_send(int i, unsigned k)
+{
+    static const char modes[] = "nnnnttttttssssdddyzxe";
+    char line[160];
+
+    for (unsigned m = 0; m < k && X.cl[i].n < RND_QUEUE; m++) {
+        uint32_t id = X.next_id++;
+        char mode = modes[rnd(sizeof(modes) - 1)];
+        int n;
+
+        X.cl[i].ids[(X.cl[i].head + X.cl[i].n++) % RND_QUEUE] = id;
+        if (rnd(4) == 0)
+            n = snprintf(line, sizeof(line),
+                         "POST /r/%u/%c%u HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+                         id, mode, rnd(5));
+        else
+            n = snprintf(line, sizeof(line), "GET /r/%u/%c%u HTTP/1.1\r\nHost: t\r\n\r\n", id, mode,
+                         rnd(5));
+        rc_send(&T.c[i], line, (size_t)n);
+    }
+}
+
+/* Every response client @p i got must answer its oldest unanswered request. */
+static void rnd_check(int i)
+{
+    struct rc_client *c = &T.c[i];
+    struct rc_resp r;
+
+    while (c->fd >= 0 && rc_next(c, false, &r)) {
+        char want[32];
+        uint32_t id;
+
+        if (X.cl[i].after_500)
+            fail_msg("client %d: a response after a 500", i);
+        if (X.cl[i].n == 0)
+            fail_msg("client %d: a response to a request it did not send: %.60s", i, r.body);
+        id = X.cl[i].ids[X.cl[i].head];
+        X.cl[i].head = (X.cl[i].head + 1) % RND_QUEUE;
+        X.cl[i].n--;
+        snprintf(want, sizeof(want), "/r/%u/", id);
+        if (r.status == 500)
+            X.cl[i].after_500 = true;
+        else if (r.status != 200 || strncmp(r.body, want, strlen(want)) != 0)
+            fail_msg("client %d: expected the answer to %s, got %d '%.60s'", i, want, r.status,
+                     r.body);
+        X.responses++;
+        rc_resp_free(&r);
+    }
+    if (c->fd >= 0 && c->eof) {
+        rc_close(c, false); /* whatever is left was cut off */
+        rnd_forget(i);
+    }
+}
+
+static void rnd_step(int timeout)
+{
+    int n;
+
+    pump_all();
+    if ((n = hp_loop_run_once(T.loop, timeout)) < 0)
+        fail_msg("hp_loop_run_once: %s", hp_strerror(n));
+    pump_all();
+    for (int i = 0; i < RND_CLIENTS; i++)
+        rnd_check(i);
+}
+
+static void rnd_act(uint16_t port)
+{
+    int i = (int)rnd(RND_CLIENTS);
+    uint32_t act = rnd(100);
+    struct rc_client *c = &T.c[i];
+
+    if (c->fd < 0) {
+        if (act < 60) {
+            rc_open_tcp(c, port);
+            rnd_forget(i);
+        }
+    } else if (act < 50) {
+        if (!X.cl[i].half && X.cl[i].n < RND_QUEUE / 2)
+            rnd_send(i, 1 + rnd(3));
+    } else if (act < 64) {
+        rc_close(c, act >= 58); /* close, or reset (SO_LINGER 0) */
+        rnd_forget(i);
+    } else if (act < 68 && !X.cl[i].half) {
+        rc_pump(c);
+        (void)shutdown(c->fd, SHUT_WR);
+        X.cl[i].half = true;
+    }
+}
+
+static void random_interleavings(uint32_t seed, unsigned steps)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = rnd_on_request,
+        .on_abort = rnd_on_abort,
+        .listen = {.host = "127.0.0.1"},
+    };
+    uint64_t dl;
+    uint16_t port;
+    unsigned s;
+
+    memset(&X, 0, sizeof(X));
+    X.rng = seed ? seed : 1;
+    X.cap = (size_t)steps * 3 + 16;
+    X.recs = calloc(X.cap, sizeof(*X.recs));
+    assert_non_null(X.recs);
+    start_server(&opts);
+    port = (uint16_t)hp_http_server_port(T.srv);
+    dl = deadline_from_now() - HP_TEST_DEADLINE_MS + (valgrind() ? 30000 : 15000);
+    for (s = 0; s < steps && hp_loop_now(T.loop) < dl; s++) {
+        rnd_act(port);
+        rnd_step(rnd(4) == 0 ? 1 : 0);
+    }
+
+    /* The end: shut down with the clients there, after a grace, or after they left. */
+    switch (rnd(3)) {
+    case 0:
+        hp_http_server_shutdown(T.srv, 0, on_down);
+        break;
+    case 1:
+        hp_http_server_shutdown(T.srv, 20, on_down);
+        break;
+    default:
+        for (int i = 0; i < RND_CLIENTS; i++) {
+            rc_close(&T.c[i], rnd(2) == 0);
+            rnd_forget(i);
+        }
+        hp_http_server_shutdown(T.srv, 1000, on_down);
+        break;
+    }
+    dl = deadline_from_now();
+    while (!T.down) {
+        rnd_step(5);
+        if (hp_loop_now(T.loop) > dl)
+            fail_msg("the shutdown never completed");
+    }
+    for (size_t k = 0; k < X.nrecs; k++) {
+        if (X.recs[k].finished != 1 || X.recs[k].drain_waits != 0)
+            fail_msg("request %zu: finished %u times, drain pending %u", k, X.recs[k].finished,
+                     X.recs[k].drain_waits);
+    }
+    print_message("seed %u: %u steps, %zu requests, %zu responses, %zu aborts, %zu HP_ECLOSED\n",
+                  seed, s, X.nrecs, X.responses, X.aborts, X.eclosed);
+    assert_true(X.responses > 0);
+    stop_server();
+    free(X.recs);
+}
+
+static void test_lifetime_random_interleavings_keep_every_response_with_its_client(void **state)
+{
+    const char *env = getenv("HP_TEST_SEED");
+    uint32_t seed = env ? (uint32_t)strtoul(env, NULL, 0) : (uint32_t)time(NULL);
+    unsigned steps = valgrind() ? 600 : 10000;
+
+    (void)state;
+    /* A few seeds per run: the clock's (printed, for HP_TEST_SEED=) and fixed ones. */
+    random_interleavings(seed, steps);
+    random_interleavings(12345, steps / 2);
+    random_interleavings(777, steps / 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1483,7 @@ int main(void)
             test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request),
         cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
         cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
+        cmocka_unit_test(test_lifetime_random_interleavings_keep_every_response_with_its_client),
     };
 
     if (getenv("CT_FILTER") != NULL)
