@@ -1455,7 +1455,7 @@ static void test_lifetime_random_interleavings_keep_every_response_with_its_clie
 {
     const char *env = getenv("HP_TEST_SEED");
     uint32_t seed = env ? (uint32_t)strtoul(env, NULL, 0) : (uint32_t)time(NULL);
-    unsigned steps = valgrind() ? 600 : 10000;
+    unsigned steps = valgrind() ? 2000 : 10000;
 
     (void)state;
     /* A few seeds per run: the clock's (printed, for HP_TEST_SEED=) and fixed ones. */
