@@ -775,9 +775,13 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
         rebase(c, in.base);
         if ((rc = call_handler(c, srv->opts.on_head)) != 0)
             return rc;
-        /* Handed back, unless a response was started: on_request gets it with the body. */
-        if (!(rq->rflags & R_STARTED))
-            rq->rflags &= ~(unsigned)R_HELD;
+        if (rq->rflags & R_STARTED) {
+            /* It answers, streaming, and holds the request: the body is not read. */
+            rq->phase = P_HANDLER;
+            return 0;
+        }
+        /* Handed back: on_request gets it with the body. */
+        rq->rflags &= ~(unsigned)R_HELD;
         maybe_continue(c); /* the body is to be buffered */
         return 1;
     }
