@@ -122,6 +122,7 @@ static void pump_in(struct rc_client *c)
         ssize_t n;
 
         grow(&c->in, &c->in_cap, c->in_len + 65536 + 1);
+        c->in[c->in_len] = '\0';
         n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
         if (n > 0) {
             c->in_len += (size_t)n;

@@ -1464,6 +1464,59 @@ static void test_lifetime_random_interleavings_keep_every_response_with_its_clie
     random_interleavings(777, steps / 2);
 }
 
+/* ---- on_head that answers with a stream it holds ----------------------- */
+
+static int head_streams(struct hp_http_req *req)
+{
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
+    assert_int_equal(hp_http_stream_write(req, "from on_head;", 13), 0);
+    return on_hold(req); /* held: it ends the stream later */
+}
+
+static int never_called(struct hp_http_req *req)
+{
+    fail_msg("on_request called for a request on_head answers: %.*s", (int)req->path.len,
+             req->path.ptr);
+    return -EIO;
+}
+
+static void end_head_stream(struct hp_timer *t)
+{
+    (void)t;
+    assert_int_equal(hp_http_stream_write(T.held[0], "later", 5), 0);
+    T.late_rc = hp_http_stream_end(T.held[0]);
+    T.late_done = true;
+}
+
+/* on_head may answer (and hold the request while it streams): the body is not read. */
+static void test_lifetime_on_head_streaming_a_held_reply_never_gets_on_request(void **state)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = never_called, .on_head = head_streams, .no_listen = true};
+    struct rc_resp r;
+
+    (void)state;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    rc_send_str(&T.c[0], "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                         "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    RUN_UNTIL(T.nheld == 1);
+    RUN_UNTIL(rc_count(&T.c[0], "from on_head;") == 1); /* the stream goes out while held */
+    run_for(20);
+    later(1, end_head_stream);
+    RUN_UNTIL(T.late_done);
+    assert_int_equal(T.late_rc, 0);
+    expect_response(0, false, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "from on_head;later");
+    assert_true(r.close); /* the body was not read: the connection cannot go on */
+    rc_resp_free(&r);
+    RUN_UNTIL(T.c[0].eof);
+    assert_int_equal(T.c[0].in_off, T.c[0].in_len); /* /next is not served */
+    assert_int_equal(T.nheld, 1);
+    stop_server();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1484,6 +1537,7 @@ int main(void)
         cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
         cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
         cmocka_unit_test(test_lifetime_random_interleavings_keep_every_response_with_its_client),
+        cmocka_unit_test(test_lifetime_on_head_streaming_a_held_reply_never_gets_on_request),
     };
 
     if (getenv("CT_FILTER") != NULL)
