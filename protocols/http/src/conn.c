@@ -524,6 +524,9 @@ static void on_written(struct hp_write_req *wr, int status)
         conn_close(c, status);
         return;
     }
+    /* Pieces streamed while the queue was stuck (see hp_http_stream_write()). */
+    if (c->out != NULL && c->out->len != 0)
+        hp__http_flush(c);
     if (c->rq != NULL && c->rq->drain_cb != NULL)
         schedule_resume(c); /* the defer checks the mark, outside this callback */
     if (c->inflight > 0) {
