@@ -1098,6 +1098,87 @@ static void test_lifetime_reading_client_gets_the_stream_paced_by_drain_callback
     stop_server();
 }
 
+/* Many small pieces to a stalled reader: the memory behind them stays bounded too. */
+static struct hp_timer tiny_timer;
+static size_t tiny_pieces;
+
+static void tiny_fill(struct hp_http_req *req);
+
+static void tiny_drain(struct hp_http_req *req, int status)
+{
+    if (status == 0)
+        tiny_fill(req);
+}
+
+static void tiny_fill(struct hp_http_req *req)
+{
+    for (;;) {
+        int rc = hp_http_stream_write(req, "x", 1); /* outside any handler call */
+
+        if (rc == -ENOBUFS) {
+            assert_int_equal(hp_http_req_on_drain(req, 0, tiny_drain), 0);
+            return;
+        }
+        assert_int_equal(rc, 0);
+        tiny_pieces++;
+    }
+}
+
+static void tiny_fire(struct hp_timer *t)
+{
+    (void)t;
+    tiny_fill(T.held[0]);
+}
+
+static int tiny_on_request(struct hp_http_req *req)
+{
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT(""), -1), 0);
+    assert_int_equal(hp_timer_start(&tiny_timer, 1, 0), 0);
+    return on_hold(req);
+}
+
+static void tiny_on_abort(struct hp_http_req *req, int status)
+{
+    on_abort_record(req, status);
+    assert_int_equal(hp_http_stream_end(req), HP_ECLOSED);
+}
+
+static void test_lifetime_tiny_pieces_to_a_stalled_reader_keep_memory_bounded(void **state)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = tiny_on_request,
+        .on_abort = tiny_on_abort,
+        .no_listen = true,
+        .write_timeout_ms = 300,
+        .max_output = 64u << 10,
+        .alloc = {count_realloc, count_free, NULL},
+    };
+    size_t peak = 0;
+
+    (void)state;
+    memset(&M, 0, sizeof(M));
+    tiny_pieces = 0;
+    start_server(&opts);
+    hp_timer_init(T.loop, &tiny_timer, tiny_fire);
+    rc_open_adopted(&T.c[0], T.srv);
+    T.c[0].deaf = true;
+    send_get(0, "/tiny");
+    {
+        uint64_t dl = deadline_from_now();
+        while (T.aborts == 0) {
+            step(dl, "the write timeout");
+            if (M.live > peak)
+                peak = M.live;
+        }
+    }
+    assert_int_equal(T.abort_status, -ETIMEDOUT);
+    assert_true(tiny_pieces > 1000);
+    /* Bytes queued are bounded by max_output; the memory holding them must be too. */
+    if (peak > 4 * (64u << 10) + (256u << 10))
+        fail_msg("%zu pieces of 1 byte took %zu bytes of server memory", tiny_pieces, peak);
+    stop_server();
+}
+
 /* ---- 6. random interleavings ------------------------------------------- */
 
 #define RND_CLIENTS 6
@@ -1536,6 +1617,7 @@ int main(void)
             test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request),
         cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
         cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
+        cmocka_unit_test(test_lifetime_tiny_pieces_to_a_stalled_reader_keep_memory_bounded),
         cmocka_unit_test(test_lifetime_random_interleavings_keep_every_response_with_its_client),
         cmocka_unit_test(test_lifetime_on_head_streaming_a_held_reply_never_gets_on_request),
     };
