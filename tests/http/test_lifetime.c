@@ -1179,6 +1179,112 @@ static void test_lifetime_tiny_pieces_to_a_stalled_reader_keep_memory_bounded(vo
     stop_server();
 }
 
+/* ---- pipelined input up to the limit behind a held request ------------- */
+
+static int hold_first(struct hp_http_req *req)
+{
+    if (path_is(req, "/held"))
+        return on_hold(req);
+    T.nrequests++;
+    return reply_summary(req);
+}
+
+/* The input fills up behind a held request: reading pauses, and resumes once it is answered. */
+static void test_lifetime_full_input_behind_a_held_request_resumes_after_the_reply(void **state)
+{
+    enum { N = 12000 };
+    struct hp_http_server_opts opts = {
+        .on_request = hold_first,
+        .no_listen = true,
+        .max_body = 1024,
+        .max_header_bytes = 4096,
+        .max_keepalive_requests = N + 10,
+    };
+    char path[32];
+
+    (void)state;
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/held");
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof(path), "/q%d", i);
+        send_get(0, path);
+    }
+    RUN_UNTIL(T.nheld == 1);
+    run_for(50);
+    assert_true(rc_unsent(&T.c[0]) > 0); /* the server stopped reading: its input is full */
+    assert_int_equal(T.nrequests, 1);
+    assert_int_equal(hp_http_reply(T.held[0], 200, HP_STR_LIT(""), "/held 0 00000000", 16), 0);
+    expect_summary(0, "/held", 0, 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof(path), "/q%d", i);
+        expect_summary(0, path, 0, 0);
+    }
+    assert_int_equal(T.nrequests, N + 1);
+    stop_server();
+}
+
+/* ---- the drain callback's contract -------------------------------------- */
+
+static struct {
+    size_t calls;
+    int status;
+    bool in_call; /* inside hp_http_req_on_drain() or the finishing call */
+} D;
+
+static void drain_first(struct hp_http_req *req, int status)
+{
+    (void)req;
+    (void)status;
+    fail_msg("a replaced drain callback ran");
+}
+
+static void drain_count(struct hp_http_req *req, int status)
+{
+    (void)req;
+    D.calls++;
+    D.status = status;
+}
+
+static int drain_on_request(struct hp_http_req *req)
+{
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT(""), -1), 0);
+    assert_int_equal(hp_http_req_on_drain(req, 1u << 20, NULL), -EINVAL);
+    assert_int_equal(hp_http_req_on_drain(req, 1u << 20, drain_first), 0);
+    assert_int_equal(hp_http_req_on_drain(req, 1u << 20, drain_count), 0); /* replaces it */
+    assert_int_equal(D.calls, 0); /* never inside the call, even with the queue below the mark */
+    return on_hold(req);
+}
+
+static void test_lifetime_drain_callback_runs_once_later_and_is_cancelled_by_finishing(void **state)
+{
+    struct hp_http_server_opts opts = {.on_request = drain_on_request, .no_listen = true};
+    struct rc_resp r;
+
+    (void)state;
+    memset(&D, 0, sizeof(D));
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    send_get(0, "/d");
+    RUN_UNTIL(D.calls == 1);
+    assert_int_equal(D.status, 0);
+    run_for(20);
+    assert_int_equal(D.calls, 1); /* once */
+
+    /* Finishing the request while waiting: the callback gets -ECANCELED first. */
+    assert_int_equal(hp_http_stream_write(T.held[0], "abc", 3), 0);
+    assert_int_equal(hp_http_req_on_drain(T.held[0], 0, drain_count), 0);
+    assert_int_equal(hp_http_stream_end(T.held[0]), 0);
+    assert_int_equal(D.calls, 2);
+    assert_int_equal(D.status, -ECANCELED);
+    expect_response(0, false, &r);
+    assert_string_equal(r.body, "abc");
+    rc_resp_free(&r);
+    run_for(20);
+    assert_int_equal(D.calls, 2);
+    stop_server();
+}
+
 /* ---- 6. random interleavings ------------------------------------------- */
 
 #define RND_CLIENTS 6
@@ -1618,6 +1724,9 @@ int main(void)
         cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
         cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
         cmocka_unit_test(test_lifetime_tiny_pieces_to_a_stalled_reader_keep_memory_bounded),
+        cmocka_unit_test(test_lifetime_full_input_behind_a_held_request_resumes_after_the_reply),
+        cmocka_unit_test(
+            test_lifetime_drain_callback_runs_once_later_and_is_cancelled_by_finishing),
         cmocka_unit_test(test_lifetime_random_interleavings_keep_every_response_with_its_client),
         cmocka_unit_test(test_lifetime_on_head_streaming_a_held_reply_never_gets_on_request),
     };
