@@ -404,8 +404,11 @@ void hp__http_orphan_finish(struct req_blk *rq)
 
     assert(rq->rflags & R_HELD); /* finished twice? */
     rq->rflags &= ~(unsigned)R_HELD;
-    if (rq->rflags & R_NOTIFYING)
+    if (rq->rflags & R_NOTIFYING) {
+        /* Finished from its drain callback: gone for the handler, so no on_abort after. */
+        rq->rflags |= R_ABORTED;
         return;
+    }
     rq_free(srv, rq);
     srv->orphans--;
     if (srv->shutting_down && srv->orphans == 0)
