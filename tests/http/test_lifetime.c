@@ -1098,6 +1098,54 @@ static void test_lifetime_reading_client_gets_the_stream_paced_by_drain_callback
     stop_server();
 }
 
+/* A request finished from its HP_ECLOSED drain callback is gone: no on_abort for it. */
+static void finish_in_drain(struct hp_http_req *req, int status)
+{
+    assert_int_equal(status, HP_ECLOSED);
+    assert_int_equal(T.aborts, 0);
+    B.drains_closed++;
+    assert_int_equal(hp_http_stream_end(req), HP_ECLOSED);
+    B.finished++;
+}
+
+static int finish_in_drain_on_request(struct hp_http_req *req)
+{
+    T.nrequests++;
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT(""), -1), 0);
+    for (;;) {
+        int rc = hp_http_stream_write(req, B.piece, BP_PIECE);
+        if (rc == -ENOBUFS)
+            break;
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(hp_http_req_on_drain(req, 0, finish_in_drain), 0);
+    return 0;
+}
+
+static void test_lifetime_request_finished_in_its_drain_callback_gets_no_on_abort(void **state)
+{
+    struct hp_http_server_opts opts = {
+        .on_request = finish_in_drain_on_request,
+        .on_abort = on_abort_record,
+        .no_listen = true,
+        .write_timeout_ms = 200,
+        .max_output = BP_MAX_OUTPUT,
+    };
+
+    (void)state;
+    memset(&B, 0, sizeof(B));
+    start_server(&opts);
+    rc_open_adopted(&T.c[0], T.srv);
+    T.c[0].deaf = true;
+    send_get(0, "/stalled");
+    RUN_UNTIL(B.finished == 1);
+    assert_int_equal(B.drains_closed, 1);
+    run_for(20);
+    assert_int_equal(T.aborts, 0);
+    stop_server();
+    assert_int_equal(T.aborts, 0);
+}
+
 /* Many small pieces to a stalled reader: the memory behind them stays bounded too. */
 static struct hp_timer tiny_timer;
 static size_t tiny_pieces;
@@ -1302,7 +1350,6 @@ struct job {
 /* What happened to each request the handler got, by serial. */
 struct rec {
     uint8_t finished, aborts, drain_waits;
-    bool finished_in_drain;
 };
 
 static struct {
@@ -1394,8 +1441,7 @@ static void job_drain(struct hp_http_req *req, int status)
     if (status == HP_ECLOSED) {
         assert_true(hp_http_req_closed(req));
         if (j->serial % 2 == 0) {
-            r->finished_in_drain = true;
-            finished(r, hp_http_stream_end(req));
+            finished(r, hp_http_stream_end(req)); /* then no on_abort */
         } else {
             assert_int_equal(hp_timer_start(&j->t, rnd(3), 0), 0); /* finish it later */
         }
@@ -1478,10 +1524,19 @@ static void rnd_on_abort(struct hp_http_req *req, int status)
     assert_int_equal(r->aborts, 0); /* at most once */
     r->aborts = 1;
     X.aborts++;
-    /* Not after it was finished (unless from the HP_ECLOSED drain callback just before). */
-    assert_true(r->finished == 0 || r->finished_in_drain);
+    assert_int_equal(r->finished, 0);    /* never for a request the handler finished */
     assert_int_equal(r->drain_waits, 0); /* the drain callback heard of it first */
     assert_true(hp_http_req_closed(req));
+    if (j->serial % 3 == 0) {
+        /* Finish it right here: stop what would have finished it later. */
+        bool stream = j->mode == 's' || j->mode == 'z' || j->mode == 'd';
+        int rc;
+
+        hp_timer_stop(&j->t);
+        rc = stream ? hp_http_stream_end(req) : hp_http_reply(req, 200, HP_STR_LIT(""), "x", 1);
+        assert_int_equal(rc, HP_ECLOSED);
+        finished(r, rc);
+    }
 }
 
 static void rnd_forget(int i)
@@ -1723,6 +1778,7 @@ int main(void)
             test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_request),
         cmocka_unit_test(test_lifetime_stalled_reader_is_bounded_then_cut_by_the_write_timeout),
         cmocka_unit_test(test_lifetime_reading_client_gets_the_stream_paced_by_drain_callbacks),
+        cmocka_unit_test(test_lifetime_request_finished_in_its_drain_callback_gets_no_on_abort),
         cmocka_unit_test(test_lifetime_tiny_pieces_to_a_stalled_reader_keep_memory_bounded),
         cmocka_unit_test(test_lifetime_full_input_behind_a_held_request_resumes_after_the_reply),
         cmocka_unit_test(
