@@ -1345,6 +1345,8 @@ struct job {
     uint32_t serial;
     char mode;
     unsigned pieces;
+    size_t body_len; /* 'B': bytes the body callback got */
+    bool body_done;  /* 'B': the body callback got its end */
 };
 
 /* What happened to each request the handler got, by serial. */
@@ -1362,7 +1364,7 @@ static struct {
         bool half, after_500;
     } cl[RND_CLIENTS];
     uint32_t next_id;
-    size_t responses, aborts, eclosed;
+    size_t responses, aborts, eclosed, bodies, head_streams;
 } X;
 
 static uint32_t rnd(uint32_t n)
@@ -1411,6 +1413,15 @@ static void job_fire(struct hp_timer *t)
         hp_http_req_release(req);
         finished(r, 0);
         return;
+    case 'B': {
+        char text[96];
+        int n = snprintf(text, sizeof(text), "%.*s %zu", (int)req->path.len, req->path.ptr,
+                         j->body_len);
+        rc = hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
+        assert_int_equal(rc, closed ? HP_ECLOSED : 0);
+        finished(r, rc);
+        return;
+    }
     case 's':
         if (j->pieces > 0) {
             rc = hp_http_stream_write(req, ".....", 5);
@@ -1459,22 +1470,101 @@ static void job_drain(struct hp_http_req *req, int status)
     r->drain_waits = 1;
 }
 
-static int rnd_on_request(struct hp_http_req *req)
+/* The mode letter and argument of a request's path "/r/<id>/<mode><arg>". */
+static char rnd_mode(const struct hp_http_req *req, unsigned *arg)
 {
     char path[64], mode;
-    unsigned id, arg;
+    unsigned id;
+
+    assert_true(req->path.len < sizeof(path));
+    memcpy(path, req->path.ptr, req->path.len);
+    path[req->path.len] = '\0';
+    if (sscanf(path, "/r/%u/%c%u", &id, &mode, arg) != 3)
+        fail_msg("unexpected path %s", path);
+    return mode;
+}
+
+static uint32_t rnd_serial(void)
+{
+    assert_true(X.nrecs < X.cap);
+    return (uint32_t)X.nrecs++;
+}
+
+/* The handler holds @p req: its state goes in the request's arena. */
+static struct job *job_new(struct hp_http_req *req, uint32_t serial, char mode, unsigned arg)
+{
+    struct job *j = hp_http_req_alloc(req, sizeof(*j));
+
+    assert_non_null(j);
+    memset(j, 0, sizeof(*j));
+    j->req = req;
+    j->serial = serial;
+    j->mode = mode;
+    j->pieces = arg;
+    req->data = j;
+    hp_timer_init(req->loop, &j->t, job_fire);
+    return j;
+}
+
+static int rnd_on_body(struct hp_http_req *req, const void *data, size_t len)
+{
+    struct job *j = req->data;
+
+    assert_false(j->body_done);
+    assert_int_equal(rec_of(j->serial)->finished, 0);
+    if (data == NULL) {
+        assert_int_equal(len, 0);
+        j->body_done = true; /* answered later, from the timer */
+        X.bodies++;
+        assert_int_equal(hp_timer_start(&j->t, j->pieces, 0), 0);
+        return 0;
+    }
+    j->body_len += len;
+    return 0;
+}
+
+/* on_head: 'H' answers at once, 'S' streams from here, 'B' streams the body; else hand back. */
+static int rnd_on_head(struct hp_http_req *req)
+{
+    unsigned arg;
+    char mode = rnd_mode(req, &arg);
+    uint32_t serial;
+    struct job *j;
+    int rc;
+
+    if (mode != 'H' && mode != 'S' && mode != 'B')
+        return 0;
+    serial = rnd_serial();
+    if (mode == 'H') {
+        rc = hp_http_reply(req, 200, HP_STR_LIT("text/plain"), req->path.ptr, req->path.len);
+        assert_int_equal(rc, 0);
+        finished(rec_of(serial), rc);
+        return 0;
+    }
+    j = job_new(req, serial, mode, arg);
+    if (mode == 'B')
+        return hp_http_req_read_body(req, rnd_on_body);
+    assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
+    assert_int_equal(hp_http_stream_write(req, req->path.ptr, req->path.len), 0);
+    j->mode = 's'; /* from now on a stream like any other */
+    X.head_streams++;
+    assert_int_equal(hp_timer_start(&j->t, arg, 0), 0);
+    return 0;
+}
+
+static int rnd_on_request(struct hp_http_req *req)
+{
+    unsigned arg;
+    char mode = rnd_mode(req, &arg);
     uint32_t serial;
     struct rec *r;
     struct job *j;
     int rc;
 
-    assert_true(req->path.len < sizeof(path));
-    memcpy(path, req->path.ptr, req->path.len);
-    path[req->path.len] = '\0';
-    if (sscanf(path, "/r/%u/%c%u", &id, &mode, &arg) != 3)
-        fail_msg("unexpected path %s", path);
-    assert_true(X.nrecs < X.cap);
-    serial = (uint32_t)X.nrecs++;
+    if (mode == 'H' || mode == 'S' || mode == 'B')
+        fail_msg("on_request for a request on_head kept: %.*s", (int)req->path.len, req->path.ptr);
+    assert_null(req->data); /* handed back by on_head untouched */
+    serial = rnd_serial();
     r = rec_of(serial);
     switch (mode) {
     case 'n':
@@ -1492,14 +1582,7 @@ static int rnd_on_request(struct hp_http_req *req)
     default:
         break;
     }
-    j = hp_http_req_alloc(req, sizeof(*j));
-    assert_non_null(j);
-    j->req = req;
-    j->serial = serial;
-    j->mode = mode;
-    j->pieces = arg;
-    req->data = j;
-    hp_timer_init(req->loop, &j->t, job_fire);
+    j = job_new(req, serial, mode, arg);
     if (mode == 's' || mode == 'z' || mode == 'd') {
         assert_int_equal(hp_http_stream_start(req, 200, HP_STR_LIT("text/plain"), -1), 0);
         assert_int_equal(hp_http_stream_write(req, req->path.ptr, req->path.len), 0);
@@ -1518,7 +1601,11 @@ static void rnd_on_abort(struct hp_http_req *req, int status)
     struct job *j = req->data;
     struct rec *r;
 
-    assert_non_null(j); /* only requests the handler holds hear of it */
+    if (j == NULL) {
+        /* Handed back by on_head, gone before on_request: nothing to finish. */
+        X.aborts++;
+        return;
+    }
     r = rec_of(j->serial);
     assert_true(status < 0);
     assert_int_equal(r->aborts, 0); /* at most once */
@@ -1527,6 +1614,12 @@ static void rnd_on_abort(struct hp_http_req *req, int status)
     assert_int_equal(r->finished, 0);    /* never for a request the handler finished */
     assert_int_equal(r->drain_waits, 0); /* the drain callback heard of it first */
     assert_true(hp_http_req_closed(req));
+    if (j->mode == 'B' && !j->body_done) {
+        /* Its body never ended: nothing else would finish it. */
+        hp_http_req_release(req);
+        finished(r, 0);
+        return;
+    }
     if (j->serial % 3 == 0) {
         /* Finish it right here: stop what would have finished it later. */
         bool stream = j->mode == 's' || j->mode == 'z' || j->mode == 'd';
@@ -1547,23 +1640,38 @@ static void rnd_forget(int i)
 
 static void rnd_send(int i, unsigned k)
 {
-    static const char modes[] = "nnnnttttttssssdddyzxe";
+    static const char modes[] = "nnnnttttttssssdddyzxeHSSBBBB";
+    static char body[4096];
     char line[160];
 
+    if (body[0] == '\0')
+        memset(body, 'b', sizeof(body));
     for (unsigned m = 0; m < k && X.cl[i].n < RND_QUEUE; m++) {
         uint32_t id = X.next_id++;
         char mode = modes[rnd(sizeof(modes) - 1)];
+        size_t len = mode == 'B' || rnd(4) == 0 ? rnd(sizeof(body)) : 0;
         int n;
 
         X.cl[i].ids[(X.cl[i].head + X.cl[i].n++) % RND_QUEUE] = id;
-        if (rnd(4) == 0)
+        if (len != 0 && rnd(2) == 0) {
             n = snprintf(line, sizeof(line),
-                         "POST /r/%u/%c%u HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
-                         id, mode, rnd(5));
-        else
+                         "POST /r/%u/%c%u HTTP/1.1\r\nHost: t\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                         id, mode, rnd(5), len);
+            rc_send(&T.c[i], line, (size_t)n);
+            rc_send(&T.c[i], body, len);
+            rc_send_str(&T.c[i], "\r\n0\r\n\r\n");
+        } else if (len != 0) {
+            n = snprintf(line, sizeof(line),
+                         "POST /r/%u/%c%u HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", id,
+                         mode, rnd(5), len);
+            rc_send(&T.c[i], line, (size_t)n);
+            rc_send(&T.c[i], body, len);
+        } else {
             n = snprintf(line, sizeof(line), "GET /r/%u/%c%u HTTP/1.1\r\nHost: t\r\n\r\n", id, mode,
                          rnd(5));
-        rc_send(&T.c[i], line, (size_t)n);
+            rc_send(&T.c[i], line, (size_t)n);
+        }
     }
 }
 
@@ -1639,6 +1747,7 @@ static void random_interleavings(uint32_t seed, unsigned steps)
 {
     struct hp_http_server_opts opts = {
         .on_request = rnd_on_request,
+        .on_head = rnd_on_head,
         .on_abort = rnd_on_abort,
         .listen = {.host = "127.0.0.1"},
     };
@@ -1686,8 +1795,9 @@ static void random_interleavings(uint32_t seed, unsigned steps)
             fail_msg("request %zu: finished %u times, drain pending %u", k, X.recs[k].finished,
                      X.recs[k].drain_waits);
     }
-    print_message("seed %u: %u steps, %zu requests, %zu responses, %zu aborts, %zu HP_ECLOSED\n",
-                  seed, s, X.nrecs, X.responses, X.aborts, X.eclosed);
+    print_message("seed %u: %u steps, %zu requests (%zu streamed bodies, %zu streamed from "
+                  "on_head), %zu responses, %zu aborts, %zu HP_ECLOSED\n",
+                  seed, s, X.nrecs, X.bodies, X.head_streams, X.responses, X.aborts, X.eclosed);
     assert_true(X.responses > 0);
     stop_server();
     free(X.recs);
