@@ -893,11 +893,30 @@ static void check_allocations(void)
     }
 }
 
+/* Memory from on_head stays when the request is handed back to on_request. */
+static int alloc_on_head(struct hp_http_req *req)
+{
+    unsigned char *p;
+
+    if (!path_is(req, "/alloc"))
+        return 0;
+    p = hp_http_req_alloc(req, 1000);
+    assert_non_null(p);
+    memset(p, 0xa5, 1000);
+    req->data = p;
+    return 0;
+}
+
 static int alloc_on_request(struct hp_http_req *req)
 {
+    const unsigned char *from_head = req->data;
+
     T.nrequests++;
     if (!path_is(req, "/alloc"))
         return reply_summary(req);
+    assert_non_null(from_head);
+    for (size_t k = 0; k < 1000; k++)
+        assert_int_equal(from_head[k], 0xa5);
     assert_null(hp_http_req_alloc(req, 0));
     assert_null(hp_http_req_alloc(req, ((size_t)1 << 30) + 1));
     for (size_t i = 0; i < NALLOC; i++) {
@@ -917,6 +936,7 @@ static void test_lifetime_request_arena_is_aligned_stays_and_is_freed_with_the_r
 {
     struct hp_http_server_opts opts = {
         .on_request = alloc_on_request,
+        .on_head = alloc_on_head,
         .on_abort = on_abort_record,
         .no_listen = true,
         .alloc = {count_realloc, count_free, NULL},

@@ -27,7 +27,7 @@ static struct {
     struct hp_loop *loop;
     struct hp_http_server *srv;
     struct rc_client c;
-    size_t requests;
+    size_t requests, heads;
     enum hp_http_method method;
     bool down;
 } S;
@@ -41,12 +41,22 @@ static int on_request(struct hp_http_req *req)
 
     S.requests++;
     S.method = req->method_id;
+    if (req->path.len == 5 && memcmp(req->path.ptr, "/fail", 5) == 0)
+        return -EIO; /* the server answers 500 */
     return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
+}
+
+static int on_head(struct hp_http_req *req)
+{
+    (void)req;
+    S.heads++;
+    return 0;
 }
 
 static int setup(void **state)
 {
-    struct hp_http_server_opts opts = {.on_request = on_request, .no_listen = true};
+    struct hp_http_server_opts opts = {
+        .on_request = on_request, .on_head = on_head, .no_listen = true};
 
     (void)state;
     memset(&S, 0, sizeof(S));
@@ -136,6 +146,18 @@ static void test_strict_error_response_to_head_has_no_body(void **state)
     /* The same to GET does carry the explanation, so the check above can fail. */
     expect_error_and_close(SEND("GET / HTTP/1.1\r\nHost: t\r\nBad header\r\n\r\n"), 400, false);
     assert_true(strstr(S.c.in, "\r\n\r\n400 Bad Request") != NULL);
+    /* A handler's failure to HEAD: the 500 has no body either. */
+    rc_close(&S.c, false);
+    rc_open_adopted(&S.c, S.srv);
+    rc_send_str(&S.c, "HEAD /fail HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until_closed();
+    {
+        struct rc_resp r;
+        assert_true(rc_next(&S.c, true, &r));
+        assert_int_equal(r.status, 500);
+        assert_int_equal(S.c.in_off, S.c.in_len);
+    }
+    S.requests = 0;
     /* Any error status: a HEAD too large for the limits gets a head only as well. */
     {
         char big[12000];
@@ -158,6 +180,7 @@ static void test_strict_connect_is_refused_with_501_and_its_body_is_not_read(voi
     expect_error_and_close(req, (size_t)n, 501, false);
     assert_int_equal(rc_count(&S.c, "HTTP/1.1 "), 1);
     assert_null(strstr(S.c.in, "smuggled"));
+    assert_int_equal(S.heads, 0); /* no handler saw it, on_head included */
     /* Without a body, too. */
     expect_error_and_close(
         SEND("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 501, false);
