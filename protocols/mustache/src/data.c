@@ -230,6 +230,12 @@ static size_t fmt_double(char *buf, double d)
     return n > 0 ? (size_t)n : 0;
 }
 
+static size_t fmt_bool(char *buf, bool b)
+{
+    memcpy(buf, b ? "true" : "false", b ? 4 : 5);
+    return b ? 4 : 5;
+}
+
 size_t hp__format_scalar(const struct hp__cur *c, char *buf, const char **sp, size_t *sn,
                          bool *is_str)
 {
@@ -244,14 +250,12 @@ size_t hp__format_scalar(const struct hp__cur *c, char *buf, const char **sp, si
     case HP_MUSTACHE_DOUBLE:
         return fmt_double(buf, *(const double *)(const void *)p);
     case HP_MUSTACHE_BOOL:
-        memcpy(buf, *(const bool *)(const void *)p ? "true" : "false", 6);
-        return *(const bool *)(const void *)p ? 4 : 5;
+        return fmt_bool(buf, *(const bool *)(const void *)p);
     case HP_MUSTACHE_VALUE: {
         const struct hp_mustache_value *v = (const void *)p;
         switch (v->type) {
         case HP_MUSTACHE_V_BOOL:
-            memcpy(buf, v->u.b ? "true" : "false", 6);
-            return v->u.b ? 4 : 5;
+            return fmt_bool(buf, v->u.b);
         case HP_MUSTACHE_V_INT:
             return fmt_i64(buf, v->u.i);
         case HP_MUSTACHE_V_DOUBLE:
