@@ -706,7 +706,8 @@ static void test_directories_load_partials_by_name_and_refresh_changed_files(voi
     snprintf(path, sizeof(path), "%s/parts/footer.mustache", dir);
     write_file(path, "{{#oops}}\n");
     assert_int_equal(hp_mustache_set_refresh(set, &err), -EINVAL);
-    assert_non_null(strstr(err.message, "parts/footer:1:1: unclosed section 'oops'"));
+    assert_non_null(strstr(err.message, "/parts/footer.mustache:1:1: unclosed section 'oops'"));
+    assert_string_equal(err.name, "parts/footer");
     assert_string_equal(render(page, &page_type, &p), "<h1>T</h1>\n  goodbye T\n");
 
     /* a file that cannot be read */

@@ -96,8 +96,16 @@ static int load(struct hp_mustache_set *set, const char *name, size_t nlen, cons
         return rc;
     rc = hp__set_put(set, name, nlen, src, len, err, &e);
     free(src);
-    if (rc)
+    if (rc) {
+        /* name the file rather than the template: "dir/x.mustache:3:7: ..." */
+        if (err && err->line) {
+            char msg[sizeof(err->message)];
+            size_t skip = strlen(err->name);
+            snprintf(msg, sizeof(msg), "%s%s", path, err->message + skip);
+            memcpy(err->message, msg, sizeof(msg));
+        }
         return rc;
+    }
     if (!e->path || strcmp(e->path, path) != 0) {
         if (!(p = strdup(path)))
             return -ENOMEM;
@@ -229,4 +237,56 @@ int hp_mustache_set_refresh(struct hp_mustache_set *set, struct hp_mustache_erro
             first = rc;
     }
     return first ? first : loaded;
+}
+
+/* A partial name that stays inside the directory: no absolute path, no "..". */
+static bool safe_name(const char *p, size_t n)
+{
+    if (n == 0 || p[0] == '/')
+        return false;
+    for (size_t k = 0; k + 1 < n; k++) {
+        if (p[k] == '.' && p[k + 1] == '.' && (k == 0 || p[k - 1] == '/') &&
+            (k + 2 == n || p[k + 2] == '/'))
+            return false;
+    }
+    return memchr(p, '\0', n) == NULL;
+}
+
+int hp_mustache_set_resolve_dir(struct hp_mustache_set *set, const char *dir,
+                                struct hp_mustache_error *err)
+{
+    bool changed = true;
+    int loaded = 0, rc;
+
+    if (!set || !dir)
+        return -EINVAL;
+    while (changed) {
+        changed = false;
+        /* set->v grows while loading: index it afresh each time */
+        for (size_t k = 0; k < set->n; k++) {
+            for (uint32_t i = 0; i < set->v[k].t->nslots; i++) {
+                const struct hp__slot *sl = &set->v[k].t->slots[i];
+                const char *name = set->v[k].t->pool + sl->off;
+                char path[4096];
+                struct stat st;
+
+                if (sl->tpl || !safe_name(name, sl->len) || hp__set_entry(set, name, sl->len))
+                    continue;
+                if ((size_t)snprintf(path, sizeof(path), "%s/%.*s" EXT, dir, (int)sl->len, name) >=
+                        sizeof(path) ||
+                    stat(path, &st) != 0)
+                    continue;
+                char *copy = strndup(name, sl->len);
+                if (!copy)
+                    return -ENOMEM;
+                rc = load(set, copy, sl->len, path, err);
+                free(copy);
+                if (rc)
+                    return rc;
+                loaded++;
+                changed = true;
+            }
+        }
+    }
+    return loaded;
 }

@@ -340,6 +340,18 @@ HP_API int hp_mustache_set_load_file(struct hp_mustache_set *set, const char *na
                                      const char *path, struct hp_mustache_error *err);
 
 /**
+ * Load the partials the set's templates name but the set lacks, on demand:
+ * partial NAME is the file DIR/NAME.mustache (names with ".." segments or
+ * a leading '/' are not looked up), repeated until every name found is
+ * loaded. Names with no file stay unresolved (they render empty); dynamic
+ * names ({{>*name}}) are not known in advance and are not loaded.
+ * @return the number of files loaded (>= 0), or a negative errno / compile
+ * error of a file that exists (err names it).
+ */
+HP_API int hp_mustache_set_resolve_dir(struct hp_mustache_set *set, const char *dir,
+                                       struct hp_mustache_error *err);
+
+/**
  * Development mode: re-read every file-backed template whose modification
  * time or size changed (and look for new files in loaded directories).
  * Templates returned earlier by hp_mustache_set_get() for a reloaded name
