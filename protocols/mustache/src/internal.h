@@ -20,6 +20,7 @@
 #define HP__MU_DEFAULT_DEPTH    256
 #define HP__MU_MAX_DEPTH        512
 #define HP__MU_DEFAULT_PARTIALS 64
+#define HP__MU_DEFAULT_STEPS    100000000u
 #define HP__MU_DEFAULT_OUTPUT   ((size_t)64 << 20)
 /* Literal text in the pool is followed by this many readable bytes, and the
  * output always has this much room past its end: short copies are done as

@@ -53,6 +53,7 @@ struct ind {
 struct rs {
     struct out o;
     unsigned top, max_depth, nind, npart, max_partials;
+    uint64_t steps; /* loop iterations and calls left */
     bool strict;
     struct hp_mustache_error *err;
     const struct ovr *ovr;
@@ -306,6 +307,8 @@ static int enter(struct rs *s, const struct hp_mustache *t, const struct hp__op 
 {
     if (s->npart >= s->max_partials)
         return fail_plain(s, t, op, -ELOOP, "partials nested deeper than the limit");
+    if (--s->steps == 0)
+        return fail_plain(s, t, op, -ELOOP, "render took more steps than the limit");
     s->npart++;
     return 0;
 }
@@ -542,6 +545,8 @@ static int exec(struct rs *s, const struct hp_mustache *t, uint32_t pc, uint32_t
         case HP__OP_END: {
             struct ent *e = &s->ctx[s->top];
             if (--e->left) {
+                if (__builtin_expect(--s->steps == 0, 0))
+                    return fail_plain(s, t, op, -ELOOP, "render took more steps than the limit");
                 e->p += e->stride;
                 pc = op->a;
             } else {
@@ -594,6 +599,7 @@ static int run(struct rs *s, const struct hp_mustache *t, const struct hp_mustac
     if (s->max_partials > MAX_PARTIALS_CAP)
         s->max_partials = MAX_PARTIALS_CAP;
     s->strict = opts && opts->strict;
+    s->steps = opts && opts->max_steps ? opts->max_steps : HP__MU_DEFAULT_STEPS;
     s->err = opts ? opts->err : NULL;
     if (s->err)
         memset(s->err, 0, sizeof(*s->err));

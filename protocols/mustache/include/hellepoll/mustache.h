@@ -78,11 +78,18 @@ struct hp_mustache_opts {
  * Render options; NULL or 0 fields mean the defaults.
  */
 struct hp_mustache_render_opts {
-    bool strict; /**< a name found nowhere is an error (-ENOENT) instead of empty */
-    unsigned
-        max_depth; /**< context depth: sections + partials (default 256, at most 512); -ELOOP */
-    unsigned max_partials; /**< partial/parent nesting (default 64); -ELOOP beyond */
-    size_t max_output;     /**< bytes this render may add (default 64 MiB); -EMSGSIZE beyond */
+    /** A variable or section name found nowhere is an error (-ENOENT), not empty output.
+     *  Inverted sections still test for absence quietly. */
+    bool strict;
+    /** Context depth, sections plus partials (default 256, at most 512); -ELOOP beyond. */
+    unsigned max_depth;
+    /** Partial/parent/block nesting (default 64, at most 256); -ELOOP beyond. */
+    unsigned max_partials;
+    /** Bytes this render may add (default 64 MiB); -EMSGSIZE beyond. */
+    size_t max_output;
+    /** Work: section iterations plus partial/parent/block/lambda calls (default 100,000,000);
+     *  -ELOOP beyond. Stops templates whose work grows exponentially with little output. */
+    uint64_t max_steps;
     struct hp_mustache_error *err; /**< filled on failure if not NULL */
 };
 
@@ -288,7 +295,7 @@ HP_API const char *hp_mustache_name(const struct hp_mustache *t);
  * Render @p t with @p data of @p type (the root context) by appending to
  * @p out. On error out->len is restored to its value at the call.
  * @return 0; -ENOMEM; -EMSGSIZE (max_output); -ELOOP (max_depth or
- * max_partials); -ENOENT (strict mode: a missing name); a lambda's error;
+ * max_partials or max_steps); -ENOENT (strict mode: a missing name); a lambda's error;
  * -EINVAL (a lambda's output did not compile). opts->err tells where.
  */
 HP_API int hp_mustache_render(const struct hp_mustache *t, const struct hp_mustache_type *type,
