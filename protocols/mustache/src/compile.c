@@ -382,6 +382,20 @@ static uint32_t lead_blanks(const struct cc *c, size_t k)
     return n;
 }
 
+/* A body of [TEXT] {{.}} [TEXT] with no line start in it: the renderer may
+ * loop over a list of ints without going through the VM. */
+static bool fusable(const struct hp__op *ops, uint32_t k, uint32_t end)
+{
+    if (k < end && ops[k].code == HP__OP_TEXT && !(ops[k].flags & HP__F_BOL))
+        k++;
+    if (k >= end || ops[k].code != HP__OP_VAR_DOT)
+        return false;
+    k++;
+    if (k < end && ops[k].code == HP__OP_TEXT && !(ops[k].flags & HP__F_BOL))
+        k++;
+    return k == end;
+}
+
 static int section(struct cc *c, size_t idx)
 {
     const struct hp__tok *tok = &c->tok[idx];
@@ -418,6 +432,8 @@ static int section(struct cc *c, size_t idx)
         return rc;
     c->t->ops[end].a = pc + 1;
     c->t->ops[pc].b = end;
+    if (fusable(c->t->ops, pc + 1, end))
+        c->t->ops[pc].flags |= HP__F_FUSED;
     c->depth--;
     return 0;
 }
@@ -603,9 +619,10 @@ static int seq(struct cc *c, size_t open)
         case HP__T_VAR:
         case HP__T_RAW: {
             uint32_t name;
-            if ((rc = name_add(c, tok, &name)) != 0 ||
-                (rc = emit(c, HP__OP_VAR, tok->kind == HP__T_VAR ? HP__F_ESCAPE : 0, tok->pos,
-                           &pc)) != 0)
+            if ((rc = name_add(c, tok, &name)) != 0)
+                return rc;
+            if ((rc = emit(c, c->t->names[name].nseg ? HP__OP_VAR : HP__OP_VAR_DOT,
+                           tok->kind == HP__T_VAR ? HP__F_ESCAPE : 0, tok->pos, &pc)) != 0)
                 return rc;
             c->t->ops[pc].a = name;
             break;

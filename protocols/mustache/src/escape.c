@@ -1,17 +1,28 @@
 /*
  * escape.c - HTML escaping of & < > " ' (as &amp; &lt; &gt; &quot; &#39;).
- * On x86-64 (which always has SSE2) 32 bytes are tested at once and the
- * runs between special characters are moved with unaligned 16-byte copies;
- * elsewhere a portable byte loop does the same job. Both write up to
- * HP__MU_SLACK bytes past the returned length (the caller guarantees room).
+ *
+ * On x86-64 the input is scanned 32 bytes at a time (SSE2, which every
+ * x86-64 has, or AVX2 when the CPU has it, chosen once at run time): the
+ * block is stored to the output first, then the first byte in it that may
+ * need escaping is looked up. The vector test is a superset (every byte in
+ * 0x22..0x3e) that costs two operations; a candidate that needs no escaping
+ * (a digit, say) is skipped by its table entry, a real one gets its entity
+ * written over the stored copy and the scan restarts after it. Elsewhere a
+ * portable loop copies runs with memcpy.
+ *
+ * Every path may write up to HP__MU_SLACK bytes past the returned length;
+ * the caller guarantees room for 6 * n + HP__MU_SLACK bytes.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "internal.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <emmintrin.h>
-#define HP_ESCAPE_SSE2 1
+/* HP_MUSTACHE_NO_AVX2 (a build-time define, for measuring) keeps to SSE2. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HP_ESCAPE_X86   1
+#define HP__TARGET_AVX2 __attribute__((target("avx2,bmi")))
 #endif
 
 /* Per byte: the replacement's bytes, its length in the top byte. */
@@ -26,97 +37,137 @@ static const uint64_t specials[5][2] = {
     {'>', E(4, '&', 'g', 't', ';', 0, 0)},    {'"', E(6, '&', 'q', 'u', 'o', 't', ';')},
     {'\'', E(5, '&', '#', '3', '9', ';', 0)},
 };
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* The table is a pure function of constants: building it twice from two
- * threads writes the same values, so no synchronisation is needed beyond
- * the flag being set last (a racing reader falls back to building it too). */
-static volatile int table_ready;
+#ifdef HP_ESCAPE_X86
+static bool use_avx2;
+#endif
 
-static void table_init(void)
+static void init(void)
 {
-    if (table_ready)
-        return;
     for (unsigned c = 0; c < 256; c++)
         table[c] = E1(c);
     for (unsigned k = 0; k < 5; k++)
         table[specials[k][0]] = specials[k][1];
-    table_ready = 1;
+#ifdef HP_ESCAPE_X86
+    __builtin_cpu_init();
+#ifndef HP_MUSTACHE_NO_AVX2
+    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+#endif
+#endif
 }
 
-#ifdef HP_ESCAPE_SSE2
-static inline char *put(char *d, unsigned char c)
+#ifdef HP_ESCAPE_X86
+/* Candidates in 16 bytes: (b + 0x5e) as a signed byte is <= -100 exactly for b in 0x22..0x3e. */
+static inline unsigned cand16(__m128i x)
 {
-    uint64_t e = table[c];
-
-    memcpy(d, &e, 8); /* x86 is little-endian: the entity bytes come first */
-    return d + (e >> 56);
+    return (unsigned)_mm_movemask_epi8(
+        _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(0x5e)), _mm_set1_epi8(-99)));
 }
 
-static inline unsigned detect16(__m128i x)
+/*
+ * Escape the candidates of mask m in the 32 bytes at *sp, already copied to
+ * *dp: on a real special write its entity, move both pointers past it and
+ * return true (the caller rescans from there); false if none was real.
+ */
+static inline bool fix(char **dp, const char **sp, unsigned m)
 {
-    /* < and > are the bytes b with b|2 == '>', & and ' those with b|1 == '\''. */
-    __m128i lt_gt = _mm_cmpeq_epi8(_mm_or_si128(x, _mm_set1_epi8(2)), _mm_set1_epi8('>'));
-    __m128i amp_ap = _mm_cmpeq_epi8(_mm_or_si128(x, _mm_set1_epi8(1)), _mm_set1_epi8('\''));
-    __m128i quot = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
-
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(lt_gt, amp_ap), quot));
-}
-
-static inline void move32(char *d, const char *s)
-{
-    __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)s);
-    __m128i r1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
-
-    _mm_storeu_si128((__m128i *)(void *)d, r0);
-    _mm_storeu_si128((__m128i *)(void *)(d + 16), r1);
-}
-
-/* Escape the first @p valid (1..32) bytes at s, which has 64 readable bytes. */
-static inline char *block32(char *d, const char *s, unsigned valid)
-{
-    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
-    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
-    unsigned m = detect16(a) | detect16(b) << 16;
-    const char *run = s;
-
-    if (valid < 32)
-        m &= (1u << valid) - 1;
-    _mm_storeu_si128((__m128i *)(void *)d, a);
-    _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
-    if (!m)
-        return d + valid;
-    /* Each special: move the run before it (at most 32 bytes), then its entity. */
     while (m) {
-        const char *sp = s + __builtin_ctz(m);
+        size_t i = (size_t)__builtin_ctz(m);
+        uint64_t e = table[(unsigned char)(*sp)[i]];
+        /* an entity has a second byte; a plain byte's entry has only the first */
+        if (e & 0xff00) {
+            memcpy(*dp + i, &e, 8); /* little-endian: the entity's bytes first */
+            *dp += i + (e >> 56);
+            *sp += i + 1;
+            return true;
+        }
         m &= m - 1;
-        move32(d, run);
-        d += sp - run;
-        d = put(d, (unsigned char)*sp);
-        run = sp + 1;
     }
-    move32(d, run);
-    return d + (s + valid - run);
+    return false;
+}
+
+/* Both run loops stop with fewer than 32 bytes left; n >= 32 on entry. */
+static char *run_sse2(char *d, const char **sp, const char *last)
+{
+    const char *s = *sp;
+
+    while (s <= last) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+        _mm_storeu_si128((__m128i *)(void *)d, a);
+        _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+        unsigned m = cand16(a) | cand16(b) << 16;
+        if (__builtin_expect(m != 0, 0) && fix(&d, &s, m))
+            continue;
+        s += 32;
+        d += 32;
+    }
+    *sp = s;
+    return d;
+}
+
+static HP__TARGET_AVX2 char *run_avx2(char *d, const char **sp, const char *last)
+{
+    const char *s = *sp;
+    const __m256i k = _mm256_set1_epi8(0x5e), lim = _mm256_set1_epi8(-99);
+    const uint64_t *tab = table;
+
+    while (s <= last) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)s);
+        _mm256_storeu_si256((__m256i *)(void *)d, a);
+        unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi8(lim, _mm256_add_epi8(a, k)));
+        while (__builtin_expect(m != 0, 0)) {
+            size_t i = _tzcnt_u32(m);
+            uint64_t e = tab[(unsigned char)s[i]];
+            if (e & 0xff00) {
+                memcpy(d + i, &e, 8);
+                d += i + (e >> 56);
+                s += i + 1;
+                goto next;
+            }
+            m &= m - 1;
+        }
+        s += 32;
+        d += 32;
+    next:;
+    }
+    *sp = s;
+    return d;
+}
+
+/* The last < 32 bytes, through a zero-padded copy so loads stay in bounds. */
+static char *tail(char *d, const char *src, size_t rem)
+{
+    char tmp[64] = {0};
+    const char *s = tmp, *end = tmp + rem;
+
+    memcpy(tmp, src, rem);
+    while (s < end) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+        _mm_storeu_si128((__m128i *)(void *)d, a);
+        _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+        unsigned m = (cand16(a) | cand16(b) << 16) & ((1u << (end - s)) - 1);
+        if (m && fix(&d, &s, m))
+            continue;
+        d += end - s;
+        s = end;
+    }
+    return d;
 }
 
 size_t hp__escape(char *dst, const char *src, size_t n)
 {
     const char *s = src, *end = src + n;
-    char *d = dst;
+    char *d;
 
-    table_init();
-    while ((size_t)(end - s) >= 64) {
-        d = block32(d, s, 32);
-        s += 32;
-    }
-    if (s < end) {
-        /* The last < 64 bytes go through a padded copy so loads stay in bounds. */
-        char tmp[96] = {0};
-        size_t rem = (size_t)(end - s);
-
-        memcpy(tmp, s, rem);
-        for (size_t off = 0; off < rem; off += 32)
-            d = block32(d, tmp + off, (unsigned)(rem - off < 32 ? rem - off : 32));
-    }
+    pthread_once(&once, init);
+    d = dst;
+    if (n >= 32)
+        d = use_avx2 ? run_avx2(dst, &s, end - 32) : run_sse2(dst, &s, end - 32);
+    if (s < end)
+        d = tail(d, s, (size_t)(end - s));
     return (size_t)(d - dst);
 }
 #else
@@ -125,8 +176,7 @@ static size_t escape_bytes(char *dst, const char *src, size_t n)
     char *d = dst;
 
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        uint64_t e = table[c];
+        uint64_t e = table[(unsigned char)src[i]];
         unsigned len = (unsigned)(e >> 56);
 
         for (unsigned k = 0; k < len; k++)
@@ -141,7 +191,7 @@ size_t hp__escape(char *dst, const char *src, size_t n)
     const char *s = src, *end = src + n;
     char *d = dst;
 
-    table_init();
+    pthread_once(&once, init);
     /* Copy runs of plain bytes with memcpy; a special byte gets its entity. */
     while (s < end) {
         const char *r = s;

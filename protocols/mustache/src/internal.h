@@ -27,6 +27,12 @@
  * fixed 16/32-byte moves. */
 #define HP__MU_SLACK            32
 
+#if defined(__GNUC__) || defined(__clang__)
+#define HP__NOINLINE __attribute__((noinline))
+#else
+#define HP__NOINLINE
+#endif
+
 /* ---- tokens (lexer.c) --------------------------------------------------- */
 
 enum hp__tok_kind {
@@ -79,6 +85,7 @@ enum hp__op_code {
     HP__OP_TEXT,     /* a = pool offset, b = length; F_BOL: a line starts here */
     HP__OP_INDENT,   /* a line starts here with a tag */
     HP__OP_VAR,      /* a = name; F_ESCAPE */
+    HP__OP_VAR_DOT,  /* {{.}}: the top of the context, no lookup; F_ESCAPE */
     HP__OP_SECTION,  /* a = name, b = pc of its END, c/d = source body, e = pool delims, f =
                         olen<<8|clen */
     HP__OP_END,      /* a = first pc of the body */
@@ -95,6 +102,7 @@ enum {
     HP__F_DYN = 1u << 2,
     HP__F_INDENT = 1u << 3,      /* partial/parent/block: c/d is an indent to push */
     HP__F_SITE_INLINE = 1u << 4, /* block: site is mid-line, its first line is not indented */
+    HP__F_FUSED = 1u << 5,       /* section: body is [TEXT] VAR_DOT [TEXT], no line starts */
 };
 
 struct hp__op {
@@ -178,6 +186,9 @@ bool hp__cur_string(const struct hp__cur *c, const char **p, size_t *n);
  * or is a string (then sp and sn are set, is_str is true and it returns 0). */
 size_t hp__format_scalar(const struct hp__cur *c, char *buf, const char **sp, size_t *sn,
                          bool *is_str);
+
+/* "00".."99" */
+extern const char hp__digits2[201];
 
 /* Decimal digits of v at dst (room for 20); returns the length. */
 size_t hp__fmt_u64(char *dst, uint64_t v);

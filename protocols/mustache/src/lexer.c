@@ -298,7 +298,7 @@ int hp__lex(const char *src, size_t len, const char *otag, size_t olen, const ch
 
     while (p < lx.end) {
         const char *tag = find(p, lx.end, lx.otag, lx.olen);
-        const char *next;
+        const char *next = NULL;
 
         rc = lex_text(src, p, tag ? tag : lx.end, out);
         if (rc || !tag)

@@ -88,8 +88,8 @@ static int load(struct hp_mustache_set *set, const char *name, size_t nlen, cons
 {
     struct hp__entry *e;
     struct stat st;
-    char *src, *p;
-    size_t len;
+    char *src = NULL, *p;
+    size_t len = 0;
     int rc = read_file(path, &src, &len, &st, err);
 
     if (rc)

@@ -10,6 +10,7 @@
  * copies; the slow path grows the caller's buffer or flushes to a sink.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +191,40 @@ static int out_escape(struct out *o, const char *p, size_t n)
         out_window(o);
     }
     return 0;
+}
+
+/* ---- numbers ------------------------------------------------------------------ */
+
+/* 0..9999 as up to four digits (left-aligned) and their count: 50 KB, built
+ * once per process (pthread_once) before the first render. */
+#define SMALL_INTS 10000
+static char small_digits[SMALL_INTS][4];
+static uint8_t small_len[SMALL_INTS];
+static pthread_once_t small_once = PTHREAD_ONCE_INIT;
+
+static void small_init(void)
+{
+    for (unsigned v = 0; v < SMALL_INTS; v++)
+        small_len[v] = (uint8_t)hp__fmt_u64(small_digits[v], v);
+}
+
+static inline char *put_u32(char *d, uint32_t v)
+{
+    if (v < SMALL_INTS) {
+        memcpy(d, small_digits[v], 4);
+        return d + small_len[v];
+    }
+    return d + hp__fmt_u64(d, v);
+}
+
+/* At most 11 bytes. */
+static inline char *put_int(char *d, int v)
+{
+    if (v < 0) {
+        *d++ = '-';
+        return put_u32(d, 0u - (uint32_t)v);
+    }
+    return put_u32(d, (uint32_t)v);
 }
 
 /* ---- errors --------------------------------------------------------------- */
@@ -489,6 +524,74 @@ static int push(struct rs *s, const struct hp_mustache *t, const struct hp__op *
     return 0;
 }
 
+/* One element of a fused loop through the checked path: the int, then text. */
+static int fused_slow(struct out *o, int v, const char *text, size_t n)
+{
+    char num[48];
+    int rc = out_text(o, num, (size_t)(put_int(num, v) - num));
+
+    return rc ? rc : out_text(o, text, n);
+}
+
+/*
+ * The section body [a] {{.}} [b] over a list of ints, in one loop: a, then
+ * per element the number followed by b and the next element's a as one
+ * precomputed run ("</td><td>"), and b alone after the last. The output
+ * pointer lives in a local so stores through it cannot alias it.
+ */
+static HP__NOINLINE int fused_ints(struct rs *s, const struct hp_mustache *t, uint32_t pc,
+                                   const struct hp__cur *c)
+{
+    static const char none[HP__MU_SLACK]; /* empty text, readable like pool text */
+    const struct hp__op *q = &t->ops[pc + 1];
+    const char *a = none, *b = none, *p = c->p;
+    size_t na = 0, nb = 0, stride = c->t->elem->size, n = c->n, nba;
+    char ba[64 + HP__MU_SLACK];
+    struct out *o = &s->o;
+    int rc, v;
+
+    if (q->code == HP__OP_TEXT) {
+        a = t->pool + q->a;
+        na = q->b;
+        q++;
+    }
+    q++;
+    if (q->code == HP__OP_TEXT) {
+        b = t->pool + q->a;
+        nb = q->b;
+    }
+    if (na + nb > 64)
+        return -EAGAIN; /* the caller runs it through the VM */
+    if (n >= s->steps)
+        return fail_plain(s, t, &t->ops[pc], -ELOOP, "render took more steps than the limit");
+    s->steps -= n;
+    memcpy(ba, b, nb);
+    memcpy(ba + nb, a, na);
+    nba = na + nb;
+    if ((rc = out_text(o, a, na)) != 0)
+        return rc;
+    char *d = o->p, *end = o->end;
+    for (size_t i = 0; i + 1 < n; i++, p += stride) {
+        memcpy(&v, p, sizeof(v));
+        if (__builtin_expect((size_t)(end - d) < 16 + 64, 0)) {
+            o->p = d;
+            if ((rc = fused_slow(o, v, ba, nba)) != 0)
+                return rc;
+            d = o->p;
+            end = o->end;
+            continue;
+        }
+        d = put_int(d, v);
+        memcpy(d, ba, 16);
+        if (nba > 16)
+            memcpy(d + 16, ba + 16, 48);
+        d += nba;
+    }
+    o->p = d;
+    memcpy(&v, p, sizeof(v));
+    return fused_slow(o, v, b, nb);
+}
+
 /* Returns the next pc, or sets *rc. */
 static uint32_t section(struct rs *s, const struct hp_mustache *t, uint32_t pc, int *rc)
 {
@@ -507,6 +610,12 @@ static uint32_t section(struct rs *s, const struct hp_mustache *t, uint32_t pc, 
     case HP_MUSTACHE_LIST:
         if (c.n == 0)
             return op->b + 1;
+        if ((op->flags & HP__F_FUSED) && c.t->elem->kind == HP_MUSTACHE_INT && s->nind == 0) {
+            *rc = fused_ints(s, t, pc, &c);
+            if (*rc != -EAGAIN)
+                return op->b + 1;
+            *rc = 0;
+        }
         *rc = push(s, t, op, c.t->elem, c.p, c.n, c.t->elem->size);
         return pc + 1;
     default:
@@ -539,6 +648,18 @@ static int exec(struct rs *s, const struct hp_mustache *t, uint32_t pc, uint32_t
             rc = var(s, t, op);
             pc++;
             break;
+        case HP__OP_VAR_DOT: {
+            const struct ent *e = &s->ctx[s->top];
+            if (e->t->kind == HP_MUSTACHE_INT && (size_t)(s->o.end - s->o.p) >= 16) {
+                int v;
+                memcpy(&v, e->p, sizeof(v));
+                s->o.p = put_int(s->o.p, v);
+            } else {
+                rc = var(s, t, op);
+            }
+            pc++;
+            break;
+        }
         case HP__OP_SECTION:
             pc = section(s, t, pc, &rc);
             break;
@@ -592,6 +713,7 @@ static int exec(struct rs *s, const struct hp_mustache *t, uint32_t pc, uint32_t
 static int run(struct rs *s, const struct hp_mustache *t, const struct hp_mustache_type *type,
                const void *data, const struct hp_mustache_render_opts *opts)
 {
+    pthread_once(&small_once, small_init);
     s->max_depth = opts && opts->max_depth ? opts->max_depth : HP__MU_DEFAULT_DEPTH;
     if (s->max_depth > HP__MU_MAX_DEPTH)
         s->max_depth = HP__MU_MAX_DEPTH;
