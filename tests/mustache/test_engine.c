@@ -729,6 +729,50 @@ static void test_directories_load_partials_by_name_and_refresh_changed_files(voi
     rmdir(dir);
 }
 
+static void test_resolve_dir_loads_named_partials_on_demand_inside_the_directory(void **state)
+{
+    char dir[] = "/tmp/hp-mustache-XXXXXX", path[256];
+    struct hp_mustache_set *set;
+    struct hp_mustache_error err = {0};
+    struct page p = {NULL, 0, "T"};
+    const char *tpl = "[{{>a}}|{{>sub/b}}|{{>none}}|{{>../escape}}]";
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/a.mustache", dir);
+    write_file(path, "A{{>c}}");
+    snprintf(path, sizeof(path), "%s/c.mustache", dir);
+    write_file(path, "C{{title}}");
+    snprintf(path, sizeof(path), "%s/unused.mustache", dir);
+    write_file(path, "{{#broken");
+    snprintf(path, sizeof(path), "%s/sub", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/sub/b.mustache", dir);
+    write_file(path, "B");
+
+    assert_int_equal(hp_mustache_set_new(&set, NULL), 0);
+    assert_int_equal(hp_mustache_set_add(set, "main", tpl, strlen(tpl), &err), 0);
+    /* a, sub/b, then c (named by a); the broken file is never read */
+    assert_int_equal(hp_mustache_set_resolve_dir(set, dir, &err), 3);
+    assert_string_equal(render(hp_mustache_set_get(set, "main"), &page_type, &p), "[ACT|B||]");
+    assert_null(hp_mustache_set_get(set, "unused"));
+    assert_int_equal(hp_mustache_set_resolve_dir(set, dir, &err), 0);
+    /* a referenced file that does not compile is an error naming it */
+    assert_int_equal(hp_mustache_set_add(set, "main", "{{>unused}}", 11, &err), 0);
+    assert_int_equal(hp_mustache_set_resolve_dir(set, dir, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "/unused.mustache:1:1: unclosed tag"));
+    hp_mustache_set_free(set);
+
+    const char *files[] = {"a.mustache", "c.mustache", "unused.mustache", "sub/b.mustache"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[k]);
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/sub", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -748,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_escaping_matches_a_byte_by_byte_reference),
         cmocka_unit_test(test_several_threads_render_one_template_at_once),
         cmocka_unit_test(test_directories_load_partials_by_name_and_refresh_changed_files),
+        cmocka_unit_test(test_resolve_dir_loads_named_partials_on_demand_inside_the_directory),
     };
 
     return cmocka_run_group_tests_name("mustache/engine", tests, NULL, NULL);
