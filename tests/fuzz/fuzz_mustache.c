@@ -75,8 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct hp_mustache_set *set;
     struct hp_mustache_error err;
     struct hp_mustache_render_opts ro = {.err = &err,
-                                         .max_output = 1 << 20,
-                                         .max_steps = 200000,
+                                         .max_output = 1 << 18,
+                                         .max_steps = 20000,
                                          .max_depth = 64,
                                          .max_partials = 16};
     struct hp_mustache_buf out = {0};
