@@ -681,6 +681,8 @@ int hp__compile(struct hp_mustache **out, const char *name, const char *src, siz
     *out = NULL;
     if (!o.max_nesting)
         o.max_nesting = HP__MU_DEFAULT_NESTING;
+    if (o.max_nesting > HP__MU_MAX_NESTING)
+        o.max_nesting = HP__MU_MAX_NESTING; /* the compiler recurses once per level */
     if (!o.max_delim)
         o.max_delim = HP__MU_DEFAULT_DELIM;
     if (o.max_delim > 255)

@@ -15,6 +15,7 @@
 #include <hellepoll/mustache.h>
 
 #define HP__MU_DEFAULT_NESTING  100
+#define HP__MU_MAX_NESTING      1000
 #define HP__MU_DEFAULT_DELIM    32
 #define HP__MU_DEFAULT_SOURCE   (16u << 20)
 #define HP__MU_DEFAULT_DEPTH    256

@@ -73,7 +73,7 @@ struct hp_mustache_error {
  * Compile-time options; a NULL pointer or 0 fields mean the defaults.
  */
 struct hp_mustache_opts {
-    unsigned max_nesting; /**< open sections/blocks at once (default 100); -ELOOP beyond */
+    unsigned max_nesting; /**< open sections/blocks at once (default 100, at most 1000); -ELOOP */
     unsigned max_delim;   /**< bytes of a custom delimiter (default 32); -EINVAL beyond */
     size_t max_source;    /**< template bytes (default 16 MiB); -EFBIG beyond */
 };
@@ -296,8 +296,10 @@ HP_API void hp_mustache_free(struct hp_mustache *t);
 HP_API const char *hp_mustache_name(const struct hp_mustache *t);
 
 /**
- * Render @p t with @p data of @p type (the root context) by appending to
- * @p out. On error out->len is restored to its value at the call.
+ * Render @p t with @p data of @p type (the root context: a struct, a value
+ * tree or a scalar; NULL data is an empty context) by appending to @p out.
+ * On error out->len is restored to its value at the call. The render state
+ * lives on the caller's stack (about 24 KiB; the sink variant 4 KiB more).
  * @return 0; -ENOMEM; -EMSGSIZE (max_output); -ELOOP (max_depth or
  * max_partials or max_steps); -ENOENT (strict mode: a missing name); a lambda's error;
  * -EINVAL (a lambda's output did not compile). opts->err tells where.
