@@ -184,6 +184,25 @@ struct lst {
     const int *v;
     size_t n;
 };
+
+struct collect {
+    struct hp_mustache_buf all;
+    unsigned calls;
+    size_t biggest;
+    int fail_at;
+};
+
+static int collect(void *ud, const char *p, size_t n)
+{
+    struct collect *c = ud;
+
+    c->calls++;
+    if (n > c->biggest)
+        c->biggest = n;
+    if (c->fail_at && (int)c->calls == c->fail_at)
+        return -EPIPE;
+    return hp_mustache_buf_append(&c->all, p, n);
+}
 static const struct hp_mustache_field lst_fields[] = {
     HP_MUSTACHE_LIST_FIELD(struct lst, v, n, &hp_mustache_type_int),
 };
@@ -209,6 +228,74 @@ static void test_output_beyond_max_output_fails_and_restores_the_buffer(void **s
     assert_memory_equal(out.data, "keep<0><0>", 10);
     hp_mustache_buf_free(&out);
     hp_mustache_free(t);
+}
+
+static void test_every_output_limit_gives_the_whole_output_or_an_error(void **state)
+{
+    static int nums[40];
+    struct lst l = {nums, 40};
+    struct hp_mustache *t = compile_ok("<ul>{{#v}}<li>{{.}}</li>{{/v}}</ul>{{#v}}{{.}},{{/v}}");
+    struct hp_mustache_buf full = {0}, out = {0};
+
+    (void)state;
+    for (int k = 0; k < 40; k++)
+        nums[k] = k * k * k - 500;
+    assert_int_equal(hp_mustache_render(t, &lst_type, &l, &full, NULL), 0);
+    for (size_t lim = 1; lim <= full.len + 1; lim++) {
+        struct hp_mustache_render_opts ro = {.max_output = lim};
+        struct collect c = {0};
+        int rc = hp_mustache_render(t, &lst_type, &l, &out, &ro);
+        int rs = hp_mustache_render_sink(t, &lst_type, &l, collect, &c, &ro);
+        if (lim < full.len) {
+            assert_int_equal(rc, -EMSGSIZE);
+            assert_int_equal(rs, -EMSGSIZE);
+            assert_int_equal(out.len, 0);
+            assert_true(c.all.len <= lim);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(rs, 0);
+            assert_int_equal(out.len, full.len);
+            assert_memory_equal(out.data, full.data, full.len);
+            assert_int_equal(c.all.len, full.len);
+            assert_memory_equal(c.all.data, full.data, full.len);
+        }
+        out.len = 0;
+        hp_mustache_buf_free(&c.all);
+    }
+    hp_mustache_buf_free(&full);
+    hp_mustache_buf_free(&out);
+    hp_mustache_free(t);
+}
+
+static void test_int_lists_render_alike_from_structs_values_and_indented_partials(void **state)
+{
+    static const int nums[] = {-2147483647 - 1, -1,        0, 9, 10, 99, 100, 999, 1000, 9999,
+                               10000,           2147483647};
+    struct lst l = {nums, 12};
+    struct hp_mustache_value items[12];
+    struct hp_mustache_member m = {HP_STR_LIT("v"), {.type = HP_MUSTACHE_V_LIST}};
+    struct hp_mustache_value root = {.type = HP_MUSTACHE_V_MAP, .u.map = {&m, 1}};
+    struct hp_mustache_set *set;
+    const char *want = "<-2147483648><-1><0><9><10><99><100><999><1000><9999><10000><2147483647>";
+    char line[256];
+
+    (void)state;
+    for (int k = 0; k < 12; k++)
+        items[k] = (struct hp_mustache_value){.type = HP_MUSTACHE_V_INT, .u.i = nums[k]};
+    m.value.u.list.items = items;
+    m.value.u.list.n = 12;
+    assert_int_equal(hp_mustache_set_new(&set, NULL), 0);
+    assert_int_equal(hp_mustache_set_add(set, "list", "{{#v}}<{{.}}>{{/v}}\n", 20, NULL), 0);
+    assert_int_equal(hp_mustache_set_add(set, "page", "x\n  {{>list}}\n", 15, NULL), 0);
+    snprintf(line, sizeof(line), "%s\n", want);
+    assert_string_equal(render(hp_mustache_set_get(set, "list"), &lst_type, &l), line);
+    assert_string_equal(render(hp_mustache_set_get(set, "list"), &hp_mustache_type_value, &root),
+                        line);
+    snprintf(line, sizeof(line), "x\n  %s\n", want);
+    assert_string_equal(render(hp_mustache_set_get(set, "page"), &lst_type, &l), line);
+    assert_string_equal(render(hp_mustache_set_get(set, "page"), &hp_mustache_type_value, &root),
+                        line);
+    hp_mustache_set_free(set);
 }
 
 static void test_context_deeper_than_max_depth_fails(void **state)
@@ -438,25 +525,6 @@ static void test_strict_mode_reports_missing_names_with_their_place(void **state
 }
 
 /* ---- sinks and buffers --------------------------------------------------------- */
-
-struct collect {
-    struct hp_mustache_buf all;
-    unsigned calls;
-    size_t biggest;
-    int fail_at;
-};
-
-static int collect(void *ud, const char *p, size_t n)
-{
-    struct collect *c = ud;
-
-    c->calls++;
-    if (n > c->biggest)
-        c->biggest = n;
-    if (c->fail_at && (int)c->calls == c->fail_at)
-        return -EPIPE;
-    return hp_mustache_buf_append(&c->all, p, n);
-}
 
 static void test_sinks_get_the_same_bytes_in_bounded_pieces(void **state)
 {
@@ -781,6 +849,8 @@ int main(void)
         cmocka_unit_test(test_delimiters_longer_than_the_limit_fail),
         cmocka_unit_test(test_recursive_partials_stop_at_the_partial_limit),
         cmocka_unit_test(test_output_beyond_max_output_fails_and_restores_the_buffer),
+        cmocka_unit_test(test_every_output_limit_gives_the_whole_output_or_an_error),
+        cmocka_unit_test(test_int_lists_render_alike_from_structs_values_and_indented_partials),
         cmocka_unit_test(test_context_deeper_than_max_depth_fails),
         cmocka_unit_test(test_source_beyond_max_source_is_refused),
         cmocka_unit_test(test_structs_render_in_place_with_every_field_kind),
