@@ -158,13 +158,71 @@ static bool standalone_kind(uint8_t k)
 
 enum { ST_OTHER, ST_PARENT, ST_DEF };
 
+/* The open constructs, as far as the standalone pass needs them. */
+struct nest {
+    uint8_t *stack;
+    size_t cap, depth;
+};
+
+/* Track a tag's nesting; true if it opens or closes a parent or a block
+ * definition (the tags that may share a standalone line). */
+static bool track(struct nest *ns, uint8_t kind)
+{
+    uint8_t top = ns->depth && ns->depth <= ns->cap ? ns->stack[ns->depth - 1] : ST_OTHER;
+
+    switch (kind) {
+    case HP__T_SECTION:
+    case HP__T_INVERTED:
+    case HP__T_PARENT:
+    case HP__T_BLOCK: {
+        uint8_t k = kind == HP__T_PARENT                      ? ST_PARENT
+                    : kind == HP__T_BLOCK && top == ST_PARENT ? ST_DEF
+                                                              : ST_OTHER;
+        if (ns->depth < ns->cap)
+            ns->stack[ns->depth] = k;
+        ns->depth++;
+        return k != ST_OTHER;
+    }
+    case HP__T_CLOSE:
+        if (!ns->depth)
+            return false;
+        ns->depth--;
+        return top != ST_OTHER;
+    default:
+        return false;
+    }
+}
+
+/* Tokens i..j are a standalone line: drop its blanks, give its tags the indent. */
+static void mark_standalone(struct cc *c, size_t i, size_t j)
+{
+    bool first_is_tag = c->tok[i].kind != HP__T_TEXT;
+    uint32_t ipos = c->tok[i].pos, ilen = first_is_tag ? 0 : c->tok[i].len;
+
+    for (size_t k = i; k <= j; k++) {
+        struct hp__tok *tk = &c->tok[k];
+        if (tk->kind == HP__T_TEXT) {
+            tk->flags |= HP__TK_DROP;
+        } else {
+            tk->flags |= HP__TK_STANDALONE;
+            tk->ipos = ipos;
+            tk->ilen = ilen;
+        }
+    }
+}
+
+/*
+ * Lines are the tokens up to a text ending with a newline. A line is
+ * standalone if it has only blanks besides one tag that is not a variable,
+ * or besides several such tags of which one opens or closes a parent or a
+ * block definition ({{<parent}}{{$block}} on one line).
+ */
 static int standalone_pass(struct cc *c)
 {
-    size_t cap = (size_t)c->max_nesting + 2, depth = 0;
-    uint8_t *stack = malloc(cap);
+    struct nest ns = {malloc((size_t)c->max_nesting + 2), (size_t)c->max_nesting + 2, 0};
     size_t i = 0, n = c->ntok;
 
-    if (!stack)
+    if (!ns.stack)
         return -ENOMEM;
     while (i < n) {
         size_t j = i, ntags = 0;
@@ -175,68 +233,28 @@ static int standalone_pass(struct cc *c)
         if (j == n)
             j = n - 1;
         for (size_t k = i; k <= j; k++) {
-            struct hp__tok *tk = &c->tok[k];
-            uint8_t top = depth && depth <= cap ? stack[depth - 1] : ST_OTHER;
-
+            const struct hp__tok *tk = &c->tok[k];
             if (tk->kind == HP__T_TEXT) {
-                if (!(tk->flags & HP__TK_WS))
-                    ok = false;
+                ok = ok && (tk->flags & HP__TK_WS);
                 continue;
             }
             ntags++;
-            if (!standalone_kind(tk->kind))
-                ok = false;
-            switch (tk->kind) {
-            case HP__T_SECTION:
-            case HP__T_INVERTED:
-            case HP__T_PARENT:
-            case HP__T_BLOCK: {
-                uint8_t kind = tk->kind == HP__T_PARENT                      ? ST_PARENT
-                               : tk->kind == HP__T_BLOCK && top == ST_PARENT ? ST_DEF
-                                                                             : ST_OTHER;
-                if (kind != ST_OTHER)
-                    parentish = true;
-                if (depth < cap)
-                    stack[depth] = kind;
-                depth++;
-                break;
-            }
-            case HP__T_CLOSE:
-                if (depth) {
-                    if (top != ST_OTHER)
-                        parentish = true;
-                    depth--;
-                }
-                break;
-            default:
-                break;
-            }
+            ok = ok && standalone_kind(tk->kind);
+            parentish = track(&ns, tk->kind) || parentish;
         }
-        bool first_is_tag = c->tok[i].kind != HP__T_TEXT;
-        if (ok && ntags >= 1 && (ntags == 1 || parentish) && (c->tok[i].flags & HP__TK_BOL)) {
-            uint32_t ipos = first_is_tag ? c->tok[i].pos : c->tok[i].pos;
-            uint32_t ilen = first_is_tag ? 0 : c->tok[i].len;
-
-            for (size_t k = i; k <= j; k++) {
-                struct hp__tok *tk = &c->tok[k];
-                if (tk->kind == HP__T_TEXT) {
-                    tk->flags |= HP__TK_DROP;
-                } else {
-                    tk->flags |= HP__TK_STANDALONE;
-                    tk->ipos = ipos;
-                    tk->ilen = ilen;
-                }
-            }
-        } else if (!first_is_tag && i + 1 <= j && (c->tok[i].flags & HP__TK_WS) &&
-                   !(c->tok[i].flags & HP__TK_NL) && (c->tok[i].flags & HP__TK_BOL) &&
+        const struct hp__tok *first = &c->tok[i];
+        if (ok && ntags >= 1 && (ntags == 1 || parentish) && (first->flags & HP__TK_BOL)) {
+            mark_standalone(c, i, j);
+        } else if (first->kind == HP__T_TEXT && i + 1 <= j && (first->flags & HP__TK_WS) &&
+                   !(first->flags & HP__TK_NL) && (first->flags & HP__TK_BOL) &&
                    c->tok[i + 1].kind != HP__T_TEXT) {
             c->tok[i + 1].flags |= HP__TK_LEADWS;
-            c->tok[i + 1].ipos = c->tok[i].pos;
-            c->tok[i + 1].ilen = c->tok[i].len;
+            c->tok[i + 1].ipos = first->pos;
+            c->tok[i + 1].ilen = first->len;
         }
         i = j + 1;
     }
-    free(stack);
+    free(ns.stack);
     return 0;
 }
 

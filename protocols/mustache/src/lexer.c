@@ -207,9 +207,35 @@ static int lex_name(struct lexer *lx, struct hp__tok *tok, const char *tag, cons
     return 0;
 }
 
+/* {{{name}}} ends with "}" + ctag, {{=a b=}} with "=" + ctag. */
+static int lex_braced(struct lexer *lx, struct hp__tok *tok, const char *tag, const char *p,
+                      const char **next, struct hp__toks *out)
+{
+    char expect[260];
+    const char *close;
+    int rc;
+
+    expect[0] = *p == '{' ? '}' : '=';
+    memcpy(expect + 1, lx->ctag, lx->clen);
+    expect[lx->clen + 1] = '\0';
+    close = find(p + 1, lx->end, expect, lx->clen + 1);
+    if (!close)
+        return lex_error(lx, tag, "unclosed tag: expected '%s'", expect);
+    *next = close + lx->clen + 1;
+    tok->len = (uint32_t)(*next - tag);
+    if (*p == '=') {
+        tok->kind = HP__T_DELIM;
+        rc = set_delims(lx, tag, p + 1, close);
+        return rc ? rc : push(out, tok);
+    }
+    tok->kind = HP__T_RAW;
+    rc = lex_name(lx, tok, tag, p + 1, close);
+    return rc ? rc : push(out, tok);
+}
+
 static int lex_tag(struct lexer *lx, const char *tag, const char **next, struct hp__toks *out)
 {
-    const char *p = tag + lx->olen, *close, *inner_end;
+    const char *p = tag + lx->olen, *close;
     struct hp__tok tok = {.kind = HP__T_VAR};
     char expect[260];
     int rc;
@@ -222,28 +248,8 @@ static int lex_tag(struct lexer *lx, const char *tag, const char **next, struct 
     if (tag == lx->src || tag[-1] == '\n')
         tok.flags |= HP__TK_BOL;
     snprintf(expect, sizeof(expect), "%.*s", (int)lx->clen, lx->ctag);
-    if (p < lx->end && (*p == '{' || *p == '=')) {
-        /* {{{name}}} ends with "}" + ctag, {{=a b=}} with "=" + ctag. */
-        expect[0] = *p == '{' ? '}' : '=';
-        memcpy(expect + 1, lx->ctag, lx->clen);
-        expect[lx->clen + 1] = '\0';
-        close = find(p + 1, lx->end, expect, lx->clen + 1);
-        if (!close)
-            return lex_error(lx, tag, "unclosed tag: expected '%s'", expect);
-        inner_end = close;
-        *next = close + lx->clen + 1;
-        tok.len = (uint32_t)(*next - tag);
-        if (*p == '=') {
-            tok.kind = HP__T_DELIM;
-            rc = set_delims(lx, tag, p + 1, inner_end);
-            if (rc)
-                return rc;
-            return push(out, &tok);
-        }
-        tok.kind = HP__T_RAW;
-        rc = lex_name(lx, &tok, tag, p + 1, inner_end);
-        return rc ? rc : push(out, &tok);
-    }
+    if (p < lx->end && (*p == '{' || *p == '='))
+        return lex_braced(lx, &tok, tag, p, next, out);
     close = find(p, lx->end, lx->ctag, lx->clen);
     if (!close)
         return lex_error(lx, tag, "unclosed tag: expected '%s'", expect);
