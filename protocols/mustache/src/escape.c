@@ -20,9 +20,11 @@
 
 /* HP_MUSTACHE_NO_AVX2 (a build-time define, for measuring) keeps to SSE2. */
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
-#define HP_ESCAPE_X86   1
-#define HP__TARGET_AVX2 __attribute__((target("avx2,bmi")))
+#define HP_ESCAPE_X86    1
+#define HP__TARGET_AVX2  __attribute__((target("avx2,bmi")))
+#define HP__TARGET_XSAVE __attribute__((target("xsave")))
 #endif
 
 /* Per byte: the replacement's bytes, its length in the top byte. */
@@ -43,6 +45,26 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool use_avx2;
 #endif
 
+#ifdef HP_ESCAPE_X86
+static HP__TARGET_XSAVE bool os_saves_ymm(void)
+{
+    return (_xgetbv(0) & 6) == 6; /* XMM and YMM state enabled by the OS */
+}
+
+/* AVX2 and BMI1, asked of the CPU with cpuid (no runtime library needed). */
+static bool has_avx2(void)
+{
+    unsigned a, b, c, d;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27)) || !(c & (1u << 28)))
+        return false; /* no OSXSAVE or no AVX */
+    if (!os_saves_ymm() || __get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & (1u << 5)) && (b & (1u << 3));
+}
+#endif
+
 static void init(void)
 {
     for (unsigned c = 0; c < 256; c++)
@@ -50,9 +72,8 @@ static void init(void)
     for (unsigned k = 0; k < 5; k++)
         table[specials[k][0]] = specials[k][1];
 #ifdef HP_ESCAPE_X86
-    __builtin_cpu_init();
 #ifndef HP_MUSTACHE_NO_AVX2
-    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+    use_avx2 = has_avx2();
 #endif
 #endif
 }

@@ -21,7 +21,8 @@
 static int64_t mtime_ns(const struct stat *st)
 {
 #if defined(__APPLE__)
-    return (int64_t)st->st_mtimespec.tv_sec * 1000000000 + st->st_mtimespec.tv_nsec;
+    /* with _POSIX_C_SOURCE (and not _DARWIN_C_SOURCE) Darwin has these */
+    return (int64_t)st->st_mtime * 1000000000 + st->st_mtimensec;
 #else
     return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 #endif
