@@ -45,7 +45,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool use_avx2;
 #endif
 
-#ifdef HP_ESCAPE_X86
+#if defined(HP_ESCAPE_X86) && !defined(HP_MUSTACHE_NO_AVX2)
 static HP__TARGET_XSAVE bool os_saves_ymm(void)
 {
     return (_xgetbv(0) & 6) == 6; /* XMM and YMM state enabled by the OS */
@@ -108,21 +108,33 @@ static inline bool fix(char **dp, const char **sp, unsigned m)
     return false;
 }
 
-/* Both run loops stop with fewer than 32 bytes left; n >= 32 on entry. */
+/* Both run loops stop with fewer than 32 bytes left; n >= 32 on entry. The
+ * candidate loop is written out in each (not through fix()) so the compiler
+ * keeps the table in a register and the special's path falls into the
+ * next block. */
 static char *run_sse2(char *d, const char **sp, const char *last)
 {
     const char *s = *sp;
+    const uint64_t *tab = table;
 
     while (s <= last) {
         __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
         __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
         _mm_storeu_si128((__m128i *)(void *)d, a);
         _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
-        unsigned m = cand16(a) | cand16(b) << 16;
-        if (__builtin_expect(m != 0, 0) && fix(&d, &s, m))
-            continue;
+        for (unsigned m = cand16(a) | cand16(b) << 16; m; m &= m - 1) {
+            size_t i = (size_t)__builtin_ctz(m);
+            uint64_t e = tab[(unsigned char)s[i]];
+            if (e & 0xff00) {
+                memcpy(d + i, &e, 8);
+                d += i + (e >> 56);
+                s += i + 1;
+                goto next;
+            }
+        }
         s += 32;
         d += 32;
+    next:;
     }
     *sp = s;
     return d;
@@ -138,8 +150,8 @@ static HP__TARGET_AVX2 char *run_avx2(char *d, const char **sp, const char *last
         __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)s);
         _mm256_storeu_si256((__m256i *)(void *)d, a);
         unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi8(lim, _mm256_add_epi8(a, k)));
-        while (__builtin_expect(m != 0, 0)) {
-            size_t i = _tzcnt_u32(m);
+        for (; m; m &= m - 1) {
+            size_t i = (size_t)__builtin_ctz(m);
             uint64_t e = tab[(unsigned char)s[i]];
             if (e & 0xff00) {
                 memcpy(d + i, &e, 8);
@@ -147,7 +159,6 @@ static HP__TARGET_AVX2 char *run_avx2(char *d, const char **sp, const char *last
                 s += i + 1;
                 goto next;
             }
-            m &= m - 1;
         }
         s += 32;
         d += 32;
