@@ -314,10 +314,10 @@ static size_t escape_ctl(char *out, unsigned char c)
  * the room reserved. Returns 0, -ENOBUFS (out of room: nothing is kept) or
  * -EILSEQ.
  */
-static int put_string(struct hp_json *w, const unsigned char *src, size_t n)
+static int put_string(struct hp_json *w, const unsigned char *src, size_t n, unsigned flags)
 {
     const unsigned char *s = src, *end = src + n, *run = src;
-    unsigned mask = stop_mask(w->_flags);
+    unsigned mask = stop_mask(flags);
     char *out = w->_buf + w->_len, *lim = w->_buf + w->_cap;
 
     if (out == lim)
@@ -336,14 +336,14 @@ static int put_string(struct hp_json *w, const unsigned char *src, size_t n)
             return -ENOBUFS;
         memcpy(out, run, (size_t)(s - run));
         out += s - run;
-        if (k == C_ESC || (k >= C_DEL && (w->_flags & HP_JSON_LATIN1))) {
+        if (k == C_ESC || (k >= C_DEL && (flags & HP_JSON_LATIN1))) {
             out += escape_ctl(out, *s);
         } else if (k == C_SLASH) {
             if (s > src && s[-1] == '<')
                 *out++ = '\\';
             *out++ = '/';
         } else if ((len = utf8_seq(s, (size_t)(end - s), &ok)), ok) {
-            if ((w->_flags & HP_JSON_ESCAPE_HTML) && len == 3 && s[0] == 0xe2 && s[1] == 0x80 &&
+            if ((flags & HP_JSON_ESCAPE_HTML) && len == 3 && s[0] == 0xe2 && s[1] == 0x80 &&
                 (s[2] & 0xfe) == 0xa8) {
                 memcpy(out, s[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
                 out += 6;
@@ -351,7 +351,7 @@ static int put_string(struct hp_json *w, const unsigned char *src, size_t n)
                 memcpy(out, s, len);
                 out += len;
             }
-        } else if (w->_flags & HP_JSON_UTF8_STRICT) {
+        } else if (flags & HP_JSON_UTF8_STRICT) {
             return -EILSEQ;
         } else {
             memcpy(out, "\xef\xbf\xbd", 3); /* U+FFFD */
@@ -362,24 +362,26 @@ static int put_string(struct hp_json *w, const unsigned char *src, size_t n)
     }
     if ((size_t)(lim - out) < (size_t)(end - run) + 1)
         return -ENOBUFS;
-    memcpy(out, run, (size_t)(end - run));
-    out += end - run;
+    if (end > run) { /* an empty view may have a NULL ptr */
+        memcpy(out, run, (size_t)(end - run));
+        out += end - run;
+    }
     *out++ = '"';
     w->_len = (size_t)(out - w->_buf);
     return 0;
 }
 
 /* A string at the current position, growing the buffer for the worst case if needed. */
-static int write_string(struct hp_json *w, struct hp_str s)
+static int write_string(struct hp_json *w, struct hp_str s, unsigned flags)
 {
-    int err = put_string(w, (const unsigned char *)s.ptr, s.len);
+    int err = put_string(w, (const unsigned char *)s.ptr, s.len, flags);
 
     if (err == -ENOBUFS && w->_grow) {
         if (s.len > (SIZE_MAX - 2) / 6)
             return fail(w, -ENOMEM);
         if (reserve(w, 6 * s.len + 2) != 0)
             return w->_err;
-        err = put_string(w, (const unsigned char *)s.ptr, s.len);
+        err = put_string(w, (const unsigned char *)s.ptr, s.len, flags);
     }
     return err ? fail(w, err) : 0;
 }
@@ -399,7 +401,7 @@ int hp_json_key(struct hp_json *w, struct hp_str key)
         if (w->_flags & HP_JSON_SPACED)
             w->_buf[w->_len++] = ' ';
     }
-    if (write_string(w, key) != 0 || reserve(w, 2) != 0)
+    if (write_string(w, key, w->_flags) != 0 || reserve(w, 2) != 0)
         return w->_err;
     w->_buf[w->_len++] = ':';
     if (w->_flags & HP_JSON_SPACED)
@@ -412,7 +414,14 @@ int hp_json_str(struct hp_json *w, struct hp_str s)
 {
     if (begin_value(w, s.len + 2) != 0)
         return w->_err;
-    return write_string(w, s);
+    return write_string(w, s, w->_flags);
+}
+
+int hp_json_str_flags(struct hp_json *w, struct hp_str s, unsigned flags)
+{
+    if (begin_value(w, s.len + 2) != 0)
+        return w->_err;
+    return write_string(w, s, flags);
 }
 
 /* Decimal digits of @p v, right-aligned ending at @p end; returns the first. */

@@ -110,6 +110,12 @@ HP_API int hp_json_key(struct hp_json *w, struct hp_str key);
 
 /** A string value, escaped as the file comment says. */
 HP_API int hp_json_str(struct hp_json *w, struct hp_str s);
+/**
+ * A string value written with the string flags @p flags (HP_JSON_UTF8_STRICT,
+ * HP_JSON_LATIN1, HP_JSON_ESCAPE_HTML) instead of the writer's, e.g. one
+ * binary field as Latin-1 in an otherwise UTF-8 document.
+ */
+HP_API int hp_json_str_flags(struct hp_json *w, struct hp_str s, unsigned flags);
 /** An integer value. */
 HP_API int hp_json_int(struct hp_json *w, int64_t v);
 /** An unsigned integer value. */
