@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <hellepoll/cookie.h>
-#include <hellepoll/http.h>
 #include <hellepoll/str.h>
 
 /* tchar of RFC 9110 §5.6.2. */
@@ -236,15 +235,4 @@ int hp_cookie_format(const struct hp_cookie *c, char *buf, size_t cap, size_t *l
         return -ENOBUFS;
     *len = o.len;
     return 0;
-}
-
-int hp_http_set_cookie(struct hp_http_req *req, const struct hp_cookie *c)
-{
-    char buf[HP_COOKIE_MAX];
-    size_t len;
-    int err = hp_cookie_format(c, buf, sizeof(buf), &len);
-
-    if (err != 0)
-        return err;
-    return hp_http_add_header(req, HP_STR_LIT("Set-Cookie"), (struct hp_str){buf, len});
 }

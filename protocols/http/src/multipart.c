@@ -226,8 +226,15 @@ static int emit(struct hp_multipart *mp, const char *p, size_t n)
 
     if (n == 0)
         return 0;
-    if (n > mp->o.max_part_bytes - mp->part_bytes)
+    /* Over the limit: what fits is still passed on, so that exactly
+     * max_part_bytes arrive before the error however the body was cut. */
+    if (n > mp->o.max_part_bytes - mp->part_bytes) {
+        size_t fit = (size_t)(mp->o.max_part_bytes - mp->part_bytes);
+
+        if (fit > 0 && emit(mp, p, fit) != 0)
+            return mp->err;
         return fail(mp, -EFBIG, "part content over max_part_bytes");
+    }
     mp->part_bytes += n;
     if (mp->o.on_part_data && (err = mp->o.on_part_data(mp->o.ctx, &mp->part, p, n)) != 0)
         return fail(mp, err, "on_part_data failed");
@@ -422,12 +429,11 @@ static int line_byte(struct hp_multipart *mp, char c)
 {
     switch (mp->state) {
     case S_AFTER:
-        if (c == '-') {
+    case S_PADDING:
+        if (c == '-' && mp->state == S_AFTER) {
             mp->state = S_CLOSE;
             return 0;
         }
-        /* fall through */
-    case S_PADDING:
         if (c == ' ' || c == '\t') {
             mp->state = S_PADDING;
             return 0;

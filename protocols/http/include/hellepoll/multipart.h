@@ -85,7 +85,10 @@ struct hp_multipart_opts {
     uint32_t max_parts;
     /** Longest header block of one part, in bytes: -EMSGSIZE beyond. Default 8192. */
     uint32_t max_header_bytes;
-    /** Longest content of one part, in bytes: -EFBIG beyond. Default 16 MiB. */
+    /**
+     * Longest content of one part, in bytes: -EFBIG beyond (after the first
+     * max_part_bytes were passed on). Default 16 MiB.
+     */
     uint64_t max_part_bytes;
     /** Allocator for the parser; all NULL means libc. */
     struct hp_allocator alloc;
