@@ -390,6 +390,47 @@ static void test_json_fixed_buffer_of_every_size(void **state)
     }
 }
 
+/* A lone string ending in each kind of escape fits a buffer of exactly its size. */
+static void test_json_fixed_buffer_exact_fit_for_every_escape(void **state)
+{
+    static const struct {
+        const char *in;
+        unsigned flags;
+        const char *want;
+    } t[] = {
+        {"a\n", 0, "\"a\\n\""},
+        {"\x01", 0, "\"\\u0001\""},
+        {"x\xff", 0, "\"x\xef\xbf\xbd\""},
+        {"\xc3\xa9", 0, "\"\xc3\xa9\""},
+        {"\xe9", HP_JSON_LATIN1, "\"\\u00e9\""},
+        {"</", HP_JSON_ESCAPE_HTML, "\"<\\/\""},
+        {"/", HP_JSON_ESCAPE_HTML, "\"/\""},
+        {"\xe2\x80\xa8", HP_JSON_ESCAPE_HTML, "\"\\u2028\""},
+        {"0123456789abcdef\"", 0, "\"0123456789abcdef\\\"\""},
+    };
+    char buf[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        size_t need = strlen(t[i].want);
+
+        for (size_t cap = 0; cap <= need + 2; cap++) {
+            struct hp_json w;
+            struct hp_str out;
+
+            memset(buf, 'X', sizeof(buf));
+            hp_json_init_fixed(&w, buf, cap, t[i].flags);
+            hp_json_str(&w, hp_str_make(t[i].in));
+            if (cap < need) {
+                assert_int_equal(hp_json_finish(&w, &out), -ENOBUFS);
+            } else {
+                assert_json(&w, t[i].want);
+            }
+            assert_int_equal(buf[cap], 'X');
+        }
+    }
+}
+
 struct failing {
     int allow; /* allocations left */
     int calls;
@@ -489,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_json_integers_at_their_limits),
         cmocka_unit_test(test_json_doubles_round_trip),
         cmocka_unit_test(test_json_fixed_buffer_of_every_size),
+        cmocka_unit_test(test_json_fixed_buffer_exact_fit_for_every_escape),
         cmocka_unit_test(test_json_growth_and_allocation_failure),
         cmocka_unit_test(test_json_random_documents_parse_back),
     };

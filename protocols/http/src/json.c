@@ -32,44 +32,43 @@ enum {
 enum { C_PLAIN, C_ESC, C_SLASH, C_DEL, C_HIGH };
 
 /* clang-format off */
-/* E: '"', '\\' and controls; S: '/'; D: DEL; H: 0x80 and above. */
+/*
+ * The byte classes for one set of flags: E ('"', '\\', controls) and H
+ * (0x80 and up) always stop a plain run, S_ ('/') and D_ (DEL) only with
+ * HP_JSON_ESCAPE_HTML and HP_JSON_LATIN1; 0 is a plain byte.
+ */
 #define E C_ESC
-#define S C_SLASH
-#define D C_DEL
 #define H C_HIGH
-static const unsigned char cls[256] = {
-    E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, /* 0x00 */
-    E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, /* 0x10 */
-    0, 0, E, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, S, /* 0x20 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, E, 0, 0, 0, /* 0x50 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, D, /* 0x70 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0x80 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0x90 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xa0 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xb0 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xc0 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xd0 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xe0 */
-    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xf0 */
+#define CLASSES(S_, D_) { \
+    E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, /* 0x00 */ \
+    E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, /* 0x10 */ \
+    0, 0, E, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, S_, /* 0x20 */ \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */ \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */ \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, E, 0, 0, 0, /* 0x50 */ \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */ \
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, D_, /* 0x70 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0x80 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0x90 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xa0 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xb0 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xc0 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xd0 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xe0 */ \
+    H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, /* 0xf0 */ \
+}
+static const unsigned char classes[4][256] = {
+    CLASSES(0, 0), CLASSES(0, C_DEL), CLASSES(C_SLASH, 0), CLASSES(C_SLASH, C_DEL),
 };
+#undef CLASSES
 #undef E
-#undef S
-#undef D
 #undef H
 /* clang-format on */
 
-static unsigned stop_mask(unsigned flags)
+/* The class table for @p flags. */
+static const unsigned char *classes_for(unsigned flags)
 {
-    unsigned m = 1u << C_ESC | 1u << C_HIGH;
-
-    if (flags & HP_JSON_LATIN1)
-        m |= 1u << C_DEL;
-    if (flags & HP_JSON_ESCAPE_HTML)
-        m |= 1u << C_SLASH;
-    return m;
+    return classes[((flags & HP_JSON_LATIN1) ? 1 : 0) | ((flags & HP_JSON_ESCAPE_HTML) ? 2 : 0)];
 }
 
 static void *default_realloc(void *ctx, void *ptr, size_t size)
@@ -309,62 +308,89 @@ static size_t escape_ctl(char *out, unsigned char c)
     return 6;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGH UINT64_C(0x8080808080808080)
+
+/* Nonzero if a byte of @p v is zero (exact as an existence test). */
+static inline uint64_t has_zero(uint64_t v)
+{
+    return (v - ONES) & ~v & HIGH;
+}
+
 /*
- * Write @p n bytes of @p src escaped, with its quotes, at w->_len, within
- * the room reserved. Returns 0, -ENOBUFS (out of room: nothing is kept) or
- * -EILSEQ.
+ * Nonzero if one of the 8 bytes at @p p may need attention: a control
+ * character, '"', '\\', 0x80 and up, and with the flags '/' and DEL. A
+ * word at a time, so plain ASCII costs about two instructions a byte.
+ */
+static inline uint64_t block_special(const unsigned char *p, uint64_t slash, uint64_t del)
+{
+    uint64_t x;
+
+    memcpy(&x, p, sizeof(x));
+    return (x & HIGH) | ((x - ONES * 0x20) & ~x & HIGH) | has_zero(x ^ (ONES * '"')) |
+           has_zero(x ^ (ONES * '\\')) | (slash & has_zero(x ^ (ONES * '/'))) |
+           (del & has_zero(x ^ (ONES * 0x7f)));
+}
+
+/*
+ * Write @p n bytes of @p src escaped, with its quotes, at w->_len. The
+ * output is never shorter than the input plus its quotes (an escape or a
+ * U+FFFD is at least as long as what it replaces), so once that much room
+ * is there, plain bytes are copied without checks (8 at a time where a
+ * whole word is plain) and only escapes check for their extra bytes.
+ * Returns 0, -ENOBUFS (out of room: nothing is kept) or -EILSEQ.
  */
 static int put_string(struct hp_json *w, const unsigned char *src, size_t n, unsigned flags)
 {
-    const unsigned char *s = src, *end = src + n, *run = src;
-    unsigned mask = stop_mask(flags);
+    const unsigned char *s = src, *end = src + n, *cls = classes_for(flags);
+    uint64_t slash = (flags & HP_JSON_ESCAPE_HTML) ? ~(uint64_t)0 : 0;
+    uint64_t del = (flags & HP_JSON_LATIN1) ? ~(uint64_t)0 : 0;
     char *out = w->_buf + w->_len, *lim = w->_buf + w->_cap;
 
-    if (out == lim)
+    if ((size_t)(lim - out) < n + 2)
         return -ENOBUFS;
     *out++ = '"';
     while (s < end) {
-        unsigned k = cls[*s];
-        size_t len = 1;
+        const char *rep;
+        char esc[6];
+        size_t len = 1, e;
+        unsigned k;
         bool ok;
 
-        if (k == C_PLAIN || !((mask >> k) & 1)) {
-            s++;
+        if (end - s >= 8 && !block_special(s, slash, del)) {
+            memcpy(out, s, 8);
+            out += 8;
+            s += 8;
             continue;
         }
-        if ((size_t)(lim - out) < (size_t)(s - run) + 6)
-            return -ENOBUFS;
-        memcpy(out, run, (size_t)(s - run));
-        out += s - run;
+        if ((k = cls[*s]) == C_PLAIN) {
+            *out++ = (char)*s++;
+            continue;
+        }
+        rep = esc;
         if (k == C_ESC || (k >= C_DEL && (flags & HP_JSON_LATIN1))) {
-            out += escape_ctl(out, *s);
+            e = escape_ctl(esc, *s);
         } else if (k == C_SLASH) {
-            if (s > src && s[-1] == '<')
-                *out++ = '\\';
-            *out++ = '/';
+            rep = s > src && s[-1] == '<' ? "\\/" : "/";
+            e = rep[1] ? 2 : 1;
         } else if ((len = utf8_seq(s, (size_t)(end - s), &ok)), ok) {
-            if ((flags & HP_JSON_ESCAPE_HTML) && len == 3 && s[0] == 0xe2 && s[1] == 0x80 &&
-                (s[2] & 0xfe) == 0xa8) {
-                memcpy(out, s[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
-                out += 6;
-            } else {
-                memcpy(out, s, len);
-                out += len;
-            }
+            bool sep = (flags & HP_JSON_ESCAPE_HTML) && len == 3 && s[0] == 0xe2 && s[1] == 0x80 &&
+                       (s[2] & 0xfe) == 0xa8;
+
+            rep = sep ? (s[2] == 0xa8 ? "\\u2028" : "\\u2029") : (const char *)s;
+            e = sep ? 6 : len;
         } else if (flags & HP_JSON_UTF8_STRICT) {
             return -EILSEQ;
         } else {
-            memcpy(out, "\xef\xbf\xbd", 3); /* U+FFFD */
-            out += 3;
+            rep = "\xef\xbf\xbd"; /* U+FFFD */
+            e = 3;
         }
+        /* room for the replacement, the rest and the closing quote */
+        if ((size_t)(lim - out) < e + (size_t)(end - s) - len + 1)
+            return -ENOBUFS;
+        memcpy(out, rep, e);
+        out += e;
         s += len;
-        run = s;
-    }
-    if ((size_t)(lim - out) < (size_t)(end - run) + 1)
-        return -ENOBUFS;
-    if (end > run) { /* an empty view may have a NULL ptr */
-        memcpy(out, run, (size_t)(end - run));
-        out += end - run;
     }
     *out++ = '"';
     w->_len = (size_t)(out - w->_buf);
@@ -451,14 +477,40 @@ static char *u64_digits(char *end, uint64_t v)
 
 static int put_number(struct hp_json *w, uint64_t mag, bool neg)
 {
-    char tmp[24], *end = tmp + sizeof(tmp), *p = u64_digits(end, mag);
+    static const uint64_t pow10[19] = {
+        UINT64_C(10),
+        UINT64_C(100),
+        UINT64_C(1000),
+        UINT64_C(10000),
+        UINT64_C(100000),
+        UINT64_C(1000000),
+        UINT64_C(10000000),
+        UINT64_C(100000000),
+        UINT64_C(1000000000),
+        UINT64_C(10000000000),
+        UINT64_C(100000000000),
+        UINT64_C(1000000000000),
+        UINT64_C(10000000000000),
+        UINT64_C(100000000000000),
+        UINT64_C(1000000000000000),
+        UINT64_C(10000000000000000),
+        UINT64_C(100000000000000000),
+        UINT64_C(1000000000000000000),
+        UINT64_C(10000000000000000000),
+    };
+    char *out, *end;
+    unsigned n = 1; /* digits: compared, not divided */
 
-    if (neg)
-        *--p = '-';
-    if (begin_value(w, (size_t)(end - p)) != 0)
+    while (n < 20 && mag >= pow10[n - 1])
+        n++;
+    if (begin_value(w, n + 1) != 0)
         return w->_err;
-    memcpy(w->_buf + w->_len, p, (size_t)(end - p));
-    w->_len += (size_t)(end - p);
+    out = w->_buf + w->_len;
+    if (neg)
+        *out++ = '-';
+    end = out + n;
+    u64_digits(end, mag);
+    w->_len = (size_t)(end - w->_buf);
     return 0;
 }
 
