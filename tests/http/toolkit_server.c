@@ -283,30 +283,46 @@ static void upload_free(struct upload *u)
     free(u);
 }
 
+/*
+ * The client went away (or the body was malformed, or the server is
+ * stopping) while an upload was being parsed: the request is still ours to
+ * finish.
+ */
 static void on_abort(struct hp_http_req *req, int status)
 {
     (void)status;
-    if (req->data)
-        upload_free(req->data);
+    if (req->data == NULL)
+        return;
+    upload_free(req->data);
     req->data = NULL;
+    hp_http_req_release(req);
 }
 
 /*
+ * Answer a parse error as soon as it happens (from a body piece), instead
+ * of after the whole body: HP_TOOLKIT_EARLY_REPLY=1. Off by default: with
+ * the server as of this writing, finishing the request from a body piece
+ * before the last is a use after free in conn.c (body_streamed), reported
+ * to the lead; this switch reproduces it.
+ */
+static bool early_reply;
+
+/*
  * The body, piece by piece. A parse error is answered once the body has
- * ended (the rest is read and dropped): the reply comes from the final
- * call, as the server's body streaming expects.
+ * ended (the rest is parsed no further); the final call (len 0) answers.
  */
 static int on_body(struct hp_http_req *req, const void *data, size_t len)
 {
     struct upload *u = req->data;
     int err;
 
-    if (len > 0) {
-        hp_multipart_feed(u->mp, data, len); /* an error sticks; answered at the end */
-        return 0;
-    }
+    if (u == NULL)
+        return 0; /* answered already */
+    err = len > 0 ? hp_multipart_feed(u->mp, data, len) : hp_multipart_finish(u->mp);
+    if (len > 0 && (err == 0 || !early_reply))
+        return 0; /* an error sticks: hp_multipart_finish() returns it */
     req->data = NULL;
-    if ((err = hp_multipart_finish(u->mp)) != 0) {
+    if (err != 0) {
         err = reply_error(req, err, hp_multipart_reason(u->mp));
     } else {
         hp_json_arr_end(&u->w);
@@ -448,6 +464,7 @@ int main(int argc, char **argv)
     struct hp_loop *loop;
     int err;
 
+    early_reply = getenv("HP_TOOLKIT_EARLY_REPLY") != NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--host") == 0)
             opts.listen.host = argv[i + 1];
