@@ -5,11 +5,12 @@
  * due, and _kinds is a bit stack of the open levels (1 = object). Nothing
  * is written after the first error, which stays in _err.
  *
- * Strings are copied in runs between the bytes that need attention (class
- * table below), so the common case, a short ASCII string, is one scan and
- * one memcpy. A string is first written assuming it needs no more room than
- * its length; if that runs out, a growable writer makes room for the worst
- * case and writes it again.
+ * Strings: a short one with nothing to escape (the common case: keys,
+ * messages) is copied as it is scanned, inline (put_plain); anything else
+ * goes through put_string, which copies plain bytes 8 at a time and
+ * escapes the rest. A string is first written assuming it needs no more
+ * room than its length plus quotes; if that runs out, a growable writer
+ * makes room for the worst case and writes it again.
  */
 #include <errno.h>
 #include <math.h>
@@ -398,9 +399,35 @@ static int put_string(struct hp_json *w, const unsigned char *src, size_t n, uns
 }
 
 /* A string at the current position, growing the buffer for the worst case if needed. */
+/*
+ * The common case inline: a short string of plain bytes, with room for it
+ * and its quotes. False (nothing kept) as soon as a byte needs more.
+ */
+static inline bool put_plain(struct hp_json *w, struct hp_str s, unsigned flags)
+{
+    const unsigned char *cls = classes_for(flags), *p = (const unsigned char *)s.ptr;
+    char *out = w->_buf + w->_len;
+
+    if (s.len >= 32 || w->_cap - w->_len < s.len + 2)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (cls[p[i]] != C_PLAIN)
+            return false;
+        out[i + 1] = (char)p[i];
+    }
+    out[0] = '"';
+    out[s.len + 1] = '"';
+    w->_len += s.len + 2;
+    return true;
+}
+
 static int write_string(struct hp_json *w, struct hp_str s, unsigned flags)
 {
-    int err = put_string(w, (const unsigned char *)s.ptr, s.len, flags);
+    int err;
+
+    if (put_plain(w, s, flags))
+        return 0;
+    err = put_string(w, (const unsigned char *)s.ptr, s.len, flags);
 
     if (err == -ENOBUFS && w->_grow) {
         if (s.len > (SIZE_MAX - 2) / 6)
