@@ -250,6 +250,38 @@ static void test_form_get(void **state)
     assert_int_equal(hp_form_get(S("a+b=1"), S("a b"), 0, buf, sizeof(buf), &v), -ENOENT);
 }
 
+static void test_pct_encode_round_trips(void **state)
+{
+    char in[64], enc[3 * 64], dec[64];
+    size_t elen, dlen;
+
+    (void)state;
+    assert_int_equal(hp_pct_encode(S("a b+c/~\xc3\xa9"), enc, sizeof(enc), 0, &elen), 0);
+    assert_int_equal(elen, 19);
+    assert_memory_equal(enc, "a%20b%2Bc%2F~%C3%A9", 19);
+    assert_int_equal(hp_pct_encode(S("a b+c"), enc, sizeof(enc), HP_FORM_PLUS_SPACE, &elen), 0);
+    assert_int_equal(elen, 7);
+    assert_memory_equal(enc, "a+b%2Bc", 7);
+    assert_int_equal(hp_pct_encode(S("ab"), enc, 1, 0, &elen), -ENOBUFS);
+    assert_int_equal(hp_pct_encode(S("a/"), enc, 3, 0, &elen), -ENOBUFS);
+    assert_int_equal(hp_pct_encode(S("a/"), enc, 4, 0, &elen), 0);
+    srand(4);
+    for (int i = 0; i < 20000; i++) {
+        size_t n = (size_t)rand() % sizeof(in);
+        unsigned flags = (unsigned)i & 1;
+
+        for (size_t k = 0; k < n; k++)
+            in[k] = (char)rand();
+        assert_int_equal(hp_pct_encode((struct hp_str){in, n}, enc, 3 * n, flags, &elen), 0);
+        assert_int_equal(hp_pct_decode((struct hp_str){enc, elen}, dec, sizeof(dec), flags, &dlen),
+                         0);
+        assert_int_equal(dlen, n);
+        assert_memory_equal(dec, in, n);
+        for (size_t k = 0; k < elen; k++) /* nothing a form or a URL would split on */
+            assert_null(memchr("&=?#/; \"\r\n", enc[k], 10));
+    }
+}
+
 /* Random bytes: decoding never writes past its buffer nor grows, and agrees with pct_equal. */
 static void test_form_random_input_is_safe(void **state)
 {
@@ -279,6 +311,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pct_decode_table),
         cmocka_unit_test(test_pct_decode_in_place_and_every_buffer_size),
+        cmocka_unit_test(test_pct_encode_round_trips),
         cmocka_unit_test(test_form_walk_splits_pairs_like_browsers),
         cmocka_unit_test(test_form_walk_reports_malformed_pairs_and_goes_on),
         cmocka_unit_test(test_form_pair_limit),

@@ -77,10 +77,14 @@ static void test_json_nesting_and_separators(void **state)
     hp_json_raw(&w, S("{\"pre\":1}"));
     hp_json_arr_end(&w);
     hp_json_kv_bool(&w, S("b"), false);
+    hp_json_kv_uint(&w, S("u"), UINT64_MAX);
+    hp_json_kv_double(&w, S("d"), 0.5);
+    hp_json_kv_null(&w, S("n"));
     hp_json_obj_end(&w);
     hp_json_arr_end(&w);
     assert_json(&w, "[{\"id\":1,\"randomNumber\":1000},{\"id\":2,\"randomNumber\":2000},[],{},"
-                    "{\"a\":[null,true,false,{\"pre\":1}],\"b\":false}]");
+                    "{\"a\":[null,true,false,{\"pre\":1}],\"b\":false,"
+                    "\"u\":18446744073709551615,\"d\":0.5,\"n\":null}]");
     hp_json_free(&w);
 }
 

@@ -73,6 +73,37 @@ int hp_pct_decode(struct hp_str in, char *out, size_t cap, unsigned flags, size_
     return 0;
 }
 
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+int hp_pct_encode(struct hp_str in, char *out, size_t cap, unsigned flags, size_t *len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char c = (unsigned char)in.ptr[i];
+
+        if (is_unreserved(c) || (c == ' ' && (flags & HP_FORM_PLUS_SPACE))) {
+            if (o == cap)
+                return -ENOBUFS;
+            out[o++] = c == ' ' ? '+' : (char)c;
+        } else {
+            if (cap - o < 3)
+                return -ENOBUFS;
+            out[o] = '%';
+            out[o + 1] = hex[c >> 4];
+            out[o + 2] = hex[c & 15];
+            o += 3;
+        }
+    }
+    *len = o;
+    return 0;
+}
+
 bool hp_pct_equal(struct hp_str encoded, struct hp_str plain, unsigned flags)
 {
     size_t i = 0, o = 0;

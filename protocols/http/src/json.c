@@ -627,6 +627,21 @@ int hp_json_kv_bool(struct hp_json *w, struct hp_str key, bool v)
     return hp_json_key(w, key) ? w->_err : hp_json_bool(w, v);
 }
 
+int hp_json_kv_uint(struct hp_json *w, struct hp_str key, uint64_t v)
+{
+    return hp_json_key(w, key) ? w->_err : hp_json_uint(w, v);
+}
+
+int hp_json_kv_double(struct hp_json *w, struct hp_str key, double v)
+{
+    return hp_json_key(w, key) ? w->_err : hp_json_double(w, v);
+}
+
+int hp_json_kv_null(struct hp_json *w, struct hp_str key)
+{
+    return hp_json_key(w, key) ? w->_err : hp_json_null(w);
+}
+
 int hp_json_finish(struct hp_json *w, struct hp_str *out)
 {
     if (w->_err)

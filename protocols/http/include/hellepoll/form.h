@@ -46,6 +46,17 @@ enum hp_form_flags {
 HP_API int hp_pct_decode(struct hp_str in, char *out, size_t cap, unsigned flags, size_t *len);
 
 /**
+ * Percent-encode @p in into @p out: every byte but RFC 3986's unreserved
+ * ones (ALPHA DIGIT '-' '.' '_' '~') becomes %XX (upper-case hex); with
+ * HP_FORM_PLUS_SPACE a space becomes '+' (form encoding, as browsers send
+ * it). The result decodes back to @p in with the same flags. @p out must
+ * not overlap @p in; 3 * in.len bytes always suffice.
+ * @param len receives the encoded length on success.
+ * @return 0; -ENOBUFS (@p cap too small; @p out may hold a partial result).
+ */
+HP_API int hp_pct_encode(struct hp_str in, char *out, size_t cap, unsigned flags, size_t *len);
+
+/**
  * True if @p encoded decodes (with @p flags) to exactly @p plain, compared
  * on the fly with no buffer. A malformed escape never matches.
  */

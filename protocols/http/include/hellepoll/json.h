@@ -141,6 +141,9 @@ HP_API int hp_json_raw(struct hp_json *w, struct hp_str json);
 HP_API int hp_json_kv_str(struct hp_json *w, struct hp_str key, struct hp_str s);
 HP_API int hp_json_kv_int(struct hp_json *w, struct hp_str key, int64_t v);
 HP_API int hp_json_kv_bool(struct hp_json *w, struct hp_str key, bool v);
+HP_API int hp_json_kv_uint(struct hp_json *w, struct hp_str key, uint64_t v);
+HP_API int hp_json_kv_double(struct hp_json *w, struct hp_str key, double v);
+HP_API int hp_json_kv_null(struct hp_json *w, struct hp_str key);
 
 /**
  * Check that one complete value was written and give the output.
