@@ -16,6 +16,7 @@
 #include <hellepoll/log.h>
 #include <hellepoll/loop.h>
 #include <hellepoll/signal.h>
+#include <hellepoll/str.h>
 #include <hellepoll/tcp.h>
 #include <hellepoll/timer.h>
 
