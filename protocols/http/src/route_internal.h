@@ -1,0 +1,159 @@
+/*
+ * route_internal.h - the router's tables, shared by its files (never
+ * installed). Files and who calls whom (one way):
+ *   route_pattern.c  parses pattern text into segments (no router state)
+ *   router.c         the public build API: routes, conflicts, the tree, freeze
+ *   route_match.c    hp_router_match(): the lookup, read-only on a frozen tree
+ *   route_url.c      percent-decoding, path cleaning, reverse URLs
+ *   route_dispatch.c hp_router_dispatch() and the request's parameters
+ *
+ * The tree: one node per position after a segment. A node has static
+ * edges (labels of one or, after freezing, several segments joined by '/'),
+ * regex-constrained parameter children, one plain parameter child, and two
+ * leaves: routes that end at the node, and catch-all routes (and mounts)
+ * that take the rest of the path after it. A leaf holds one route per
+ * method slot plus one for any method.
+ */
+#ifndef HP_ROUTE_INTERNAL_H
+#define HP_ROUTE_INTERNAL_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hellepoll/buf.h>
+#include <hellepoll/defs.h>
+#include <hellepoll/router.h>
+
+/* Method slots: the nine standard methods, then tokens a router registers. */
+enum {
+    M_GET,
+    M_HEAD,
+    M_POST,
+    M_PUT,
+    M_DELETE,
+    M_OPTIONS,
+    M_PATCH,
+    M_CONNECT,
+    M_TRACE,
+    M_STD,        /* first custom slot */
+    M_OTHER = 30, /* a method no route names: only "any" routes take it */
+    M_ANY = 31,   /* the "any method" slot of a leaf */
+    M_SLOTS = 32,
+};
+
+/* Segment kinds, in precedence order (lower wins). */
+enum { SEG_STATIC, SEG_REGEX, SEG_PARAM, SEG_CATCHALL };
+
+#define ROUTE_MAX_SEGS     64
+#define ROUTE_MAX_REGEX_IN 255 /* longest decoded segment a constraint is tried on */
+
+struct rseg {
+    uint8_t kind;
+    struct hp_str text; /* static text, or the parameter's name */
+    struct hp_str re;   /* SEG_REGEX: the constraint's source */
+};
+
+/* What a route does when it matches. */
+enum { R_HANDLER, R_MOUNT_HANDLER, R_MOUNT_ROUTER };
+
+struct iroute {
+    struct hp_route pub; /* first: hp_route_match.route points here */
+    struct hp_str names[HP_ROUTE_MAX_PARAMS];
+    struct rseg *segs; /* in the same allocation */
+    uint8_t nsegs;
+    uint8_t nparams;
+    uint8_t slot; /* method slot, or M_ANY */
+    uint8_t kind; /* R_* */
+    const struct hp_router *sub;
+    struct rnode *node; /* where the route ends (its regexes: along the way) */
+    struct iroute *next;
+    char text[]; /* pattern, method and name copies */
+};
+
+struct rleaf {
+    const struct iroute *by[M_SLOTS];
+    uint32_t mask; /* bit per slot that has a route (M_ANY included) */
+};
+
+struct redge {
+    char *label;
+    uint32_t len;
+    uint8_t first; /* label[0], or 0 for the empty label (a trailing slash) */
+    struct rnode *child;
+};
+
+struct rregex {
+    regex_t re;
+    char *src;
+    struct rnode *child;
+};
+
+struct rnode {
+    struct redge *st;
+    uint16_t *idx; /* frozen, many edges: byte -> index of its first edge + 1 */
+    struct rregex *rx;
+    struct rnode *param;
+    struct rleaf *leaf;     /* routes ending here */
+    struct rleaf *catchall; /* routes taking the rest after here */
+    uint32_t nst, nrx;
+    uint8_t pdepth; /* parameters before this node's children */
+};
+
+struct hp_router {
+    struct rnode *root;
+    struct hp_router_opts opts;
+    struct hp_allocator alloc;
+    struct iroute *routes, *last;
+    uint32_t all_mask; /* every slot used, for OPTIONS * */
+    bool frozen;
+    uint8_t ncustom;
+    char *custom[M_OTHER - M_STD];
+    char err[256];
+};
+
+/* Allocation through the router's allocator. */
+void *hp__route_alloc(const struct hp_router *r, size_t n);
+void *hp__route_realloc(const struct hp_router *r, void *p, size_t n);
+void hp__route_free(const struct hp_router *r, void *p);
+
+/*
+ * Parse @p pattern into @p segs (views into @p pattern).
+ * @return the number of segments, or -EINVAL with a message in @p err.
+ */
+int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t errlen);
+
+/* The slot of a method token: standard, registered custom, or M_OTHER. */
+unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
+
+/* The token of a slot ("GET", a custom one), or NULL. */
+const char *hp__route_slot_name(const struct hp_router *r, unsigned slot);
+
+/*
+ * Does the decoded segment @p s match the anchored constraint @p re?
+ * false for segments that are malformed or longer than ROUTE_MAX_REGEX_IN.
+ */
+bool hp__route_regex_ok(const regex_t *re, const char *s, size_t len);
+
+/* Is the raw segment [s, s+len) "." or ".." (with '.' possibly as %2e)? */
+bool hp__route_dot_segment(const char *s, size_t len);
+
+/* How clean a catch-all or mount remainder is. */
+enum { REST_OK, REST_UNCLEAN, REST_BAD };
+
+/*
+ * Check a remainder that starts after a '/' (a catch-all value): no empty
+ * segment but a final one, no dot-segment raw or %2e-encoded (REST_UNCLEAN:
+ * cleaning fixes it), no malformed escape and no dot-segment made by a
+ * decoded %2F or %5C (REST_BAD: 400).
+ */
+int hp__route_rest_check(const char *s, size_t len);
+
+/* Is there a malformed percent escape in [s, s+len)? */
+bool hp__route_bad_escape(const char *s, size_t len);
+
+/* Would hp_router_clean_path() change @p path? */
+bool hp__route_unclean(const char *s, size_t len);
+
+#endif
