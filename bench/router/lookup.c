@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
 #include <valgrind/callgrind.h>
 
 #include <hellepoll/router.h>
@@ -96,7 +95,7 @@ static int r3_method_of(const char *m)
     static const struct {
         const char *name;
         int bit;
-    } map[] = {{"GET", 2},      {"POST", 2 << 1},  {"PUT", 2 << 2},     {"DELETE", 2 << 3},
+    } map[] = {{"GET", 2},        {"POST", 2 << 1}, {"PUT", 2 << 2},    {"DELETE", 2 << 3},
                {"PATCH", 2 << 4}, {"HEAD", 2 << 5}, {"OPTIONS", 2 << 6}};
 
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

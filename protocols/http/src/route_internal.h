@@ -127,6 +127,10 @@ int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t er
 /* The slot of a method token: standard, registered custom, or M_OTHER. */
 unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
 
+/* hp_router_match() with the method's slot already known. */
+int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
+                          struct hp_route_match *m);
+
 /* The token of a slot ("GET", a custom one), or NULL. */
 const char *hp__route_slot_name(const struct hp_router *r, unsigned slot);
 

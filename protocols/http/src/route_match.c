@@ -207,20 +207,19 @@ static void collect_allow(const struct hp_router *r, struct walk *w, struct hp_s
     w->allow = all.allow;
 }
 
-int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
-                    struct hp_route_match *m)
+int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
+                          struct hp_route_match *m)
 {
-    struct walk w = {.end = path.ptr + path.len, .m = m};
+    struct walk w = {.end = path.ptr + path.len, .m = m, .slot = slot};
     const struct iroute *rt;
 
     if (!r->frozen)
         return -EINVAL;
     m->rest.len = 0;
-    w.slot = hp__route_slot(r, method.ptr, method.len);
     if (path.len == 0 || path.ptr[0] != '/') {
         m->route = NULL;
         m->nparams = 0;
-        if (w.slot == M_OPTIONS && path.len == 1 && path.ptr[0] == '*') {
+        if (slot == M_OPTIONS && path.len == 1 && path.ptr[0] == '*') {
             m->allow = r->all_mask;
             return HP_ROUTE_OPTIONS;
         }
@@ -231,4 +230,10 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
     if (w.path_hit)
         collect_allow(r, &w, path);
     return miss(r, &w, path);
+}
+
+int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
+                    struct hp_route_match *m)
+{
+    return hp__router_match_slot(r, hp__route_slot(r, method.ptr, method.len), path, m);
 }
