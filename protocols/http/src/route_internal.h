@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <hellepoll/buf.h>
 #include <hellepoll/defs.h>
@@ -78,9 +79,16 @@ struct rleaf {
 };
 
 struct redge {
-    char *label;
+    /*
+     * Frozen: the label's first 8 bytes, and for shorter labels the '/'
+     * that must follow them, as a little-endian word and the mask of the
+     * bytes that count (see find_edge() in route_match.c).
+     */
+    uint64_t head, mask, mask_end; /* mask_end: without the '/' (label ends the path) */
     uint32_t len;
-    uint8_t first; /* label[0], or 0 for the empty label (a trailing slash) */
+    uint16_t hnext; /* frozen, indexed nodes: next edge (+1) in the same idx bucket */
+    uint8_t first;  /* label[0], or 0 for the empty label (a trailing slash) */
+    char *label;
     struct rnode *child;
 };
 
@@ -91,14 +99,16 @@ struct rregex {
 };
 
 struct rnode {
+    uint8_t simple; /* frozen: no regex children and no catch-all */
+    uint8_t pdepth; /* parameters before this node's children */
+    uint16_t nst;   /* static edges */
+    uint32_t nrx;   /* regex children */
+    uint16_t *idx;  /* frozen, more than 2 edges: hp__route_hash2() -> first edge + 1 */
     struct redge *st;
-    uint16_t *idx; /* frozen, many edges: byte -> index of its first edge + 1 */
-    struct rregex *rx;
     struct rnode *param;
     struct rleaf *leaf;     /* routes ending here */
     struct rleaf *catchall; /* routes taking the rest after here */
-    uint32_t nst, nrx;
-    uint8_t pdepth; /* parameters before this node's children */
+    struct rregex *rx;
 };
 
 struct hp_router {
@@ -113,6 +123,21 @@ struct hp_router {
     char err[256];
 };
 
+/*
+ * The bucket of a segment in a node's edge index: its first two bytes (the
+ * second is '/' or, at the end of the path, 0 for a one-byte segment), from
+ * the segment word (route_match.c: the path's bytes in memory order).
+ */
+static inline unsigned hp__route_hash2(uint64_t v)
+{
+    uint32_t two;
+    unsigned char b[8];
+
+    memcpy(b, &v, 8);
+    two = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+    return (unsigned)((two * 0x9e3779b1u) >> 24);
+}
+
 /* Allocation through the router's allocator. */
 void *hp__route_alloc(const struct hp_router *r, size_t n);
 void *hp__route_realloc(const struct hp_router *r, void *p, size_t n);
@@ -123,6 +148,43 @@ void hp__route_free(const struct hp_router *r, void *p);
  * @return the number of segments, or -EINVAL with a message in @p err.
  */
 int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t errlen);
+
+/* The first four bytes of a method token as one number (any byte order). */
+#define HP__M4(a, b, c, d) \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+/* The slot of a standard method token, or M_OTHER. */
+static inline unsigned hp__route_slot_std(const char *m, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)m;
+    uint32_t w;
+
+    if (len < 3 || len > 7)
+        return M_OTHER;
+    w = HP__M4(u[0], u[1], u[2], len > 3 ? u[3] : 0);
+    switch (len) {
+    case 3:
+        return w == HP__M4('G', 'E', 'T', 0)   ? M_GET
+               : w == HP__M4('P', 'U', 'T', 0) ? M_PUT
+                                               : M_OTHER;
+    case 4:
+        return w == HP__M4('P', 'O', 'S', 'T')   ? M_POST
+               : w == HP__M4('H', 'E', 'A', 'D') ? M_HEAD
+                                                 : M_OTHER;
+    case 5:
+        if (w == HP__M4('P', 'A', 'T', 'C') && u[4] == 'H')
+            return M_PATCH;
+        return w == HP__M4('T', 'R', 'A', 'C') && u[4] == 'E' ? M_TRACE : M_OTHER;
+    case 6:
+        return w == HP__M4('D', 'E', 'L', 'E') && u[4] == 'T' && u[5] == 'E' ? M_DELETE : M_OTHER;
+    default:
+        if (w == HP__M4('O', 'P', 'T', 'I') && u[4] == 'O' && u[5] == 'N' && u[6] == 'S')
+            return M_OPTIONS;
+        return w == HP__M4('C', 'O', 'N', 'N') && u[4] == 'E' && u[5] == 'C' && u[6] == 'T'
+                   ? M_CONNECT
+                   : M_OTHER;
+    }
+}
 
 /* The slot of a method token: standard, registered custom, or M_OTHER. */
 unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);

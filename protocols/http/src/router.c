@@ -58,43 +58,13 @@ static bool is_tchar(unsigned char c)
 
 unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len)
 {
-    switch (len) {
-    case 3:
-        if (m[0] == 'G' && m[1] == 'E' && m[2] == 'T')
-            return M_GET;
-        if (m[0] == 'P' && m[1] == 'U' && m[2] == 'T')
-            return M_PUT;
-        break;
-    case 4:
-        if (memcmp(m, "POST", 4) == 0)
-            return M_POST;
-        if (memcmp(m, "HEAD", 4) == 0)
-            return M_HEAD;
-        break;
-    case 5:
-        if (memcmp(m, "PATCH", 5) == 0)
-            return M_PATCH;
-        if (memcmp(m, "TRACE", 5) == 0)
-            return M_TRACE;
-        break;
-    case 6:
-        if (memcmp(m, "DELETE", 6) == 0)
-            return M_DELETE;
-        break;
-    case 7:
-        if (memcmp(m, "OPTIONS", 7) == 0)
-            return M_OPTIONS;
-        if (memcmp(m, "CONNECT", 7) == 0)
-            return M_CONNECT;
-        break;
-    default:
-        break;
-    }
-    for (unsigned i = 0; i < r->ncustom; i++) {
+    unsigned slot = hp__route_slot_std(m, len);
+
+    for (unsigned i = 0; slot == M_OTHER && i < r->ncustom; i++) {
         if (strlen(r->custom[i]) == len && memcmp(r->custom[i], m, len) == 0)
             return M_STD + i;
     }
-    return M_OTHER;
+    return slot;
 }
 
 const char *hp__route_slot_name(const struct hp_router *r, unsigned slot)
@@ -286,6 +256,8 @@ static struct rnode *static_child(const struct hp_router *r, struct rnode *n, st
         if (same_text((struct hp_str){n->st[i].label, n->st[i].len}, t))
             return n->st[i].child;
     }
+    if (n->nst == UINT16_MAX)
+        return NULL;
     if ((st = hp__route_realloc(r, n->st, (n->nst + 1) * sizeof(*st))) == NULL)
         return NULL;
     n->st = st;
@@ -545,6 +517,71 @@ static int compress(const struct hp_router *r, struct redge *e)
     }
 }
 
+/* The edge's head word and mask: label bytes, then the '/' after a short label. */
+static void edge_head(struct redge *e)
+{
+    size_t n = e->len < 8 ? e->len : 8;
+    unsigned char head[8] = {0}, mask[8] = {0};
+
+    /* Bytes, then memcpy: the words compare with loads of the path on any byte order. */
+    memcpy(head, e->label, n);
+    memset(mask, 0xff, n);
+    if (n < 8) {
+        head[n] = '/';
+        mask[n] = 0xff;
+    }
+    memcpy(&e->head, head, 8);
+    memcpy(&e->mask, mask, 8);
+    if (n < 8)
+        mask[n] = 0;
+    memcpy(&e->mask_end, mask, 8);
+}
+
+/* Put edge @p i in the bucket of segment word @p v (chained in edge order). */
+static void index_put(struct rnode *n, uint32_t i, const unsigned char *b)
+{
+    uint64_t v;
+    unsigned h;
+    uint16_t *k;
+
+    memcpy(&v, b, 8);
+    h = hp__route_hash2(v);
+    for (k = &n->idx[h]; *k != 0; k = &n->st[*k - 1].hnext)
+        if (*k == i + 1)
+            return;
+    *k = (uint16_t)(i + 1);
+}
+
+/*
+ * The hashed index of a node's edges by the first two bytes of the
+ * segment. A one-byte label is filed under both ways its segment can look:
+ * followed by '/', or ending the path (then the word's second byte is 0).
+ */
+static int build_index(const struct hp_router *r, struct rnode *n)
+{
+    if ((n->idx = hp__route_alloc(r, 256 * sizeof(*n->idx))) == NULL)
+        return -ENOMEM;
+    memset(n->idx, 0, 256 * sizeof(*n->idx));
+    for (uint32_t i = 0; i < n->nst; i++) {
+        const struct redge *e = &n->st[i];
+        unsigned char b[8] = {0};
+        n->st[i].hnext = 0;
+        if (e->len >= 2) {
+            memcpy(b, e->label, 2);
+            index_put(n, i, b);
+        } else if (e->len == 1) {
+            b[0] = (unsigned char)e->label[0];
+            b[1] = '/';
+            index_put(n, i, b);
+            b[1] = 0;
+            index_put(n, i, b);
+        } else {
+            index_put(n, i, b); /* the empty label: the path ends with '/' */
+        }
+    }
+    return 0;
+}
+
 static int freeze_node(const struct hp_router *r, struct rnode *n)
 {
     int rc;
@@ -561,13 +598,11 @@ static int freeze_node(const struct hp_router *r, struct rnode *n)
         return rc;
     if (n->nst > 1)
         qsort(n->st, n->nst, sizeof(*n->st), edge_cmp);
-    if (n->nst > 4 && n->idx == NULL) {
-        if ((n->idx = hp__route_alloc(r, 128 * sizeof(*n->idx))) == NULL)
-            return -ENOMEM;
-        memset(n->idx, 0, 128 * sizeof(*n->idx));
-        for (uint32_t i = n->nst; i-- > 0;)
-            n->idx[n->st[i].first] = (uint16_t)(i + 1);
-    }
+    for (uint32_t i = 0; i < n->nst; i++)
+        edge_head(&n->st[i]);
+    n->simple = n->nrx == 0 && n->catchall == NULL;
+    if (n->nst > 2 && n->idx == NULL)
+        return build_index(r, n);
     return 0;
 }
 
