@@ -419,6 +419,8 @@ static int add(struct hp_router *r, const char *name, const char *method, const 
         return rc;
     rt->slot = (uint8_t)slot;
     rt->kind = (uint8_t)kind;
+    if (kind != R_HANDLER)
+        rt->nparams = 0; /* a mount's {rest...} is hp_route_rest(), not a parameter */
     rt->sub = sub;
     rt->pub.handler = handler;
     rt->pub.data = data;
