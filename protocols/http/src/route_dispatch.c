@@ -16,7 +16,7 @@ struct rstate {
     const struct iroute *route;
     struct hp_str rest;
     unsigned n;
-    struct hp_str values[]; /* decoded, n of them; the bytes follow */
+    struct hp_str values[]; /* decoded: views into the path, or into the arena */
 };
 
 static const struct rstate *state_of(const struct hp_http_req *req)
@@ -98,29 +98,36 @@ static int redirect(struct hp_http_req *req, unsigned slot, const struct hp_rout
     return 0;
 }
 
-/* Decode the parameters into the arena and run the route's handler. */
+/*
+ * Store the parameters in the request and run the route's handler. A value
+ * without '%' stays a view into the request's path (which keeps its bytes
+ * until the request is finished); only escaped ones are decoded, into the
+ * arena.
+ */
 static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
 {
     const struct iroute *rt = (const struct iroute *)(const void *)m->route;
-    size_t raw = 0, hdr = sizeof(struct rstate) + m->nparams * sizeof(struct hp_str);
-    struct rstate *st;
-    char *bytes;
+    unsigned n = m->nparams;
+    struct rstate *st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
 
-    for (unsigned i = 0; i < m->nparams; i++)
-        raw += m->values[i].len;
-    if ((st = hp_http_req_alloc(req, hdr + raw + 1)) == NULL)
+    if (st == NULL)
         return -ENOMEM;
     st->route = rt;
     st->rest = m->rest;
-    st->n = m->nparams;
-    bytes = (char *)st + hdr;
-    for (unsigned i = 0; i < m->nparams; i++) {
-        int n = hp_route_decode(m->values[i], bytes, raw);
-        if (n < 0)
+    st->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct hp_str v = m->values[i];
+        char *buf;
+        int len;
+        if (v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
+            st->values[i] = v;
+            continue;
+        }
+        if ((buf = hp_http_req_alloc(req, v.len)) == NULL)
+            return -ENOMEM;
+        if ((len = hp_route_decode(v, buf, v.len)) < 0)
             return answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
-        st->values[i] = (struct hp_str){bytes, (size_t)n};
-        bytes += n;
-        raw -= (size_t)n;
+        st->values[i] = (struct hp_str){buf, (size_t)len};
     }
     hp__http_rq(req)->route = st;
     if (rt->pub.handler == NULL)

@@ -98,8 +98,17 @@ struct rregex {
     struct rnode *child;
 };
 
+/* What a frozen node offers beyond its leaf (route_match.c switches on it). */
+enum node_kind {
+    K_END,     /* nothing: the path must end here */
+    K_STATIC,  /* static edges only */
+    K_PARAM,   /* a plain parameter only */
+    K_MIXED,   /* static edges and a plain parameter */
+    K_COMPLEX, /* regex children or a catch-all: the general case */
+};
+
 struct rnode {
-    uint8_t simple; /* frozen: no regex children and no catch-all */
+    uint8_t kind;   /* frozen: enum node_kind, what the lookup has to try here */
     uint8_t pdepth; /* parameters before this node's children */
     uint16_t nst;   /* static edges */
     uint32_t nrx;   /* regex children */

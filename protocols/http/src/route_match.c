@@ -24,6 +24,14 @@
 #else
 #define HOT static inline
 #endif
+#if defined(__has_attribute)
+#if __has_attribute(fallthrough)
+#define FALLTHROUGH __attribute__((fallthrough))
+#endif
+#endif
+#ifndef FALLTHROUGH
+#define FALLTHROUGH ((void)0)
+#endif
 
 struct walk {
     const char *start, *end;
@@ -318,22 +326,32 @@ HOT const struct iroute *walk_inline(const struct rnode *n, const char *p, struc
         s = p + 1;
         left = (size_t)(end - s);
         v = seg_word(w, s, left);
-        if (n->simple) {
-            /* The common node: a static edge, else at most the parameter. */
-            if (n->nst != 0 && (e = find_edge(n, v, s, left)) != NULL) {
-                if (n->param != NULL)
-                    stack[sp++] = (struct choice){n, p, NULL, 0, 1};
+        switch (n->kind) {
+        case K_STATIC:
+            if ((e = find_edge(n, v, s, left)) == NULL)
+                goto back;
+            p = s + e->len;
+            n = e->child;
+            continue;
+        case K_MIXED:
+            if ((e = find_edge(n, v, s, left)) != NULL) {
+                stack[sp++] = (struct choice){n, p, NULL, 0, 1};
                 p = s + e->len;
                 n = e->child;
                 continue;
             }
-            if (n->param != NULL && param_ok(first_byte(v), s, q = seg_end(v, s, end))) {
-                w->m->values[n->pdepth] = (struct hp_str){s, (size_t)(q - s)};
-                p = q;
-                n = n->param;
-                continue;
-            }
+            FALLTHROUGH; /* to the parameter */
+        case K_PARAM:
+            if (!param_ok(first_byte(v), s, q = seg_end(v, s, end)))
+                goto back;
+            w->m->values[n->pdepth] = (struct hp_str){s, (size_t)(q - s)};
+            p = q;
+            n = n->param;
+            continue;
+        case K_END:
             goto back;
+        default:
+            break;
         }
         stack[sp++] = (struct choice){n, p, NULL, 0, 0};
         if (n->nst != 0 && (e = find_edge(n, v, s, left)) != NULL) {

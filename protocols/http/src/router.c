@@ -602,7 +602,12 @@ static int freeze_node(const struct hp_router *r, struct rnode *n)
         qsort(n->st, n->nst, sizeof(*n->st), edge_cmp);
     for (uint32_t i = 0; i < n->nst; i++)
         edge_head(&n->st[i]);
-    n->simple = n->nrx == 0 && n->catchall == NULL;
+    if (n->nrx != 0 || n->catchall != NULL)
+        n->kind = K_COMPLEX;
+    else if (n->nst != 0)
+        n->kind = n->param != NULL ? K_MIXED : K_STATIC;
+    else
+        n->kind = n->param != NULL ? K_PARAM : K_END;
     if (n->nst > 2 && n->idx == NULL)
         return build_index(r, n);
     return 0;

@@ -282,7 +282,8 @@ HP_API int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req
 
 /**
  * Parameter @p name of the route that hp_router_dispatch() chose for
- * @p req, percent-decoded (a view into the request's arena).
+ * @p req, percent-decoded: a view into the request's path, or for a value
+ * that had escapes into its arena; valid until the request is finished.
  * @return true and *value, or false (no such parameter, or not dispatched).
  */
 HP_API bool hp_route_param(const struct hp_http_req *req, const char *name, struct hp_str *value);
