@@ -203,7 +203,8 @@ struct hp_http_server {
 #define REQ_HDRS_INIT 256
 #define MAX_INFLIGHT  (1u << 20) /* queued output blocks per connection: -ENOBUFS beyond */
 
-/* alloc helpers (conn.c) */
+/* alloc.c */
+struct hp_allocator hp__http_libc_allocator(void);
 void *hp__http_alloc(struct hp_http_server *srv, size_t n);
 void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n);
 void hp__http_free(struct hp_http_server *srv, void *p);
@@ -224,6 +225,13 @@ void hp__http_out_put(struct http_conn *c, const void *p, size_t n);
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
 int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body);
 void hp__http_send_continue(struct http_conn *c);
+
+/* conn.c: called by server.c */
+int hp__http_conn_new(struct hp_http_server *srv, int fd);
+void hp__http_conn_resume(struct http_conn *c);
+void hp__http_conn_expire(struct http_conn *c);
+void hp__http_conn_shutdown(struct http_conn *c);
+void hp__http_conn_close(struct http_conn *c, int status);
 
 /* conn.c: called by response.c */
 void hp__http_response_done(struct http_conn *c);
