@@ -10,8 +10,9 @@
 # pinned, under the bench lock), and r3/hellepoll ratios. Then
 # instructions per keep-alive request of examples/hello and of
 # bench/router/routed-hello (hello through the router with the GitHub table
-# loaded), both on the same request-target: ab -k -c10 -n N for two N under
-# callgrind, difference over difference, as bench/http/run.sh measures hello.
+# loaded), both on the same request-target (a route with two parameters, and
+# a static one): ab -k -c10 -n N for two N under callgrind, difference over
+# difference, as bench/http/run.sh measures hello.
 #
 #   bench/router/run.sh              everything
 #   bench/router/run.sh --quick      fewer rounds and requests
@@ -24,14 +25,14 @@ build_dir=$repo/build/bench-router
 tables="github parse gplus static"
 cg_rounds=20
 time_rounds=20000
-cg_n="20000 60000"
+cg_n="10000 30000"
 lock=/tmp/hp-bench.lock
 cpu=1
 do_build=1
 do_time=1
 do_hello=1
 port=18391
-target=/repos/julienschmidt/httprouter/stargazers
+targets="/repos/julienschmidt/httprouter/stargazers /user/repos"
 
 usage() {
     cat <<EOF
@@ -133,9 +134,9 @@ wait_port() {
     return 1
 }
 
-# instr SERVER N: instructions of the whole server process for N keep-alive requests.
+# instr SERVER N TARGET: instructions of the whole server process for N keep-alive requests.
 instr() {
-    local name=$1 n=$2 bin args=() f=$tmp/cg.hello.$1.$2 pid
+    local name=$1 n=$2 target=$3 bin args=() f=$tmp/cg.hello.$1.$2 pid
     case "$name" in
     hello) bin=$build_dir/examples/hello/hello ;;
     routed) bin=$build_dir/bench/router/routed-hello
@@ -157,16 +158,17 @@ instr() {
 
 set -- $cg_n
 echo
-echo "Instructions per keep-alive request (ab -k -c10, GET $target, (I($2) - I($1)) / ($2 - $1)):"
+echo "Instructions per keep-alive request (ab -k -c10, (I($2) - I($1)) / ($2 - $1)):"
 echo
-echo "| server | instructions/request | vs hello |"
-echo "|---|---:|---:|"
-declare -A per
-for s in hello routed; do
-    a=$(instr "$s" "$1")
-    b=$(instr "$s" "$2")
-    per[$s]=$(awk -v a="$a" -v b="$b" -v n1="$1" -v n2="$2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+echo "| request | hello | routed-hello (GitHub table) | routed vs hello |"
+echo "|---|---:|---:|---:|"
+for target in $targets; do
+    declare -A per
+    for s in hello routed; do
+        a=$(instr "$s" "$1" "$target")
+        b=$(instr "$s" "$2" "$target")
+        per[$s]=$(awk -v a="$a" -v b="$b" -v n1="$1" -v n2="$2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+    done
+    printf '| GET %s | %s | %s | %s |\n' "$target" "${per[hello]}" "${per[routed]}" \
+        "$(awk -v a="${per[routed]}" -v b="${per[hello]}" 'BEGIN { printf "%+.1f %%", (a - b) * 100 / b }')"
 done
-printf '| hello | %s | |\n' "${per[hello]}"
-printf '| routed-hello (GitHub table) | %s | %s |\n' "${per[routed]}" \
-    "$(awk -v a="${per[routed]}" -v b="${per[hello]}" 'BEGIN { printf "%+.1f %%", (a - b) * 100 / b }')"

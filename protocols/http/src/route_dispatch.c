@@ -93,9 +93,9 @@ static int redirect(struct hp_http_req *req, unsigned slot, const struct hp_rout
         memcpy(loc + n, q.ptr, q.len);
         n += q.len;
     }
-    (void)hp_http_add_header(req, HP_STR_LIT("Location"), (struct hp_str){loc, n});
-    (void)hp_http_reply(req, slot == M_GET || slot == M_HEAD ? 301 : 308, HP_STR_LIT(""), NULL, 0);
-    return 0;
+    (void)hp_http_redirect(req, slot == M_GET || slot == M_HEAD ? 301 : 308,
+                           (struct hp_str){loc, n});
+    return 0; /* finished, whatever it returned */
 }
 
 /*
