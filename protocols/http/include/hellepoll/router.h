@@ -168,12 +168,12 @@ HP_API void hp_router_free(struct hp_router *r);
 /**
  * Add a route. Pattern and method are copied.
  * @param method a method token ("GET", "PATCH", "PROPFIND"...), or NULL or
- *               "*" for any method. At most 20 tokens besides the nine of
+ *               "*" for any method. At most 21 tokens besides the nine of
  *               RFC 9110/5789 per router.
  * @param pattern see the syntax above; starts with '/'.
  * @param handler called by hp_router_dispatch(); may be NULL for routers
  *                only used through hp_router_match().
- * @param data returned in hp_route.data and by hp_route_data().
+ * @param data returned in hp_route.data (hp_route_of(req)->data, match.route->data).
  * @return 0; -EINVAL (bad pattern or method, bad regex, too many parameters
  *         or segments); -EEXIST (conflicts with a route already added, or
  *         the name is taken); -EBUSY (frozen); -ENOMEM. On error
