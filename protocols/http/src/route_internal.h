@@ -86,8 +86,8 @@ struct redge {
      */
     uint64_t head, mask, mask_end; /* mask_end: without the '/' (label ends the path) */
     uint32_t len;
-    uint16_t hnext; /* frozen, indexed nodes: next edge (+1) in the same idx bucket */
-    uint8_t first;  /* label[0], or 0 for the empty label (a trailing slash) */
+    const struct redge *hnext; /* frozen, indexed nodes: next edge in the same idx bucket */
+    uint8_t first;             /* label[0], or 0 for the empty label (a trailing slash) */
     char *label;
     struct rnode *child;
 };
@@ -108,11 +108,11 @@ enum node_kind {
 };
 
 struct rnode {
-    uint8_t kind;   /* frozen: enum node_kind, what the lookup has to try here */
-    uint8_t pdepth; /* parameters before this node's children */
-    uint16_t nst;   /* static edges */
-    uint32_t nrx;   /* regex children */
-    uint16_t *idx;  /* frozen, more than 2 edges: hp__route_hash2() -> first edge + 1 */
+    uint8_t kind;             /* frozen: enum node_kind, what the lookup has to try here */
+    uint8_t pdepth;           /* parameters before this node's children */
+    uint16_t nst;             /* static edges */
+    uint32_t nrx;             /* regex children */
+    const struct redge **idx; /* frozen, more than 2 edges: hp__route_hash2() -> first edge */
     struct redge *st;
     struct rnode *param;
     struct rleaf *leaf;     /* routes ending here */

@@ -152,8 +152,7 @@ HOT const struct redge *find_edge(const struct rnode *n, uint64_t v, const char 
     const struct redge *e = n->st, *last = n->st + n->nst;
 
     if (n->idx != NULL) {
-        for (unsigned k = n->idx[hp__route_hash2(v)]; k != 0; k = e->hnext) {
-            e = n->st + k - 1;
+        for (e = n->idx[hp__route_hash2(v)]; e != NULL; e = e->hnext) {
             if (edge_is(e, v, s, left))
                 return e;
         }

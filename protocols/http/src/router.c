@@ -144,7 +144,7 @@ static void node_free(const struct hp_router *r, struct rnode *n)
     }
     node_free(r, n->param);
     hp__route_free(r, n->st);
-    hp__route_free(r, n->idx);
+    hp__route_free(r, (void *)n->idx);
     hp__route_free(r, n->rx);
     hp__route_free(r, n->leaf);
     hp__route_free(r, n->catchall);
@@ -543,15 +543,13 @@ static void edge_head(struct redge *e)
 static void index_put(struct rnode *n, uint32_t i, const unsigned char *b)
 {
     uint64_t v;
-    unsigned h;
-    uint16_t *k;
+    const struct redge **k;
 
     memcpy(&v, b, 8);
-    h = hp__route_hash2(v);
-    for (k = &n->idx[h]; *k != 0; k = &n->st[*k - 1].hnext)
-        if (*k == i + 1)
+    for (k = &n->idx[hp__route_hash2(v)]; *k != NULL; k = &n->st[*k - n->st].hnext)
+        if (*k == &n->st[i])
             return;
-    *k = (uint16_t)(i + 1);
+    *k = &n->st[i];
 }
 
 /*
@@ -563,11 +561,12 @@ static int build_index(const struct hp_router *r, struct rnode *n)
 {
     if ((n->idx = hp__route_alloc(r, 256 * sizeof(*n->idx))) == NULL)
         return -ENOMEM;
-    memset(n->idx, 0, 256 * sizeof(*n->idx));
+    for (unsigned i = 0; i < 256; i++)
+        n->idx[i] = NULL;
     for (uint32_t i = 0; i < n->nst; i++) {
         const struct redge *e = &n->st[i];
         unsigned char b[8] = {0};
-        n->st[i].hnext = 0;
+        n->st[i].hnext = NULL;
         if (e->len >= 2) {
             memcpy(b, e->label, 2);
             index_put(n, i, b);
