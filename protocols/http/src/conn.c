@@ -5,8 +5,14 @@
  * Invariants:
  * - The current request always starts at offset 0 of the stream's input:
  *   the bytes of a request are consumed only when it is complete, so the
- *   parser's offsets stay valid when the buffer moves, and the request's
- *   views are recomputed (rebase) whenever the buffer's address changed.
+ *   parser's offsets stay valid when the buffer moves. The views are made
+ *   (rebase) just before a handler call. When a handler call returns with
+ *   the request unfinished, the bytes the handler has seen are taken out of
+ *   the input (take_request): they never move again, and the offsets start
+ *   over at 0 with whatever followed them.
+ * - A request a handler holds (R_HELD) is never recycled: if its
+ *   connection ends first, detach_request() orphans it (rq->conn = NULL),
+ *   and hp__http_orphan_finish() frees it when the handler finishes it.
  * - At most one request per connection is with the handler. Pipelined
  *   requests behind it wait in the input, so responses leave in request
  *   order without any reordering machinery.
@@ -24,6 +30,7 @@
  * - A connection's memory is freed only once its close callback ran and
  *   every write it queued has completed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,9 +229,16 @@ static void rq_init(struct http_conn *c, struct req_blk *rq)
     rq->req.data = NULL;
     rq->req.server = conn_srv(c);
     rq->req.loop = conn_srv(c)->loop;
-    rq->req._conn = c;
+    rq->req.method_id = HP_HTTP_OTHER;
+    rq->conn = c;
     rq->body_cb = NULL;
+    rq->drain_cb = NULL;
     rq->base = NULL;
+    rq->hoff = 0;
+    rq->ntaken = 0;
+    rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
+    rq->arena = NULL;
+    rq->arena_used = 0;
     rq->body_left = rq->stream_left = 0;
     rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
@@ -250,22 +264,28 @@ static struct req_blk *rq_get(struct http_conn *c)
     return rq;
 }
 
-static void rq_clear(struct hp_http_server *srv, struct req_blk *rq)
+/*
+ * Debug builds never recycle a request block, so a handler touching a
+ * request it has finished is a use after free that ASan and valgrind name.
+ */
+#ifdef NDEBUG
+#define RQ_POOLING 1
+#else
+#define RQ_POOLING 0
+#endif
+
+/* Give @p rq (no longer anyone's) back to the server's pool. */
+static void rq_free(struct hp_http_server *srv, struct req_blk *rq)
 {
     if (rq->hdrs != rq->hdrs_inline)
         hp__http_free(srv, rq->hdrs);
-}
-
-static void rq_release(struct http_conn *c)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct req_blk *rq = c->rq;
-
-    if (rq == NULL)
-        return;
-    c->rq = NULL;
-    rq_clear(srv, rq);
-    if (srv->rq_pool_n < POOL_MAX) {
+    for (uint8_t i = 0; i < rq->ntaken; i++)
+        hp_stream_chunk_free(srv->loop, &rq->taken[i]);
+    rq->ntaken = 0;
+    hp__http_arena_free(rq);
+    rq->conn = NULL;
+    rq->rflags = 0;
+    if (RQ_POOLING && srv->rq_pool_n < POOL_MAX) {
         rq->next = srv->rq_pool;
         srv->rq_pool = rq;
         srv->rq_pool_n++;
@@ -274,12 +294,56 @@ static void rq_release(struct http_conn *c)
     }
 }
 
-/* Point the request's views (head parsed) at the input buffer's address @p base. */
-static void rebase(struct http_conn *c, const char *base)
+static void rq_release(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq == NULL)
+        return;
+    assert(!(rq->rflags & R_HELD)); /* a held request is detached, never recycled */
+    c->rq = NULL;
+    rq_free(conn_srv(c), rq);
+}
+
+/*
+ * The handler keeps @p c's request past a handler call: take the bytes it
+ * has seen (the input up to rpos, or all of it with @p all) out of the
+ * input so that they stay where its views point. 0 or -ENOMEM; with @p all
+ * it cannot fail.
+ */
+static int take_request(struct http_conn *c, bool all)
+{
+    struct req_blk *rq = c->rq;
+    size_t n = all ? hp_stream_input(&c->stream).len : rq->rpos;
+    int err;
+
+    if (n == 0)
+        return 0;
+    if (rq->ntaken == 2) {
+        /* Head and body are out already: this is only what followed. */
+        return 0;
+    }
+    if ((err = hp_stream_take_input(&c->stream, n, &rq->taken[rq->ntaken])) != 0)
+        return err;
+    rq->ntaken++;
+    if (rq->hoff != 0)
+        rq->rflags |= R_HEAD_TAKEN; /* base already points at the head */
+    rq->hoff = 0;
+    rq->rpos = rq->wpos = 0;
+    return 0;
+}
+
+/*
+ * Make the request's views (head parsed), the input being at @p in: the
+ * head's at rq->base once the head was taken, at @p in before; the body's
+ * just after the head bytes still in the input.
+ */
+static void rebase(struct http_conn *c, const char *in)
 {
     struct req_blk *rq = c->rq;
     const struct hp__http_parser *p = &rq->parser;
     struct hp_http_req *r = &rq->req;
+    const char *base = rq->rflags & R_HEAD_TAKEN ? rq->base : in;
 
     rq->base = base;
     r->method = (struct hp_str){base + p->method_off, p->method_len};
@@ -293,7 +357,8 @@ static void rebase(struct http_conn *c, const char *base)
     else
         r->query = HP_STR_LIT("");
     if ((rq->rflags & R_BODY_DONE) && rq->phase != P_BODY_STREAM && rq->body_cb == NULL)
-        r->body = (struct hp_str){base + rq->head_len, rq->wpos - rq->head_len};
+        r->body = rq->wpos == rq->hoff ? HP_STR_LIT("")
+                                       : (struct hp_str){in + rq->hoff, rq->wpos - rq->hoff};
     else
         r->body = HP_STR_LIT("");
 }
@@ -332,17 +397,66 @@ static void on_closed(struct hp_stream *s)
     maybe_free(c);
 }
 
-/* Tell the handler, if it holds the request, that it is over. */
-static void abort_handler(struct http_conn *c, int status)
+/* An orphan's handler is done with it: free it (unless detach_request() is still calling back). */
+void hp__http_orphan_finish(struct req_blk *rq)
+{
+    struct hp_http_server *srv = rq->req.server;
+
+    assert(rq->rflags & R_HELD); /* finished twice? */
+    rq->rflags &= ~(unsigned)R_HELD;
+    if (rq->rflags & R_NOTIFYING)
+        return;
+    rq_free(srv, rq);
+    srv->orphans--;
+    if (srv->shutting_down && srv->orphans == 0)
+        hp_defer_start(&srv->defer);
+}
+
+void hp__http_drain_cancel(struct req_blk *rq)
+{
+    hp_http_drain_cb *cb = rq->drain_cb;
+
+    if (cb == NULL)
+        return;
+    rq->drain_cb = NULL;
+    cb(&rq->req, -ECANCELED);
+}
+
+/*
+ * The connection's request ends here (@p status says why): the connection
+ * lets go of it. A request its handler holds becomes an orphan, owning its
+ * bytes, until the handler finishes it; the handler hears of the end once,
+ * by its pending drain callback (HP_ECLOSED) and on_abort, and every call
+ * it makes from then on returns HP_ECLOSED. Any other request is freed.
+ */
+static void detach_request(struct http_conn *c, int status)
 {
     struct req_blk *rq = c->rq;
-    hp_http_abort_cb *cb = conn_srv(c)->opts.on_abort;
+    struct hp_http_server *srv = conn_srv(c);
+    hp_http_drain_cb *drain;
 
-    if (rq == NULL || (rq->rflags & (R_HANDLED | R_DONE)) != R_HANDLED)
+    if (rq == NULL)
         return;
-    rq->rflags |= R_DONE;
-    if (cb != NULL)
-        cb(&rq->req, status);
+    if ((rq->rflags & R_HELD) && take_request(c, true) != 0)
+        assert(!"taking the whole input cannot fail");
+    c->rq = NULL;
+    rq->conn = NULL;
+    rq->rflags |= R_NOTIFYING;
+    if ((drain = rq->drain_cb) != NULL) {
+        rq->drain_cb = NULL;
+        drain(&rq->req, HP_ECLOSED);
+    }
+    if ((rq->rflags & (R_HANDLED | R_DONE | R_ABORTED)) == R_HANDLED) {
+        rq->rflags |= R_ABORTED;
+        if (srv->opts.on_abort != NULL)
+            srv->opts.on_abort(&rq->req, status);
+    }
+    rq->rflags &= ~(unsigned)R_NOTIFYING;
+    if (rq->rflags & R_HELD) {
+        srv->orphans++; /* the handler finishes it later */
+        return;
+    }
+    rq_free(srv, rq); /* never held, or finished from one of the callbacks above */
 }
 
 /* Close now: no more bytes go out. The handler hears of it with @p status. */
@@ -351,8 +465,7 @@ static void conn_close(struct http_conn *c, int status)
     if (c->flags & C_CLOSING)
         return;
     c->flags |= C_CLOSING;
-    abort_handler(c, status);
-    rq_release(c);
+    detach_request(c, status);
     if (c->out != NULL) {
         hp__http_out_release(conn_srv(c), c->out);
         c->out = NULL;
@@ -411,6 +524,8 @@ static void on_written(struct hp_write_req *wr, int status)
         conn_close(c, status);
         return;
     }
+    if (c->rq != NULL && c->rq->drain_cb != NULL)
+        schedule_resume(c); /* the defer checks the mark, outside this callback */
     if (c->inflight > 0) {
         size_t queued = hp_stream_write_queue_size(&c->stream);
 
@@ -499,14 +614,18 @@ void hp__http_flush(struct http_conn *c)
 static void send_error(struct http_conn *c, int status, const char *reason)
 {
     struct req_blk *rq = c->rq;
+    /* A response to HEAD has no content, whatever its status (RFC 9110 9.3.2). */
+    bool head = rq != NULL && rq->parser.method_id == HP__M_HEAD;
 
     if (rq != NULL && (rq->rflags & R_STARTED)) {
         /* Too late for a status: the client sees a cut-off response. */
         conn_close(c, -EBADMSG);
         return;
     }
-    abort_handler(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
-    if (hp__http_error_response(c, status, reason) != 0) {
+    detach_request(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
+    if (c->flags & C_CLOSING)
+        return; /* closed from a callback */
+    if (hp__http_error_response(c, status, reason, head) != 0) {
         conn_close(c, -ENOMEM);
         return;
     }
@@ -520,7 +639,7 @@ static void handler_failed(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
-    rq->rflags &= ~(unsigned)R_HANDLED; /* it knows: no on_abort */
+    rq->rflags &= ~(unsigned)(R_HANDLED | R_HELD); /* it knows, and is done with it */
     if (rq->rflags & R_STARTED)
         conn_close(c, 0);
     else
@@ -567,8 +686,12 @@ void hp__http_response_done(struct http_conn *c)
     settle(c);
 }
 
-/* After any call into the handler: 1 = go on, 0 = wait, -1 = stop. */
-static int after_call(struct http_conn *c, int rc)
+/*
+ * After any call into the handler: 1 = go on, 0 = wait, -1 = stop. If the
+ * call saw the request's views (@p seen) and did not finish it, the bytes
+ * behind them are taken out of the input.
+ */
+static int after_call(struct http_conn *c, int rc, bool seen)
 {
     struct req_blk *rq = c->rq;
 
@@ -577,12 +700,16 @@ static int after_call(struct http_conn *c, int rc)
         conn_close(c, c->pending_err);
         return -1;
     }
-    if (rc < 0) {
+    if (rc < 0 || (rq->rflags & R_RELEASED)) {
         handler_failed(c);
         return -1;
     }
     if (rq->rflags & R_DONE)
         return complete_request(c);
+    if (seen && take_request(c, false) != 0) {
+        conn_close(c, -ENOMEM);
+        return -1;
+    }
     return rq->phase == P_BODY_STREAM ? 1 : 0;
 }
 
@@ -590,8 +717,8 @@ static int call_handler(struct http_conn *c, hp_http_handler *fn)
 {
     struct req_blk *rq = c->rq;
 
-    rq->rflags |= R_IN_CALL | R_HANDLED;
-    return after_call(c, fn(&rq->req));
+    rq->rflags |= R_IN_CALL | R_HANDLED | R_HELD;
+    return after_call(c, fn(&rq->req), true);
 }
 
 static int call_body(struct http_conn *c, const void *data, size_t len)
@@ -599,7 +726,7 @@ static int call_body(struct http_conn *c, const void *data, size_t len)
     struct req_blk *rq = c->rq;
 
     rq->rflags |= R_IN_CALL;
-    return after_call(c, rq->body_cb(&rq->req, data, len));
+    return after_call(c, rq->body_cb(&rq->req, data, len), false);
 }
 
 /* Send 100 Continue if the client waits for it before sending the body. */
@@ -611,7 +738,7 @@ static void maybe_continue(struct http_conn *c)
         return;
     rq->rflags |= R_CONTINUE;
     if ((rq->parser.flags & HP__REQ_EXPECT_100) && rq->parser.version_minor == 1 &&
-        hp_stream_input(&c->stream).len == rq->head_len)
+        hp_stream_input(&c->stream).len == rq->hoff)
         hp__http_send_continue(c);
 }
 
@@ -624,8 +751,14 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
     struct hp_http_server *srv = conn_srv(c);
     const struct hp__http_parser *p = &rq->parser;
 
-    rq->head_len = rq->rpos = rq->wpos = head_len;
+    rq->head_len = rq->hoff = rq->rpos = rq->wpos = head_len;
     rq->req.version_minor = p->version_minor;
+    rq->req.method_id = (enum hp_http_method)p->method_id;
+    if (p->method_id == HP__M_CONNECT) {
+        /* Not a proxy: refused before any body is read (RFC 9110 9.3.6: no content). */
+        send_error(c, 501, "CONNECT is not supported: this server is not a proxy");
+        return -1;
+    }
     if (p->flags & HP__REQ_CHUNKED) {
         rq->body_left = 0;
         rq->chunked = (struct hp__http_chunked){0};
@@ -642,6 +775,9 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
         rebase(c, in.base);
         if ((rc = call_handler(c, srv->opts.on_head)) != 0)
             return rc;
+        /* Handed back, unless a response was started: on_request gets it with the body. */
+        if (!(rq->rflags & R_STARTED))
+            rq->rflags &= ~(unsigned)R_HELD;
         maybe_continue(c); /* the body is to be buffered */
         return 1;
     }
@@ -649,7 +785,7 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
     return body_buffered(c, in);
 }
 
-/* Move the head over @p n body bytes that follow it and drop them. */
+/* Drop the @p n body bytes after the head bytes still in the input (moving those over them). */
 static void drop_after_head(struct http_conn *c, size_t n)
 {
     struct req_blk *rq = c->rq;
@@ -657,10 +793,10 @@ static void drop_after_head(struct http_conn *c, size_t n)
 
     if (n == 0)
         return;
-    memmove(base + n, base, rq->head_len);
+    if (rq->hoff != 0)
+        memmove(base + n, base, rq->hoff);
     hp_stream_consume(&c->stream, n);
-    rq->rpos = rq->wpos = rq->head_len;
-    rebase(c, hp_stream_input(&c->stream).base);
+    rq->rpos = rq->wpos = rq->hoff;
 }
 
 /* Decode what arrived of a chunked body in place; <0 on error (answered). */
@@ -687,8 +823,8 @@ static int body_buffered(struct http_conn *c, struct hp_buf in)
     if (rq->parser.flags & HP__REQ_CHUNKED) {
         if (chunked_step(c, in) < 0)
             return -1;
-    } else if (in.len - rq->head_len >= rq->body_left) {
-        rq->rpos = rq->wpos = rq->head_len + rq->body_left;
+    } else if (in.len - rq->hoff >= rq->body_left) {
+        rq->rpos = rq->wpos = rq->hoff + (size_t)rq->body_left;
         rq->rflags |= R_BODY_DONE;
     }
     if (!(rq->rflags & R_BODY_DONE))
@@ -707,9 +843,9 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
     if (rq->parser.flags & HP__REQ_CHUNKED) {
         if (chunked_step(c, in) < 0)
             return -1;
-        n = rq->wpos - rq->head_len;
+        n = rq->wpos - rq->hoff;
     } else {
-        n = in.len - rq->head_len;
+        n = in.len - rq->hoff;
         if (n > rq->body_left)
             n = (size_t)rq->body_left;
         rq->body_left -= n;
@@ -717,9 +853,9 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
         if (rq->body_left == 0)
             rq->rflags |= R_BODY_DONE;
     }
-    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->head_len, n)) != 1)
+    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->hoff, n)) != 1)
         return rc;
-    drop_after_head(c, rq->rpos - rq->head_len);
+    drop_after_head(c, rq->rpos - rq->hoff);
     if (!(rq->rflags & R_BODY_DONE))
         return 0;
     rq->phase = P_HANDLER;
@@ -764,8 +900,6 @@ static void process_input(struct http_conn *c)
                 conn_close(c, -ENOMEM);
                 break;
             }
-        } else if (c->rq->phase != P_HEAD && c->rq->base != in.base) {
-            rebase(c, in.base); /* the buffer moved under the handler's views */
         }
         if (step(c, in) <= 0)
             break;
@@ -885,22 +1019,46 @@ static void on_timer(struct hp_timer *t)
         (void)hp_timer_start(&srv->timer, next - now, 0);
 }
 
+/* Run the request's drain callback if the output is down to its mark. */
+static void drain_check(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+    hp_http_drain_cb *cb;
+
+    if (rq == NULL || (cb = rq->drain_cb) == NULL || hp_http_req_queued(&rq->req) > rq->drain_low)
+        return;
+    rq->drain_cb = NULL;
+    cb(&rq->req, 0);
+}
+
 static void on_defer(struct hp_defer *d)
 {
     struct hp_http_server *srv = hp_container_of(d, struct hp_http_server, defer);
-    struct http_conn *c;
+    struct http_conn *c, *next;
 
-    while ((c = srv->resume_head) != NULL) {
-        srv->resume_head = c->resume_next;
+    /*
+     * The connections scheduled so far, each once: one scheduled again from
+     * here (a drain callback that writes and waits again) waits for the next
+     * iteration, so an endless stream cannot starve the loop.
+     */
+    c = srv->resume_head;
+    srv->resume_head = NULL;
+    for (; c != NULL; c = next) {
+        next = c->resume_next;
         c->flags = (uint16_t)(c->flags & ~C_RESUME);
-        if (c->flags & C_CLOSING)
+        if (c->flags & C_CLOSING) {
             maybe_free(c);
-        else if (c->flags & C_ABORT)
+            continue;
+        }
+        if (c->flags & C_ABORT) {
             conn_close(c, c->pending_err);
-        else
+            continue;
+        }
+        drain_check(c);
+        if (!(c->flags & (C_CLOSING | C_RESUME)))
             process_input(c);
     }
-    if (srv->shutting_down && srv->nconns == 0) {
+    if (srv->shutting_down && srv->nconns == 0 && srv->orphans == 0) {
         hp_http_shutdown_cb *cb = srv->shutdown_cb;
 
         /* Nothing of ours may keep the loop alive now. */
@@ -986,8 +1144,13 @@ static int init_opts(struct hp_http_server *srv, const struct hp_http_server_opt
     set_default(&o->write_timeout_ms, 60000);
     set_default(&o->max_connections, 1024);
     set_default(&o->max_keepalive_requests, 1000);
-    if (o->max_headers > 65535 || o->max_header_bytes > (1u << 30) || o->max_target > (1u << 30) ||
-        o->max_body > ((uint64_t)1 << 40))
+    if (o->max_output == 0)
+        o->max_output = 4u << 20;
+    if (o->max_headers > 65535 || o->max_header_bytes > (1u << 30) || o->max_target > (1u << 30))
+        return -EINVAL;
+    /* Head, body and chunk framing slack (see adopt) must fit the 1 GiB input cap. */
+    if (o->max_body > ((uint64_t)1 << 30) ||
+        (uint64_t)o->max_header_bytes + o->max_body + o->max_body / 8 + 16384 > ((uint64_t)1 << 30))
         return -EINVAL;
     if (strlen(name) >= sizeof(srv->server_name) || strpbrk(name, "\r\n") != NULL)
         return -EINVAL;
@@ -1090,7 +1253,7 @@ void hp_http_server_shutdown(struct hp_http_server *srv, uint32_t grace_ms, hp_h
     }
     if (grace_ms == 0)
         on_grace(&srv->grace);
-    else if (srv->nconns != 0)
+    else if (srv->nconns != 0 || srv->orphans != 0)
         (void)hp_timer_start(&srv->grace, grace_ms, 0);
     hp_defer_start(&srv->defer);
 }
@@ -1099,7 +1262,7 @@ int hp_http_server_free(struct hp_http_server *srv)
 {
     struct hp_allocator alloc = srv->alloc;
 
-    if (srv->nconns != 0)
+    if (srv->nconns != 0 || srv->orphans != 0)
         return -EBUSY;
     if (srv->listening)
         hp_listener_stop(&srv->listener);
@@ -1121,6 +1284,47 @@ int hp_http_server_free(struct hp_http_server *srv)
 }
 
 /* ---- the handler's request API ----------------------------------------- */
+
+bool hp_http_req_closed(const struct hp_http_req *req)
+{
+    return ((const struct req_blk *)(const void *)req)->conn == NULL;
+}
+
+void hp_http_req_release(struct hp_http_req *req)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+
+    assert(rq->rflags & R_HELD); /* released twice, or a request never handed out */
+    hp__http_drain_cancel(rq);
+    if (c == NULL) {
+        hp__http_orphan_finish(rq);
+        return;
+    }
+    rq->rflags |= R_ABORTED; /* it knows: no on_abort */
+    if (rq->rflags & R_IN_CALL) {
+        rq->rflags |= R_RELEASED; /* after_call() answers when the call returns */
+        return;
+    }
+    handler_failed(c);
+    if (!(c->flags & C_CLOSING))
+        settle(c);
+}
+
+int hp_http_req_on_drain(struct hp_http_req *req, size_t low_water, hp_http_drain_cb *cb)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+
+    if (cb == NULL)
+        return -EINVAL;
+    if (c == NULL)
+        return HP_ECLOSED;
+    rq->drain_cb = cb;
+    rq->drain_low = low_water;
+    schedule_resume(c);
+    return 0;
+}
 
 int hp_http_req_read_body(struct hp_http_req *req, hp_http_body_cb *cb)
 {

@@ -12,7 +12,9 @@
  * read leave in one writev. Output blocks come from a server pool and go
  * back to it when their write completes.
  */
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -410,6 +412,8 @@ int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struct hp_st
     char *w;
     int err;
 
+    if (rq->conn == NULL)
+        return HP_ECLOSED;
     if (rq->rflags & R_STARTED || name.len == 0 || !valid_field_value(value) || reserved_name(name))
         return -EINVAL;
     for (size_t i = 0; i < name.len; i++) {
@@ -435,38 +439,67 @@ int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struct hp_st
     return 0;
 }
 
+/*
+ * Finish @p rq after a failure of its own response call: the connection
+ * closes at the next safe point, no on_abort (the caller was told).
+ */
+static int finish_failed(struct http_conn *c, struct req_blk *rq, int err)
+{
+    rq->rflags = (rq->rflags | R_DONE | R_ABORTED) & ~(unsigned)R_HELD;
+    hp__http_conn_abort(c, err);
+    return err;
+}
+
+/* Finish @p rq, whose response is complete. */
+static void finish_done(struct http_conn *c, struct req_blk *rq)
+{
+    rq->rflags = (rq->rflags | R_DONE) & ~(unsigned)R_HELD;
+    hp__http_response_done(c);
+}
+
+/* A finishing call on a closed request: it is finished, nothing is sent. */
+static int finish_closed(struct req_blk *rq)
+{
+    hp__http_drain_cancel(rq);
+    hp__http_orphan_finish(rq);
+    return HP_ECLOSED;
+}
+
 int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_type, const void *body,
                   size_t len)
 {
-    struct http_conn *c = hp__http_conn(req);
     struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
     int err;
 
+    assert(rq->rflags & R_HELD); /* finished already, or never handed out */
+    if (c == NULL)
+        return finish_closed(rq);
     if (rq->rflags & R_STARTED)
         return -EINVAL;
+    if (rq->drain_cb != NULL)
+        hp__http_drain_cancel(rq);
     if ((err = render_head(c, rq, status, content_type, FR_LENGTH, len)) != 0)
-        return err;
+        return err == -EINVAL ? err : finish_failed(c, rq, err);
     if (!(rq->rflags & R_NO_BODY) && len != 0) {
-        if ((err = hp__http_out_reserve(c, len)) != 0) {
-            /* The head is out but the body cannot follow: the framing is lost. */
-            hp__http_conn_abort(c, err);
-            return err;
-        }
+        if ((err = hp__http_out_reserve(c, len)) != 0)
+            return finish_failed(c, rq, err); /* the head is out but the body cannot follow */
         hp__http_out_put(c, body, len);
     }
-    rq->rflags |= R_DONE;
-    hp__http_response_done(c);
+    finish_done(c, rq);
     return 0;
 }
 
 int hp_http_stream_start(struct hp_http_req *req, int status, struct hp_str content_type,
                          int64_t content_length)
 {
-    struct http_conn *c = hp__http_conn(req);
     struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
     enum framing fr = FR_LENGTH;
     int err;
 
+    if (c == NULL)
+        return HP_ECLOSED;
     if (content_length < -1)
         return -EINVAL;
     if (content_length < 0)
@@ -483,21 +516,33 @@ int hp_http_stream_start(struct hp_http_req *req, int status, struct hp_str cont
 
 int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
 {
-    struct http_conn *c = hp__http_conn(req);
     struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+    size_t queued, max;
     int err;
 
+    if (c == NULL)
+        return HP_ECLOSED;
     if (!(rq->rflags & R_STARTED) || (rq->rflags & R_DONE))
         return -EINVAL;
-    if (rq->stream_left != UINT64_MAX) {
-        if (len > rq->stream_left)
-            return -EINVAL;
-        rq->stream_left -= len;
-    }
-    if (len == 0 || (rq->rflags & R_NO_BODY))
+    if (rq->stream_left != UINT64_MAX && len > rq->stream_left)
+        return -EINVAL;
+    if (len == 0 || (rq->rflags & R_NO_BODY)) {
+        if (rq->stream_left != UINT64_MAX)
+            rq->stream_left -= len; /* HEAD: the bytes count, none are sent */
         return 0;
+    }
+    /* The output queue is bounded: a piece is always taken when nothing is queued. */
+    queued = hp_http_req_queued(req);
+    max = conn_srv(c)->opts.max_output;
+    if ((queued != 0 && (queued > max || len > max - queued)) || c->inflight >= MAX_INFLIGHT)
+        return -ENOBUFS;
+    if (len > SIZE_MAX - 32)
+        return -ENOMEM;
     if ((err = hp__http_out_reserve(c, len + 32)) != 0)
         return err;
+    if (rq->stream_left != UINT64_MAX)
+        rq->stream_left -= len;
     if (rq->rflags & R_CHUNKED) {
         char *w = c->out->data + c->out->len;
         put_hex(&w, len);
@@ -514,38 +559,42 @@ int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
 
 int hp_http_stream_end(struct hp_http_req *req)
 {
-    struct http_conn *c = hp__http_conn(req);
     struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
     int err = 0;
 
+    assert(rq->rflags & R_HELD); /* finished already, or never handed out */
+    if (c == NULL)
+        return finish_closed(rq);
     if (!(rq->rflags & R_STARTED) || (rq->rflags & R_DONE))
         return -EINVAL;
+    if (rq->drain_cb != NULL)
+        hp__http_drain_cancel(rq);
     if (rq->stream_left != UINT64_MAX && rq->stream_left != 0 && !(rq->rflags & R_NO_BODY)) {
         rq->rflags |= R_CLOSE;
         err = -EPROTO;
     }
     if ((rq->rflags & (R_CHUNKED | R_NO_BODY)) == R_CHUNKED) {
-        if (hp__http_out_reserve(c, 5) != 0) {
-            hp__http_conn_abort(c, -ENOMEM);
-            return -ENOMEM;
-        }
+        if (hp__http_out_reserve(c, 5) != 0)
+            return finish_failed(c, rq, -ENOMEM);
         hp__http_out_put(c, "0\r\n\r\n", 5);
     }
-    rq->rflags |= R_DONE;
-    hp__http_response_done(c);
+    finish_done(c, rq);
     return err;
 }
 
 size_t hp_http_req_queued(const struct hp_http_req *req)
 {
-    const struct http_conn *c = req->_conn;
+    const struct http_conn *c = ((const struct req_blk *)(const void *)req)->conn;
 
+    if (c == NULL)
+        return 0;
     return hp_stream_write_queue_size(&c->stream) + (c->out != NULL ? c->out->len : 0);
 }
 
 /* ---- server-made responses --------------------------------------------- */
 
-int hp__http_error_response(struct http_conn *c, int status, const char *reason)
+int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body)
 {
     struct hp_http_server *srv = conn_srv(c);
     const char *phrase = hp_http_status_reason(status);
@@ -563,6 +612,10 @@ int hp__http_error_response(struct http_conn *c, int status, const char *reason)
     PUT_LIT(&w, "Content-Type: text/plain\r\nContent-Length: ");
     put_dec(&w, blen);
     PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
+    if (no_body) {
+        c->out->len = (size_t)(w - c->out->data);
+        return 0;
+    }
     put_dec(&w, (uint64_t)status);
     PUT_LIT(&w, " ");
     put_lit(&w, phrase, plen);
