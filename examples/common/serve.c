@@ -85,10 +85,12 @@ static void usage(const struct hp_example *ex, FILE *f)
             "%*s[--header-timeout MS] [--body-timeout MS] [--keepalive-timeout MS]\n"
             "%*s[--write-timeout MS] [--max-body BYTES]\n"
             "%*s[--max-keepalive-requests N] [--help]\n"
+            "%*s%s%s"
             "%s"
             "--max-keepalive-requests 0 keeps the default (1000); 4294967295 is in\n"
             "effect unlimited.\n",
-            width, ex->name, indent, "", indent, "", indent, "", ex->summary);
+            width, ex->name, indent, "", indent, "", indent, "", ex->options_usage ? indent : 0, "",
+            ex->options_usage ? ex->options_usage : "", ex->options_usage ? "\n" : "", ex->summary);
 }
 
 /* Parse a number option; exits with status 2 on a bad value. */
@@ -112,7 +114,14 @@ static void parse_args(const struct hp_example *ex, int argc, char **argv,
 {
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = ex->option ? ex->option(a, v) : 0;
 
+        if (used < 0)
+            exit(2);
+        if (used > 0) {
+            i += used - 2;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(ex, stdout);
             exit(0);

@@ -21,6 +21,16 @@ struct hp_example {
     /** The server's request handler. */
     hp_http_handler *on_request;
     /**
+     * Optional: options of the example's own, tried before the common ones.
+     * @p value is the next argument (NULL at the end). Return how many
+     * arguments were used (1 for a flag, 2 for an option with its value),
+     * 0 if @p name is not the example's, or -1 to exit with status 2 (after
+     * printing why).
+     */
+    int (*option)(const char *name, const char *value);
+    /** Optional: the example's own options for the usage line ("[--root DIR]"). */
+    const char *options_usage;
+    /**
      * Optional. Called on the main thread before worker @p index (0-based)
      * creates its server; the result becomes the server's data pointer
      * (hp_http_server_data()).
