@@ -278,9 +278,9 @@ static void exchange_on(int c, const char *req, bool head)
         ssize_t r;
 
         hp_loop_run_once(fx.loop, 10);
-        while ((r = read(c, b + n, cap - n)) > 0) {
+        while ((r = read(c, b + n, cap - n - 1)) > 0) {
             n += (size_t)r;
-            if (n == cap)
+            if (n + 1 >= cap)
                 b = realloc(b, cap *= 2);
         }
         if (r == 0)
@@ -288,6 +288,7 @@ static void exchange_on(int c, const char *req, bool head)
         if (hp_loop_now(fx.loop) > deadline)
             fail_msg("no complete response to %s", req);
     }
+    b[n] = '\0'; /* responses are searched with strstr() */
     if (!done)
         done = n;
     /* Mask the Date value. */
