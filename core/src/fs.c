@@ -7,6 +7,10 @@
  * platform-specific sits in the three helpers at the end: the beneath-open
  * (openat2 or a component walk), the cache-only read and sendfile.
  */
+#if defined(__APPLE__)
+/* macOS declares sendfile(2) only when _POSIX_C_SOURCE is not defined. */
+#undef _POSIX_C_SOURCE
+#endif
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>

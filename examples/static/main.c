@@ -8,11 +8,10 @@
  *               [--host ADDR] [--port N] [--workers N] [limits...] [--help]
  * The options, threads and signals are in examples/common/serve.c.
  */
-#include <fcntl.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
@@ -86,7 +85,7 @@ int main(int argc, char **argv)
         .worker_data = worker_data,
         .worker_done = worker_done,
     };
-    int fd;
+    DIR *dir;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
@@ -101,11 +100,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "static: --root DIR is required\n");
         return 2;
     }
-    fd = open(sopts.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    if (!(dir = opendir(sopts.root))) {
         fprintf(stderr, "static: cannot open --root %s\n", sopts.root);
         return 2;
     }
-    close(fd);
+    closedir(dir);
     return hp_example_serve(&ex, argc, argv);
 }

@@ -18,6 +18,9 @@
  * The one place that would change for zero-copy output (sendfile through
  * the HTTP module, e.g. a future hp_http_stream_file()) is send_body().
  */
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE /* O_DIRECTORY and st_mtimespec are hidden under plain POSIX */
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

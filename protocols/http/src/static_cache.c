@@ -12,6 +12,9 @@
  * a changed one replaces it, while responses still streaming the old
  * version keep their reference to it (struct hp__sfile.refs).
  */
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE /* O_DIRECTORY and st_mtimespec are hidden under plain POSIX */
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,6 +3,9 @@
  * Names are sorted, HTML-escaped in the text and percent-encoded in the
  * links; dotfiles are left out unless they may be served.
  */
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#define _DARWIN_C_SOURCE /* O_DIRECTORY and st_mtimespec are hidden under plain POSIX */
+#endif
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>

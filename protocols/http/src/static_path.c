@@ -20,9 +20,37 @@ static int hexval(char c)
     return -1;
 }
 
+/*
+ * The common case: one leading '/', then nothing to decode or resolve (no
+ * '%', backslash, NUL, "//" or "/.") and no trailing '/' (the caller checks
+ * that, so in[i + 1] after a '/' is always inside). Then the path is a copy;
+ * false sends everything else through the full pass.
+ */
+static bool plain(const char *in, size_t len, char *out, size_t cap, bool *dir)
+{
+    /* 1: stop here; 2: a '/', look at the next byte. */
+    static const unsigned char special[256] = {[0] = 1, ['%'] = 1, ['\\'] = 1, ['/'] = 2};
+
+    if (len < 2 || in[0] != '/' || in[1] == '.' || in[1] == '/' || len > cap)
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char k = special[(unsigned char)in[i]];
+
+        if (k && (k == 1 || in[i + 1] == '/' || in[i + 1] == '.'))
+            return false;
+    }
+    memcpy(out, in + 1, len - 1);
+    out[len - 1] = '\0';
+    *dir = false;
+    return true;
+}
+
 int hp__static_path(const char *in, size_t len, char *out, size_t cap, bool dotfiles, bool *dir)
 {
     size_t i = 0, o = 0;
+
+    if (len > 0 && in[len - 1] != '/' && plain(in, len, out, cap, dir))
+        return (int)len - 1;
 
     *dir = true; /* "" and "/" name the root directory */
     if (cap == 0)
