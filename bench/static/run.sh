@@ -14,6 +14,8 @@
 # cached 1 KiB request (strace -c -f over N keep-alive requests).
 #
 #   bench/static/run.sh [--rounds N] [--duration S] [--only "wrk cg strace"] [--no-build]
+#                       [--workloads "k1 k64 m1 pipe"] [--servers "ours nginx"]
+#                       [--static-args "extra options for examples/static"]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -31,11 +33,17 @@ cg_n1=5000
 cg_n2=20000
 st_n=20000
 lock=/tmp/hp-bench.lock
+wl="k1 k64 m1 pipe"
+servers="ours nginx"
+static_args=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift ;;
     --duration) dur=$2; shift ;;
     --only) only=$2; shift ;;
+    --workloads) wl=$2; shift ;;
+    --servers) servers=$2; shift ;;
+    --static-args) static_args=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --no-build) do_build=0 ;;
     *) sed -n '2,18p' "$0"; exit 2 ;;
@@ -89,7 +97,7 @@ trap 'exit 130' INT TERM
 port_of() { [ "$1" = ours ] && echo $port_ours || echo $port_ngx; }
 server_cmd() {
     case "$1" in
-    ours) echo "$ours_bin --root $www --host $host --port $port_ours --max-connections 20000 --max-keepalive-requests 4294967295" ;;
+    ours) echo "$ours_bin --root $www --host $host --port $port_ours --max-connections 20000 --max-keepalive-requests 4294967295 $static_args" ;;
     nginx) echo "nginx -p $ngx_dir -e $ngx_dir/error.log -c $ngx_dir/nginx.conf" ;;
     esac
 }
@@ -141,9 +149,9 @@ if has wrk; then
     flock 9
     printf 'round\tserver\tworkload\trequests\terrors\treq_s\tserver_cpu_s\treq_per_cpu_s\n' >"$out/wrk.tsv"
     for ((r = 1; r <= rounds; r++)); do
-        for s in ours nginx; do
+        for s in $servers; do
             start_server $s "$out/raw/server.$s.$r.log"
-            for w in k1 k64 m1 pipe; do
+            for w in $wl; do
                 raw=$out/raw/wrk.$s.$w.$r.txt
                 t0=$(cpu_ticks "$server_pid")
                 # shellcheck disable=SC2046
@@ -153,9 +161,9 @@ if has wrk; then
                 e=$(awk '/Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 } /Non-2xx/ { e += $5 } END { print e + 0 }' "$raw")
                 q=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
                 cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
-                per=$(awk -v n="${n:-0}" -v c="$cpu" 'BEGIN { printf "%.0f", c > 0 ? n / c : 0 }')
+                per=$(awk -v n="${n:-0}" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $r $s $w "${n:-0}" "$e" "${q:-0}" "$cpu" "$per" >>"$out/wrk.tsv"
-                log "round $r $s $w: ${q:-0} req/s, $cpu s server CPU, $per req per CPU-s, $e errors"
+                log "round $r $s $w: ${q:-0} req/s, $cpu s server CPU, $per req per CPU-s, $e errors (loadavg $(cut -d' ' -f1 /proc/loadavg))"
             done
             stop_server
         done
@@ -171,7 +179,12 @@ for w in ["k1", "k64", "m1", "pipe"]:
     m = {}
     for s in ["ours", "nginx"]:
         rs = [r for r in rows if r["server"] == s and r["workload"] == w]
+        if not rs:
+            m[s] = (0, 0)
+            continue
         m[s] = (statistics.median(float(r["req_s"]) for r in rs), statistics.median(float(r["req_per_cpu_s"]) for r in rs))
+    if not m["ours"][1]:
+        continue
     print("| %s | %.0f | %.0f | %.0f | %.0f | %.2f |" % (names[w], m["ours"][0], m["nginx"][0], m["ours"][1], m["nginx"][1],
                                                      m["ours"][1] / m["nginx"][1] if m["nginx"][1] else 0))
 PY

@@ -9,6 +9,7 @@
  * The options, threads and signals are in examples/common/serve.c.
  */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,24 @@ static int option(const char *name, const char *value)
         sopts.mime_types = value;
         return 2;
     }
+    if ((strcmp(name, "--cache-ttl") == 0 || strcmp(name, "--mem-file-max") == 0 ||
+         strcmp(name, "--chunk") == 0) &&
+        value) {
+        char *end;
+        unsigned long v = strtoul(value, &end, 10);
+
+        if (*value == '\0' || *end != '\0' || v == 0 || v > (1ul << 30)) {
+            fprintf(stderr, "static: bad value for %s\n", name);
+            return -1;
+        }
+        if (name[2] == 'c' && name[3] == 'a')
+            sopts.cache_ttl_ms = (uint32_t)v;
+        else if (name[2] == 'm')
+            sopts.mem_file_max = (uint32_t)v;
+        else
+            sopts.chunk = (uint32_t)v;
+        return 2;
+    }
     if (strcmp(name, "--listing") == 0) {
         sopts.listing = true;
         return 1;
@@ -78,10 +97,14 @@ int main(int argc, char **argv)
         .summary = "Serves the files under --root DIR (GET, HEAD, ranges, conditional requests).\n"
                    "--listing lists directories without an index.html; --dotfiles serves\n"
                    "names starting with '.'; --mime-types FILE (default /etc/mime.types if\n"
-                   "present) adds Content-Types. --port 0 picks a free port.\n",
+                   "present) adds Content-Types. --cache-ttl: revalidate cached lookups after\n"
+                   "MS (1000); files up to --mem-file-max bytes are kept in memory; --chunk:\n"
+                   "bytes read per step for bigger ones. --port 0 picks a free port.\n",
         .on_request = on_request,
         .option = option,
-        .options_usage = "--root DIR [--listing] [--dotfiles] [--mime-types FILE]",
+        .options_usage =
+            "--root DIR [--listing] [--dotfiles] [--mime-types FILE] [--cache-ttl MS]\n"
+            "              [--mem-file-max BYTES] [--chunk BYTES]",
         .worker_data = worker_data,
         .worker_done = worker_done,
     };

@@ -164,6 +164,15 @@ static int setup(void **state)
     return setup_opts(&o);
 }
 
+/* Everything above 1 byte streamed from its descriptor, not from memory. */
+static int setup_streamed(void **state)
+{
+    struct hp_static_opts o = {.max_ranges = 4, .cache_ttl_ms = 50, .mem_file_max = 1};
+
+    (void)state;
+    return setup_opts(&o);
+}
+
 static int setup_listing(void **state)
 {
     struct hp_static_opts o = {.listing = true};
@@ -804,7 +813,7 @@ static void test_static_many_concurrent_downloads(void **state)
 {
     enum { N = 1000 };
     size_t n = getenv("HP_TEST_VALGRIND") ? 100 : N;
-    const size_t size = 100000; /* above the in-memory limit: streamed from the descriptor */
+    const size_t size = 100000; /* streamed from the descriptor (setup_streamed) */
     int *cs = calloc(n, sizeof(int));
     size_t *got = calloc(n, sizeof(size_t)), *hl = calloc(n, sizeof(size_t)), done = 0;
     char **bufs = calloc(n, sizeof(char *));
@@ -862,16 +871,24 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static_conditional_requests_rfc9110_section13, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_static_ranges_rfc9110_section14, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_get_and_head_byte_exact, setup_streamed,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_conditional_requests_rfc9110_section13,
+                                        setup_streamed, teardown),
+        cmocka_unit_test_setup_teardown(test_static_ranges_rfc9110_section14, setup_streamed,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_static_path_safety, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_precompressed_siblings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_listing_escapes_names, setup_listing, teardown),
         cmocka_unit_test_setup_teardown(test_static_file_replaced_while_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_100mib_through_small_sndbuf_to_slow_reader,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_static_client_closing_mid_file, setup, teardown),
+                                        setup_streamed, teardown),
+        cmocka_unit_test_setup_teardown(test_static_client_closing_mid_file, setup_streamed,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_static_file_shrinking_while_sent_cuts_the_connection,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_static_many_concurrent_downloads, setup, teardown),
+                                        setup_streamed, teardown),
+        cmocka_unit_test_setup_teardown(test_static_many_concurrent_downloads, setup_streamed,
+                                        teardown),
     };
 
     if (getenv("CT_FILTER")) /* run one test by hand: CT_FILTER='*ranges*' */

@@ -556,9 +556,9 @@ int hp_static_new(struct hp_static **out, struct hp_loop *loop, const struct hp_
     if (!st->opts.cache_max)
         st->opts.cache_max = 4096;
     if (!st->opts.mem_file_max)
-        st->opts.mem_file_max = 16384;
+        st->opts.mem_file_max = 256u << 10;
     if (!st->opts.mem_total)
-        st->opts.mem_total = 32u << 20;
+        st->opts.mem_total = 64u << 20;
     if (!st->opts.max_ranges)
         st->opts.max_ranges = 16;
     if (!st->opts.chunk)

@@ -56,9 +56,9 @@ struct hp_static_opts {
     uint32_t cache_ttl_ms;
     /** Cached paths at most (least recently used ones go first). Default 4096. */
     uint32_t cache_max;
-    /** Files up to this size are kept in memory. Default 16 KiB; 0 means the default. */
+    /** Files up to this size are kept in memory. Default 256 KiB. */
     uint32_t mem_file_max;
-    /** Memory for those, in total. Default 32 MiB. */
+    /** Memory for those, in total. Default 64 MiB. */
     uint64_t mem_total;
     /** More ranges than this in one request are ignored (200). Default 16. */
     uint32_t max_ranges;
