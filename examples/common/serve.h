@@ -21,16 +21,6 @@ struct hp_example {
     /** The server's request handler. */
     hp_http_handler *on_request;
     /**
-     * Optional: options of the example's own, tried before the common ones.
-     * @p value is the next argument (NULL at the end). Return how many
-     * arguments were used (1 for a flag, 2 for an option with its value),
-     * 0 if @p name is not the example's, or -1 to exit with status 2 (after
-     * printing why).
-     */
-    int (*option)(const char *name, const char *value);
-    /** Optional: the example's own options for the usage line ("[--root DIR]"). */
-    const char *options_usage;
-    /**
      * Optional. Called on the main thread before worker @p index (0-based)
      * creates its server; the result becomes the server's data pointer
      * (hp_http_server_data()).
@@ -42,6 +32,30 @@ struct hp_example {
      * whose server could not be started.
      */
     void (*worker_done)(void *data);
+    /** Optional on_head handler of every server. */
+    hp_http_handler *on_head;
+    /**
+     * Optional. Called on the main thread once worker @p data's loop exists,
+     * before its server is created (connect clients, start timers).
+     * @return 0, or a negative errno: the program stops with a message.
+     */
+    int (*worker_start)(void *data, struct hp_loop *loop);
+    /**
+     * Optional. Called on the worker's thread at SIGINT/SIGTERM, before its
+     * server shuts down: close what worker_start opened, so that the loop
+     * can end once the last request is finished.
+     */
+    void (*worker_stop)(void *data);
+    /**
+     * Optional: the program's own options. Called for every option the
+     * common ones do not know, with its value (the next argument, or NULL).
+     * @return 2 if it took the option and its value, 1 if it took the
+     *         option alone (a flag), 0 if it does not know it, -1 for a bad
+     *         value (it printed why; the program exits with status 2).
+     */
+    int (*option)(const char *opt, const char *value);
+    /** Usage lines of those options ("[--root DIR] [--listing]\n"), or NULL. */
+    const char *options_usage;
 };
 
 /**

@@ -9,6 +9,7 @@
  * The options, threads and signals are in examples/common/serve.c.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,17 +24,21 @@
 static struct hp_static_opts sopts = {.mime_types = "/etc/mime.types"};
 
 struct worker_state {
-    struct hp_static *st; /* created on the worker's loop by its first request */
+    struct hp_static *st; /* one per worker loop */
 };
 
 static int on_request(struct hp_http_req *req)
 {
     struct worker_state *ws = hp_http_server_data(req->server);
-    int err;
 
-    if (!ws->st && (err = hp_static_new(&ws->st, req->loop, &sopts)) != 0)
-        return err; /* the server answers 500 */
     return hp_static_handle(ws->st, req, req->path);
+}
+
+static int worker_start(void *data, struct hp_loop *loop)
+{
+    struct worker_state *ws = data;
+
+    return ws ? hp_static_new(&ws->st, loop, &sopts) : -ENOMEM;
 }
 
 static int option(const char *name, const char *value)
@@ -102,10 +107,10 @@ int main(int argc, char **argv)
                    "bytes read per step for bigger ones. --port 0 picks a free port.\n",
         .on_request = on_request,
         .option = option,
-        .options_usage =
-            "--root DIR [--listing] [--dotfiles] [--mime-types FILE] [--cache-ttl MS]\n"
-            "              [--mem-file-max BYTES] [--chunk BYTES]",
+        .options_usage = "[--root DIR] [--listing] [--dotfiles] [--mime-types FILE]\n"
+                         "              [--cache-ttl MS] [--mem-file-max BYTES] [--chunk BYTES]\n",
         .worker_data = worker_data,
+        .worker_start = worker_start,
         .worker_done = worker_done,
     };
     DIR *dir;

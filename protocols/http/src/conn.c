@@ -1,6 +1,9 @@
 /*
- * conn.c - the server and its connections: accept, read, parse, dispatch,
- * complete, time out, close.
+ * conn.c - one connection: read, parse, dispatch to the handler, complete,
+ * write, time out, close; and the request calls that need its state (the
+ * server, its timer and its defer are in server.c; response rendering in
+ * render.c and response.c). Files call one way: server.c -> conn.c ->
+ * render.c -> output.c, response.c -> conn.c, everything -> alloc.c.
  *
  * Invariants:
  * - The current request always starts at offset 0 of the stream's input:
@@ -16,12 +19,7 @@
  * - At most one request per connection is with the handler. Pipelined
  *   requests behind it wait in the input, so responses leave in request
  *   order without any reordering machinery.
- * - A connection is in exactly one timeout list (struct conn_list). Every
- *   list holds one timeout class, and every class has one duration, so
- *   appending at the tail keeps each list sorted by deadline: arming and
- *   refreshing are O(1) and the server needs one hp_timer in all. The timer
- *   is due no later than the earliest deadline in the lists, so refreshing
- *   (which only pushes a deadline back) never touches it. The class changes
+ * - A connection is in exactly one timeout list (see timeout.h). The class changes
  *   only when the connection's state does: a response the kernel takes at
  *   once never passes through T_WRITE, and a keep-alive connection stays in
  *   T_IDLE, its deadline restarted once per response (C_FRESH).
@@ -38,6 +36,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "timeout.h"
 
 /*
  * An idle keep-alive connection holds only this struct (the read buffer goes
@@ -45,134 +44,6 @@
  * the loop's fd table entry keeps an idle connection within 256 bytes.
  */
 _Static_assert(sizeof(struct http_conn) <= 232, "an idle connection must stay within 256 bytes");
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* such platforms set SO_NOSIGPIPE in hp_stream_init() */
-#endif
-
-/* ---- allocation -------------------------------------------------------- */
-
-static void *libc_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    return realloc(p, n);
-}
-
-static void libc_free(void *ctx, void *p)
-{
-    (void)ctx;
-    free(p);
-}
-
-void *hp__http_alloc(struct hp_http_server *srv, size_t n)
-{
-    return srv->alloc.realloc(srv->alloc.ctx, NULL, n);
-}
-
-void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n)
-{
-    return srv->alloc.realloc(srv->alloc.ctx, p, n);
-}
-
-void hp__http_free(struct hp_http_server *srv, void *p)
-{
-    srv->alloc.free(srv->alloc.ctx, p);
-}
-
-/* ---- timeouts ---------------------------------------------------------- */
-
-static void tlist_unlink(struct hp_http_server *srv, struct http_conn *c)
-{
-    struct conn_list *l;
-
-    if (c->tclass == T_COUNT)
-        return; /* in no list */
-    l = &srv->lists[c->tclass];
-
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        l->head = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    else
-        l->tail = c->tprev;
-    c->tprev = c->tnext = NULL;
-}
-
-static void timer_need(struct hp_http_server *srv, uint64_t deadline)
-{
-    uint64_t now = hp_loop_now(srv->loop);
-
-    if (hp_timer_is_active(&srv->timer) && now + hp_timer_remaining(&srv->timer) <= deadline)
-        return;
-    (void)hp_timer_start(&srv->timer, deadline > now ? deadline - now : 0, 0);
-}
-
-/*
- * Restart the deadline of @p c (in a list) in its class: it moves to the
- * tail. The deadline only moves back, so the timer is early enough as it is.
- */
-static void touch(struct http_conn *c)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct conn_list *l = &srv->lists[c->tclass];
-    uint64_t deadline = hp_loop_now(srv->loop) + srv->timeouts[c->tclass];
-
-    if (deadline == c->deadline)
-        return; /* within the same millisecond: nothing moves */
-    c->deadline = deadline;
-    if (l->tail == c)
-        return; /* already last: the order holds */
-    /* Not last, so it has a successor. */
-    c->tnext->tprev = c->tprev;
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        l->head = c->tnext;
-    c->tnext = NULL;
-    c->tprev = l->tail;
-    l->tail->tnext = c;
-    l->tail = c;
-}
-
-/* Put @p c in the list of @p cls; @p refresh restarts its deadline even if already there. */
-static void arm(struct http_conn *c, enum tclass cls, bool refresh)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct conn_list *l = &srv->lists[cls];
-
-    if (c->tclass == cls) {
-        if (refresh)
-            touch(c);
-        return;
-    }
-    tlist_unlink(srv, c);
-    c->tclass = (uint8_t)cls;
-    c->deadline = hp_loop_now(srv->loop) + srv->timeouts[cls];
-    c->tprev = l->tail;
-    if (l->tail)
-        l->tail->tnext = c;
-    else
-        l->head = c;
-    l->tail = c;
-    if (cls != T_NONE)
-        timer_need(srv, c->deadline);
-}
-
-/*
- * @p queued bytes wait for the kernel: the write timeout runs (from now if
- * the connection was in another class; @p progress restarts it).
- */
-static void arm_write(struct http_conn *c, size_t queued, bool progress)
-{
-    if (c->tclass != T_WRITE) {
-        c->wq_mark = queued;
-        arm(c, T_WRITE, false);
-    } else if (progress) {
-        arm(c, T_WRITE, true);
-    }
-}
 
 static void conn_close(struct http_conn *c, int status);
 
@@ -196,7 +67,7 @@ static void settle(struct http_conn *c)
         return;
     }
     if (c->inflight > 0 && (queued = hp_stream_write_queue_size(&c->stream)) > 0) {
-        arm_write(c, queued, false);
+        hp__http_arm_write(c, queued, false);
         return;
     }
     if (c->flags & C_LINGER)
@@ -210,9 +81,9 @@ static void settle(struct http_conn *c)
     else
         cls = T_NONE;
     if (c->tclass != cls)
-        arm(c, cls, false);
+        hp__http_arm(c, cls, false);
     else if (c->flags & C_FRESH)
-        touch(c);
+        hp__http_touch(c);
     c->flags = (uint16_t)(c->flags & ~C_FRESH);
 }
 
@@ -221,24 +92,24 @@ static void settle(struct http_conn *c)
 /*
  * Ready @p rq for a new request. Everything but the parser (which resets
  * itself), the chunked decoder (zeroed by head_done() if the body is
- * chunked), the scratch bytes of hdrs_inline and the handler's views is
- * cleared: rebase() makes the views before any call hands the request out.
+ * chunked), the scratch bytes of hdrs_inline, the handler's views and what
+ * a free block always has (no taken chunks, an empty arena, no drain
+ * callback: see rq_new() and rq_free()) is cleared: head_done() sets the
+ * offsets and rebase() makes the views before any call hands it out.
  */
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
     rq->req.data = NULL;
     rq->req.server = conn_srv(c);
     rq->req.loop = conn_srv(c)->loop;
-    rq->req.method_id = HP_HTTP_OTHER;
     rq->conn = c;
     rq->body_cb = NULL;
-    rq->drain_cb = NULL;
     rq->base = NULL;
-    rq->hoff = 0;
-    rq->ntaken = 0;
-    rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
-    rq->arena = NULL;
-    rq->arena_used = 0;
+    rq->status = 0;
+    rq->body_sent = 0;
+    rq->peer_err = 1;
+    if (conn_srv(c)->opts.on_log != NULL)
+        rq->start_ms = hp_loop_now(conn_srv(c)->loop);
     rq->body_left = rq->stream_left = 0;
     rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
@@ -259,6 +130,12 @@ static struct req_blk *rq_get(struct http_conn *c)
         srv->rq_pool_n--;
     } else if ((rq = hp__http_alloc(srv, srv->rq_size)) == NULL) {
         return NULL;
+    } else {
+        rq->drain_cb = NULL;
+        rq->ntaken = 0;
+        rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
+        rq->arena = NULL;
+        rq->arena_used = 0;
     }
     rq_init(c, rq);
     return rq;
@@ -279,10 +156,15 @@ static void rq_free(struct hp_http_server *srv, struct req_blk *rq)
 {
     if (rq->hdrs != rq->hdrs_inline)
         hp__http_free(srv, rq->hdrs);
-    for (uint8_t i = 0; i < rq->ntaken; i++)
-        hp_stream_chunk_free(srv->loop, &rq->taken[i]);
-    rq->ntaken = 0;
-    hp__http_arena_free(rq);
+    if (rq->ntaken != 0) {
+        hp_stream_chunk_free(srv->loop, &rq->taken[0]);
+        hp_stream_chunk_free(srv->loop, &rq->taken[1]);
+        rq->ntaken = 0;
+    }
+    if (rq->arena != NULL)
+        hp__http_arena_free(rq);
+    rq->arena_used = 0;
+    rq->drain_cb = NULL;
     rq->conn = NULL;
     rq->rflags = 0;
     if (RQ_POOLING && srv->rq_pool_n < POOL_MAX) {
@@ -363,6 +245,25 @@ static void rebase(struct http_conn *c, const char *in)
         r->body = HP_STR_LIT("");
 }
 
+/* ---- the access-log hook ---------------------------------------------- */
+
+void hp__http_log(struct hp_http_server *srv, struct req_blk *rq, int status)
+{
+    struct hp_http_log_entry e;
+
+    if (rq->rflags & R_LOGGED)
+        return;
+    rq->rflags |= R_LOGGED;
+    e.parsed = rq->phase != P_HEAD;
+    if (e.parsed && rq->base == NULL && rq->conn != NULL)
+        rebase(rq->conn, hp_stream_input(&rq->conn->stream).base); /* not handed out yet */
+    e.status = status;
+    e.body_bytes = rq->body_sent;
+    e.start_ms = rq->start_ms;
+    e.end_ms = hp_loop_now(srv->loop);
+    srv->opts.on_log(srv->opts.log_ctx, &rq->req, &e);
+}
+
 /* ---- closing ----------------------------------------------------------- */
 
 static void schedule_resume(struct http_conn *c)
@@ -437,8 +338,11 @@ static void detach_request(struct http_conn *c, int status)
 
     if (rq == NULL)
         return;
-    if ((rq->rflags & R_HELD) && take_request(c, true) != 0)
-        assert(!"taking the whole input cannot fail");
+    if (srv->opts.on_log != NULL)
+        hp__http_log(srv, rq, rq->rflags & R_HANDLED ? 499 : 0);
+    /* Its bytes were taken when its handler call returned, unless that failed. */
+    if ((rq->rflags & R_HELD) && rq->rpos != 0 && take_request(c, true) != 0)
+        assert(0 && "taking the whole input cannot fail");
     c->rq = NULL;
     rq->conn = NULL;
     rq->rflags |= R_NOTIFYING;
@@ -470,9 +374,14 @@ static void conn_close(struct http_conn *c, int status)
         hp__http_out_release(conn_srv(c), c->out);
         c->out = NULL;
     }
-    tlist_unlink(conn_srv(c), c);
+    hp__http_tlist_unlink(conn_srv(c), c);
     c->tclass = T_COUNT;
     hp_stream_close(&c->stream, on_closed);
+}
+
+void hp__http_conn_close(struct http_conn *c, int status)
+{
+    conn_close(c, status);
 }
 
 void hp__http_conn_abort(struct http_conn *c, int status)
@@ -530,7 +439,7 @@ static void on_written(struct hp_write_req *wr, int status)
         size_t queued = hp_stream_write_queue_size(&c->stream);
 
         if (queued > 0) {
-            arm_write(c, queued, true);
+            hp__http_arm_write(c, queued, true);
             return;
         }
     } else if (c->flags & C_CLOSE_AFTER) {
@@ -601,7 +510,8 @@ void hp__http_flush(struct http_conn *c)
     c->inflight++;
     size_t queued = hp_stream_write_queue_size(&c->stream);
     if (queued > 0)
-        arm_write(c, queued, false); /* else it is all with the kernel: on_written follows */
+        hp__http_arm_write(c, queued,
+                           false); /* else it is all with the kernel: on_written follows */
     if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
         c->flags |= C_SHUT;
         (void)hp_stream_shutdown(&c->stream);
@@ -621,6 +531,10 @@ static void send_error(struct http_conn *c, int status, const char *reason)
         /* Too late for a status: the client sees a cut-off response. */
         conn_close(c, -EBADMSG);
         return;
+    }
+    if (rq != NULL && conn_srv(c)->opts.on_log != NULL) {
+        rq->body_sent = head ? 0 : hp__http_error_body_len(status, reason);
+        hp__http_log(conn_srv(c), rq, status);
     }
     detach_request(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
     if (c->flags & C_CLOSING)
@@ -653,6 +567,8 @@ static int complete_request(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
+    if (conn_srv(c)->opts.on_log != NULL)
+        hp__http_log(conn_srv(c), rq, rq->status);
     c->nrequests++;
     c->flags |= C_FRESH;
     if ((rq->rflags & (R_CLOSE | R_BODY_DONE)) == (R_CLOSE | R_BODY_DONE) &&
@@ -948,7 +864,7 @@ static void on_read(struct hp_stream *s, int status)
 
     if (status == 0) {
         if (rq != NULL && (rq->phase == P_BODY_BUF || rq->phase == P_BODY_STREAM))
-            arm(c, T_BODY, true);
+            hp__http_arm(c, T_BODY, true);
         process_input(c);
         return;
     }
@@ -967,9 +883,19 @@ static void on_read(struct hp_stream *s, int status)
         conn_close(c, HP_EOF); /* a partial request, or one the handler still has */
 }
 
-/* ---- the server's timer and defer -------------------------------------- */
+/* Run the request's drain callback if the output is down to its mark. */
+static void drain_check(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+    hp_http_drain_cb *cb;
 
-static void expire(struct http_conn *c)
+    if (rq == NULL || (cb = rq->drain_cb) == NULL || hp_http_req_queued(&rq->req) > rq->drain_low)
+        return;
+    rq->drain_cb = NULL;
+    cb(&rq->req, 0);
+}
+
+void hp__http_conn_expire(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
@@ -986,7 +912,7 @@ static void expire(struct http_conn *c)
     case T_WRITE:
         if (hp_stream_write_queue_size(&c->stream) < c->wq_mark) {
             c->wq_mark = hp_stream_write_queue_size(&c->stream);
-            arm(c, T_WRITE, true);
+            hp__http_arm(c, T_WRITE, true);
             break;
         }
         conn_close(c, -ETIMEDOUT);
@@ -999,98 +925,13 @@ static void expire(struct http_conn *c)
         settle(c);
 }
 
-static void on_timer(struct hp_timer *t)
-{
-    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, timer);
-    uint64_t now = hp_loop_now(srv->loop), next = UINT64_MAX;
+/* ---- the server's calls: new connections, resumes, expiry, shutdown ---- */
 
-    for (int cls = T_HEADER; cls < T_COUNT; cls++) {
-        struct conn_list *l = &srv->lists[cls];
-        while (l->head != NULL && l->head->deadline <= now) {
-            struct http_conn *c = l->head;
-            expire(c);
-            if (l->head == c) /* it stayed: never loop on it */
-                arm(c, (enum tclass)cls, true);
-        }
-        if (l->head != NULL && l->head->deadline < next)
-            next = l->head->deadline;
-    }
-    if (next != UINT64_MAX)
-        (void)hp_timer_start(&srv->timer, next - now, 0);
-}
-
-/* Run the request's drain callback if the output is down to its mark. */
-static void drain_check(struct http_conn *c)
-{
-    struct req_blk *rq = c->rq;
-    hp_http_drain_cb *cb;
-
-    if (rq == NULL || (cb = rq->drain_cb) == NULL || hp_http_req_queued(&rq->req) > rq->drain_low)
-        return;
-    rq->drain_cb = NULL;
-    cb(&rq->req, 0);
-}
-
-static void on_defer(struct hp_defer *d)
-{
-    struct hp_http_server *srv = hp_container_of(d, struct hp_http_server, defer);
-    struct http_conn *c, *next;
-
-    /*
-     * The connections scheduled so far, each once: one scheduled again from
-     * here (a drain callback that writes and waits again) waits for the next
-     * iteration, so an endless stream cannot starve the loop.
-     */
-    c = srv->resume_head;
-    srv->resume_head = NULL;
-    for (; c != NULL; c = next) {
-        next = c->resume_next;
-        c->flags = (uint16_t)(c->flags & ~C_RESUME);
-        if (c->flags & C_CLOSING) {
-            maybe_free(c);
-            continue;
-        }
-        if (c->flags & C_ABORT) {
-            conn_close(c, c->pending_err);
-            continue;
-        }
-        drain_check(c);
-        if (!(c->flags & (C_CLOSING | C_RESUME)))
-            process_input(c);
-    }
-    if (srv->shutting_down && srv->nconns == 0 && srv->orphans == 0) {
-        hp_http_shutdown_cb *cb = srv->shutdown_cb;
-
-        /* Nothing of ours may keep the loop alive now. */
-        srv->shutdown_cb = NULL;
-        hp_timer_stop(&srv->timer);
-        hp_timer_stop(&srv->grace);
-        if (cb != NULL)
-            cb(srv);
-    }
-}
-
-/* ---- accepting --------------------------------------------------------- */
-
-/* Over the limit: a best-effort 503 on the raw socket, then close. */
-static void refuse(int fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
-
-    (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL); /* fd is non-blocking */
-    close(fd);
-}
-
-int hp_http_server_adopt(struct hp_http_server *srv, int fd)
+int hp__http_conn_new(struct hp_http_server *srv, int fd)
 {
     struct http_conn *c;
     int err;
 
-    if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
-        refuse(fd);
-        return -EBUSY;
-    }
     if ((c = hp__http_alloc(srv, sizeof(*c))) == NULL) {
         close(fd);
         return -ENOMEM;
@@ -1104,6 +945,8 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
     }
     c->stream.data = srv;
     srv->nconns++;
+    if (srv->opts.on_log != NULL && (size_t)fd < srv->npeers)
+        srv->peers[fd].len = 0; /* a new peer on this descriptor */
     hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
                                               srv->opts.max_body / 8 + 16384);
     (void)hp_stream_read_start(&c->stream, on_read);
@@ -1111,179 +954,41 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
     return 0;
 }
 
-static void on_accept(struct hp_listener *l, int fd, int status)
+void hp__http_conn_shutdown(struct http_conn *c)
 {
-    struct hp_http_server *srv = hp_container_of(l, struct hp_http_server, listener);
-
-    if (status == 0)
-        (void)hp_http_server_adopt(srv, fd);
+    /* Idle, or only part of a head in: nothing is owed to anyone. */
+    if (c->inflight == 0 && (c->rq == NULL || c->rq->phase == P_HEAD))
+        conn_close(c, -ECANCELED);
+    else if (c->flags & C_LINGER)
+        close_when_flushed(c);
 }
 
-/* ---- the server -------------------------------------------------------- */
-
-static void set_default(uint32_t *v, uint32_t def)
+void hp__http_conn_resume(struct http_conn *c)
 {
-    if (*v == 0)
-        *v = def;
-}
-
-static int init_opts(struct hp_http_server *srv, const struct hp_http_server_opts *opts)
-{
-    struct hp_http_server_opts *o = &srv->opts;
-    const char *name = opts->server_name ? opts->server_name : "hellepoll";
-
-    *o = *opts;
-    set_default(&o->max_target, 8192);
-    set_default(&o->max_header_bytes, 32768);
-    set_default(&o->max_headers, 100);
-    if (o->max_body == 0)
-        o->max_body = 1024 * 1024;
-    set_default(&o->header_timeout_ms, 60000);
-    set_default(&o->body_timeout_ms, 60000);
-    set_default(&o->keepalive_timeout_ms, 75000);
-    set_default(&o->write_timeout_ms, 60000);
-    set_default(&o->max_connections, 1024);
-    set_default(&o->max_keepalive_requests, 1000);
-    if (o->max_output == 0)
-        o->max_output = 4u << 20;
-    if (o->max_headers > 65535 || o->max_header_bytes > (1u << 30) || o->max_target > (1u << 30))
-        return -EINVAL;
-    /* Head, body and chunk framing slack (see adopt) must fit the 1 GiB input cap. */
-    if (o->max_body > ((uint64_t)1 << 30) ||
-        (uint64_t)o->max_header_bytes + o->max_body + o->max_body / 8 + 16384 > ((uint64_t)1 << 30))
-        return -EINVAL;
-    if (strlen(name) >= sizeof(srv->server_name) || strpbrk(name, "\r\n") != NULL)
-        return -EINVAL;
-    strcpy(srv->server_name, name);
-    o->server_name = srv->server_name;
-    srv->limits = (struct hp__http_limits){
-        .max_target = o->max_target,
-        .max_head = o->max_header_bytes,
-        .max_headers = o->max_headers,
-        .max_body = o->max_body,
-    };
-    srv->timeouts[T_HEADER] = o->header_timeout_ms;
-    srv->timeouts[T_BODY] = o->body_timeout_ms;
-    srv->timeouts[T_IDLE] = o->keepalive_timeout_ms;
-    srv->timeouts[T_WRITE] = o->write_timeout_ms;
-    srv->timeouts[T_LINGER] = LINGER_MS;
-    srv->rq_size = sizeof(struct req_blk) + o->max_headers * sizeof(struct hp__http_field);
-    return 0;
-}
-
-static void on_grace(struct hp_timer *t)
-{
-    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, grace);
-
-    for (int cls = 0; cls < T_COUNT; cls++) {
-        while (srv->lists[cls].head != NULL)
-            conn_close(srv->lists[cls].head, -ECANCELED);
-    }
-}
-
-int hp_http_server_new(struct hp_http_server **out, struct hp_loop *loop,
-                       const struct hp_http_server_opts *opts)
-{
-    struct hp_allocator alloc = opts ? opts->alloc : (struct hp_allocator){0};
-    struct hp_http_server *srv;
-    int err;
-
-    if (opts == NULL || opts->on_request == NULL)
-        return -EINVAL;
-    if (alloc.realloc == NULL || alloc.free == NULL)
-        alloc = (struct hp_allocator){libc_realloc, libc_free, NULL};
-    if ((srv = alloc.realloc(alloc.ctx, NULL, sizeof(*srv))) == NULL)
-        return -ENOMEM;
-    memset(srv, 0, sizeof(*srv));
-    srv->loop = loop;
-    srv->alloc = alloc;
-    if ((err = init_opts(srv, opts)) != 0)
-        goto err_free;
-    hp_timer_init(loop, &srv->timer, on_timer);
-    hp_timer_init(loop, &srv->grace, on_grace);
-    hp_defer_init(loop, &srv->defer, on_defer);
-    if (!opts->no_listen) {
-        if ((err = hp_listener_start(loop, &srv->listener, &opts->listen, on_accept)) != 0)
-            goto err_free;
-        srv->listening = true;
-    }
-    *out = srv;
-    return 0;
-
-err_free:
-    alloc.free(alloc.ctx, srv);
-    return err;
-}
-
-int hp_http_server_port(const struct hp_http_server *srv)
-{
-    return srv->listening ? hp_listener_port(&srv->listener) : -EINVAL;
-}
-
-void *hp_http_server_data(const struct hp_http_server *srv)
-{
-    return srv->opts.data;
-}
-
-size_t hp_http_server_connections(const struct hp_http_server *srv)
-{
-    return srv->nconns;
-}
-
-void hp_http_server_shutdown(struct hp_http_server *srv, uint32_t grace_ms, hp_http_shutdown_cb *cb)
-{
-    if (srv->shutting_down)
+    c->flags = (uint16_t)(c->flags & ~C_RESUME);
+    if (c->flags & C_CLOSING) {
+        maybe_free(c);
         return;
-    srv->shutting_down = true;
-    srv->shutdown_cb = cb;
-    if (srv->listening) {
-        hp_listener_stop(&srv->listener);
-        srv->listening = false;
     }
-    for (int cls = 0; cls < T_COUNT; cls++) {
-        struct http_conn *c = srv->lists[cls].head, *next;
-        for (; c != NULL; c = next) {
-            next = c->tnext;
-            /* Idle, or only part of a head in: nothing is owed to anyone. */
-            if (c->inflight == 0 && (c->rq == NULL || c->rq->phase == P_HEAD))
-                conn_close(c, -ECANCELED);
-            else if (c->flags & C_LINGER)
-                close_when_flushed(c);
-        }
+    if (c->flags & C_ABORT) {
+        conn_close(c, c->pending_err);
+        return;
     }
-    if (grace_ms == 0)
-        on_grace(&srv->grace);
-    else if (srv->nconns != 0 || srv->orphans != 0)
-        (void)hp_timer_start(&srv->grace, grace_ms, 0);
-    hp_defer_start(&srv->defer);
-}
-
-int hp_http_server_free(struct hp_http_server *srv)
-{
-    struct hp_allocator alloc = srv->alloc;
-
-    if (srv->nconns != 0 || srv->orphans != 0)
-        return -EBUSY;
-    if (srv->listening)
-        hp_listener_stop(&srv->listener);
-    hp_timer_stop(&srv->timer);
-    hp_timer_stop(&srv->grace);
-    hp_defer_stop(&srv->defer);
-    while (srv->rq_pool != NULL) {
-        struct req_blk *rq = srv->rq_pool;
-        srv->rq_pool = rq->next;
-        hp__http_free(srv, rq);
-    }
-    while (srv->out_pool != NULL) {
-        struct out_blk *b = srv->out_pool;
-        srv->out_pool = b->next;
-        hp__http_free(srv, b);
-    }
-    alloc.free(alloc.ctx, srv);
-    return 0;
+    drain_check(c);
+    if (!(c->flags & (C_CLOSING | C_RESUME)))
+        process_input(c);
 }
 
 /* ---- the handler's request API ----------------------------------------- */
+
+size_t hp_http_req_queued(const struct hp_http_req *req)
+{
+    const struct http_conn *c = ((const struct req_blk *)(const void *)req)->conn;
+
+    if (c == NULL)
+        return 0;
+    return hp_stream_write_queue_size(&c->stream) + (c->out != NULL ? c->out->len : 0);
+}
 
 bool hp_http_req_closed(const struct hp_http_req *req)
 {
