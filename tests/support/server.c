@@ -132,8 +132,9 @@ static void reap(struct hp_test_server *s, int sig)
 {
     if (s->pid <= 0)
         return;
-    kill(s->pid, SIGCONT);
-    kill(s->pid, sig);
+    kill(s->pid, sig); /* SIGKILL works on a stopped process too: no SIGCONT first */
+    if (sig != SIGKILL)
+        kill(s->pid, SIGCONT);
     while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     s->pid = 0;
@@ -146,8 +147,14 @@ void hp_test_server_kill(struct hp_test_server *s)
 
 void hp_test_server_pause(struct hp_test_server *s, bool pause)
 {
-    if (s->pid > 0)
-        kill(s->pid, pause ? SIGSTOP : SIGCONT);
+    int st;
+
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, pause ? SIGSTOP : SIGCONT);
+    /* kill() returns before every thread has stopped: wait until it has. */
+    while (waitpid(s->pid, &st, pause ? WUNTRACED : WCONTINUED) < 0 && errno == EINTR)
+        ;
 }
 
 void hp_test_server_stop(struct hp_test_server *s)

@@ -36,7 +36,7 @@ void hp_test_server_kill(struct hp_test_server *s);
 /* SIGSTOP / SIGCONT. */
 void hp_test_server_pause(struct hp_test_server *s, bool pause);
 
-/* Stop (SIGTERM, then SIGKILL), reap and remove the directory. */
+/* Stop (SIGKILL), reap and remove the directory. */
 void hp_test_server_stop(struct hp_test_server *s);
 
 #endif
