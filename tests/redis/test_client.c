@@ -160,6 +160,32 @@ static void test_commands(void **state)
     }
     c = run_cmd("STRLEN bin");
     assert_int_equal(c.integer, 6);
+    /* Many arguments and a large one (the formatter's heap paths). */
+    {
+        static char big[5000];
+        const char *args[40];
+        size_t blen[40];
+        struct call b = {0};
+
+        memset(big, 'z', sizeof(big));
+        args[0] = "RPUSH";
+        args[1] = "list";
+        for (int i = 2; i < 40; i++)
+            args[i] = "item";
+        assert_int_equal(hp_redis_command_argv(fx.r, on_call, &b, 40, args, NULL), 0);
+        hp_test_run_until_count(fx.loop, &fx.done, fx.done + 1);
+        assert_int_equal(b.integer, 38);
+        args[0] = "SET";
+        args[1] = "big";
+        args[2] = big;
+        blen[0] = 3;
+        blen[1] = 3;
+        blen[2] = sizeof(big);
+        assert_int_equal(hp_redis_command_argv(fx.r, on_call, &b, 3, args, blen), 0);
+        hp_test_run_until_count(fx.loop, &fx.done, fx.done + 1);
+        c = run_cmd("STRLEN big");
+        assert_int_equal(c.integer, (long long)sizeof(big));
+    }
     assert_int_equal(hp_redis_command(fx.r, NULL, NULL, "PING"), -EINVAL);
     assert_true(hp_redis_is_connected(fx.r));
     assert_int_equal(hp_redis_connects(fx.r), 1);
