@@ -105,6 +105,11 @@ static void rq_init(struct http_conn *c, struct req_blk *rq)
     rq->conn = c;
     rq->body_cb = NULL;
     rq->base = NULL;
+    rq->status = 0;
+    rq->body_sent = 0;
+    rq->peer_err = 1;
+    if (conn_srv(c)->opts.on_log != NULL)
+        rq->start_ms = hp_loop_now(conn_srv(c)->loop);
     rq->body_left = rq->stream_left = 0;
     rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
@@ -240,6 +245,25 @@ static void rebase(struct http_conn *c, const char *in)
         r->body = HP_STR_LIT("");
 }
 
+/* ---- the access-log hook ---------------------------------------------- */
+
+void hp__http_log(struct hp_http_server *srv, struct req_blk *rq, int status)
+{
+    struct hp_http_log_entry e;
+
+    if (rq->rflags & R_LOGGED)
+        return;
+    rq->rflags |= R_LOGGED;
+    e.parsed = rq->phase != P_HEAD;
+    if (e.parsed && rq->base == NULL && rq->conn != NULL)
+        rebase(rq->conn, hp_stream_input(&rq->conn->stream).base); /* not handed out yet */
+    e.status = status;
+    e.body_bytes = rq->body_sent;
+    e.start_ms = rq->start_ms;
+    e.end_ms = hp_loop_now(srv->loop);
+    srv->opts.on_log(srv->opts.log_ctx, &rq->req, &e);
+}
+
 /* ---- closing ----------------------------------------------------------- */
 
 static void schedule_resume(struct http_conn *c)
@@ -314,7 +338,10 @@ static void detach_request(struct http_conn *c, int status)
 
     if (rq == NULL)
         return;
-    if ((rq->rflags & R_HELD) && take_request(c, true) != 0)
+    if (srv->opts.on_log != NULL)
+        hp__http_log(srv, rq, rq->rflags & R_HANDLED ? 499 : 0);
+    /* Its bytes were taken when its handler call returned, unless that failed. */
+    if ((rq->rflags & R_HELD) && rq->rpos != 0 && take_request(c, true) != 0)
         assert(!"taking the whole input cannot fail");
     c->rq = NULL;
     rq->conn = NULL;
@@ -505,6 +532,10 @@ static void send_error(struct http_conn *c, int status, const char *reason)
         conn_close(c, -EBADMSG);
         return;
     }
+    if (rq != NULL && conn_srv(c)->opts.on_log != NULL) {
+        rq->body_sent = head ? 0 : hp__http_error_body_len(status, reason);
+        hp__http_log(conn_srv(c), rq, status);
+    }
     detach_request(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
     if (c->flags & C_CLOSING)
         return; /* closed from a callback */
@@ -536,6 +567,8 @@ static int complete_request(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
+    if (conn_srv(c)->opts.on_log != NULL)
+        hp__http_log(conn_srv(c), rq, rq->status);
     c->nrequests++;
     c->flags |= C_FRESH;
     if ((rq->rflags & (R_CLOSE | R_BODY_DONE)) == (R_CLOSE | R_BODY_DONE) &&
@@ -912,6 +945,8 @@ int hp__http_conn_new(struct hp_http_server *srv, int fd)
     }
     c->stream.data = srv;
     srv->nconns++;
+    if (srv->opts.on_log != NULL && (size_t)fd < srv->npeers)
+        srv->peers[fd].len = 0; /* a new peer on this descriptor */
     hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
                                               srv->opts.max_body / 8 + 16384);
     (void)hp_stream_read_start(&c->stream, on_read);

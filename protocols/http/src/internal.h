@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include <hellepoll/error.h>
 #include <hellepoll/http.h>
@@ -67,6 +69,14 @@ enum {
     R_RELEASED = 1u << 12,   /* hp_http_req_release() inside a handler call */
     R_HEAD_TAKEN = 1u << 13, /* the head was taken out of the input: base is final */
     R_NOTIFYING = 1u << 14,  /* detach_request() is calling back: finishing must not free */
+    R_LOGGED = 1u << 15,     /* on_log ran */
+};
+
+/* A connection's peer address as text (see hp_http_server.peers). */
+struct peer_slot {
+    uint8_t len; /* 0: unknown */
+    uint16_t port;
+    char text[HP_HTTP_PEER_STRLEN];
 };
 
 #define ARENA_INLINE 256
@@ -81,6 +91,13 @@ struct req_blk {
     hp_http_body_cb *body_cb;
     hp_http_drain_cb *drain_cb;
     size_t drain_low;
+    uint64_t start_ms;  /* when the first byte came (for on_log) */
+    uint64_t body_sent; /* response body bytes (for on_log) */
+    int status;         /* response status, 0 before the head */
+    int peer_err;       /* 1: not asked yet; 0: peer_text holds it; else -errno */
+    uint8_t peer_len;
+    uint16_t peer_port;
+    char peer_text[HP_HTTP_PEER_STRLEN];
     const char *base;     /* where the head is: the views of head fields point here */
     size_t hoff;          /* head bytes at the front of the input (0 once taken) */
     uint64_t body_left;   /* Content-Length bytes still to come */
@@ -179,6 +196,12 @@ struct hp_http_server {
     struct http_conn *resume_head;
     hp_http_shutdown_cb *shutdown_cb;
     size_t nconns;
+    /*
+     * With on_log: the peer text of each connection, by descriptor, filled
+     * by its first request and cleared when a new connection gets the fd.
+     */
+    struct peer_slot *peers;
+    size_t npeers;
     size_t orphans; /* request blocks still held by handlers after their connection ended */
     struct req_blk *rq_pool;
     struct out_blk *out_pool;
@@ -220,10 +243,14 @@ static inline void hp__http_date_check(struct hp_http_server *srv)
 
 /* response.c */
 int hp__http_out_grow(struct http_conn *c, size_t n);
-void hp__http_out_put(struct http_conn *c, const void *p, size_t n);
+
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
 int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body);
+size_t hp__http_error_body_len(int status, const char *reason);
 void hp__http_send_continue(struct http_conn *c);
+
+/* conn.c: tell on_log that @p rq is over (@p status as in hp_http_log_entry). */
+void hp__http_log(struct hp_http_server *srv, struct req_blk *rq, int status);
 
 /* conn.c: called by server.c */
 int hp__http_conn_new(struct hp_http_server *srv, int fd);
@@ -247,6 +274,13 @@ static inline int hp__http_out_reserve(struct http_conn *c, size_t n)
     return hp__http_out_grow(c, n);
 }
 
+/* Append @p n bytes to the current output block (reserved with hp__http_out_reserve()). */
+static inline void hp__http_out_put(struct http_conn *c, const void *p, size_t n)
+{
+    memcpy(c->out->data + c->out->len, p, n);
+    c->out->len += n;
+}
+
 static inline struct req_blk *hp__http_rq(struct hp_http_req *req)
 {
     return (struct req_blk *)(void *)req;
@@ -262,6 +296,15 @@ static inline struct http_conn *hp__http_conn(struct hp_http_req *req)
 void hp__http_orphan_finish(struct req_blk *rq);
 /* conn.c: a pending drain callback runs with -ECANCELED (the request is being finished). */
 void hp__http_drain_cancel(struct req_blk *rq);
+
+/*
+ * request.c: the peer address text of @p rq (HP_HTTP_PEER_STRLEN bytes
+ * readable) and its length, or NULL; for the access log.
+ */
+const char *hp__http_peer_text(struct req_blk *rq, size_t *len);
+
+/* request.c: make srv->peers hold slot @p fd; 0 or -ENOMEM. */
+int hp__http_peer_slot(struct hp_http_server *srv, int fd);
 
 /* request.c: the arena's extra chunks go back (the request is recycled). */
 void hp__http_arena_free(struct req_blk *rq);

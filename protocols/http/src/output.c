@@ -64,9 +64,3 @@ int hp__http_out_grow(struct http_conn *c, size_t n)
     c->out = b;
     return 0;
 }
-
-void hp__http_out_put(struct http_conn *c, const void *p, size_t n)
-{
-    memcpy(c->out->data + c->out->len, p, n);
-    c->out->len += n;
-}

@@ -249,12 +249,18 @@ int hp__http_render_head(struct http_conn *c, struct req_blk *rq, int status, st
     PUT_LIT(&w, "\r\n");
     c->out->len = (size_t)(w - c->out->data);
     rq->rflags |= R_STARTED | (close ? R_CLOSE : 0u);
+    rq->status = status;
     if (fr == FR_NONE || rq->parser.method_id == HP__M_HEAD)
         rq->rflags |= R_NO_BODY;
     return 0;
 }
 
 /* ---- server-made responses --------------------------------------------- */
+
+size_t hp__http_error_body_len(int status, const char *reason)
+{
+    return 4 + strlen(hp_http_status_reason(status)) + 2 + strlen(reason) + 1;
+}
 
 int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body)
 {

@@ -129,9 +129,24 @@ int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_typ
         if ((err = hp__http_out_reserve(c, len)) != 0)
             return finish_failed(c, rq, err); /* the head is out but the body cannot follow */
         hp__http_out_put(c, body, len);
+        rq->body_sent = len;
     }
     finish_done(c, rq);
     return 0;
+}
+
+int hp_http_redirect(struct hp_http_req *req, int status, struct hp_str location)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    int err;
+
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+        return -EINVAL;
+    if (rq->conn == NULL)
+        return finish_closed(rq);
+    if ((err = hp_http_add_header(req, HP_STR_LIT("Location"), location)) != 0)
+        return err == -EINVAL ? err : finish_failed(rq->conn, rq, err);
+    return hp_http_reply(req, status, HP_STR_LIT(""), NULL, 0);
 }
 
 int hp_http_stream_start(struct hp_http_req *req, int status, struct hp_str content_type,
@@ -195,6 +210,7 @@ int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
         c->out->len = (size_t)(w - c->out->data);
     }
     hp__http_out_put(c, data, len);
+    rq->body_sent += len;
     if (rq->rflags & R_CHUNKED)
         hp__http_out_put(c, "\r\n", 2);
     if (!(rq->rflags & R_IN_CALL))

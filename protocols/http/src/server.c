@@ -247,6 +247,7 @@ int hp_http_server_free(struct hp_http_server *srv)
         srv->rq_pool = rq->next;
         hp__http_free(srv, rq);
     }
+    hp__http_free(srv, srv->peers);
     while (srv->out_pool != NULL) {
         struct out_blk *b = srv->out_pool;
         srv->out_pool = b->next;

@@ -117,6 +117,25 @@ enum hp_http_method {
     HP_HTTP_PATCH,
 };
 
+/** What the server knows of a request once it is over (see hp_http_log_cb). */
+struct hp_http_log_entry {
+    int status;          /**< Status sent; 499 if the client left first; 0 if none was sent. */
+    uint64_t body_bytes; /**< Response body bytes handed over (not for HEAD). */
+    uint64_t start_ms;   /**< hp_loop_now() when the request's first byte was read. */
+    uint64_t end_ms;     /**< hp_loop_now() when it ended. */
+    bool parsed;         /**< The head was parsed: method, target and headers are valid. */
+};
+
+/**
+ * A request is over (its response is complete, the server answered it with
+ * an error, or its client left): called once per request that got a byte
+ * in, before its memory is reused, with the views still valid when
+ * @p e->parsed. For access logs (see accesslog.h). Must not call anything
+ * on @p req but the read-only request functions.
+ */
+typedef void hp_http_log_cb(void *ctx, const struct hp_http_req *req,
+                            const struct hp_http_log_entry *e);
+
 /** hp_http_server_shutdown() finished: every connection is closed. */
 typedef void hp_http_shutdown_cb(struct hp_http_server *srv);
 
@@ -184,6 +203,10 @@ struct hp_http_server_opts {
      * Default 4 MiB.
      */
     size_t max_output;
+    /** Optional: called once per request when it is over (access logs). */
+    hp_http_log_cb *on_log;
+    /** First argument of on_log. */
+    void *log_ctx;
 };
 
 /**
@@ -276,6 +299,26 @@ HP_API bool hp_http_req_header_at(const struct hp_http_req *req, size_t i, struc
  */
 HP_API bool hp_http_req_header(const struct hp_http_req *req, const char *name,
                                struct hp_str *value);
+
+/** hp_http_req_header() with the name as an hp_str. */
+HP_API bool hp_http_req_header_str(const struct hp_http_req *req, struct hp_str name,
+                                   struct hp_str *value);
+
+/** Longest address text hp_http_req_peer_str() writes, NUL included. */
+#define HP_HTTP_PEER_STRLEN 48
+
+/**
+ * The client's address (getpeername(2) of the connection, asked once per
+ * request and kept with it, so it stays available after the client left).
+ * @param buf receives the address as text ("192.0.2.1", "2001:db8::1";
+ *            IPv4-mapped IPv6 addresses as IPv4), NUL-terminated; "unix"
+ *            for other families.
+ * @param port receives the port (0 for other families); may be NULL.
+ * @return 0, -ENOSPC (@p len too short: HP_HTTP_PEER_STRLEN always fits),
+ *         HP_ECLOSED (closed before the address was asked), or
+ *         getpeername's -errno.
+ */
+HP_API int hp_http_req_peer_str(struct hp_http_req *req, char *buf, size_t len, uint16_t *port);
 
 /** True once the request is closed (the client is gone; see the lifetime rules). */
 HP_API bool hp_http_req_closed(const struct hp_http_req *req);
@@ -374,6 +417,16 @@ HP_API int hp_http_stream_end(struct hp_http_req *req);
  * the request is closed).
  */
 HP_API size_t hp_http_req_queued(const struct hp_http_req *req);
+
+/**
+ * Redirect: a @p status (301, 302, 303, 307 or 308) reply with Location:
+ * @p location (sent as given: build it with the router's URL helpers or
+ * percent-encode it yourself) and a short text body. Finishes the request
+ * as hp_http_reply() does.
+ * @return as hp_http_reply(); -EINVAL also for another status, or CR, LF
+ *         or NUL in @p location.
+ */
+HP_API int hp_http_redirect(struct hp_http_req *req, int status, struct hp_str location);
 
 /** The reason phrase of @p status ("Not Found"), or "Unknown". Static. */
 HP_API const char *hp_http_status_reason(int status);
