@@ -281,6 +281,11 @@ static void test_binary_keys(void **state)
     memset(longkey, 'k', sizeof(longkey));
     assert_int_equal(set((struct hp_str){longkey, 250}, "long", NULL).code, HP_MC_OK);
     assert_int_equal(hp_mc_get(mc, (struct hp_str){longkey, 251}, NULL, on_call, NULL), -EINVAL);
+    /* The longest binary key: its base64 form is at memcached's limit. */
+    memset(longkey, ' ', sizeof(longkey));
+    assert_int_equal(set((struct hp_str){longkey, 186}, "b64", NULL).code, HP_MC_OK);
+    assert_string_equal(get((struct hp_str){longkey, 186}, NULL).value, "b64");
+    assert_int_equal(hp_mc_get(mc, (struct hp_str){longkey, 187}, NULL, on_call, NULL), -EINVAL);
     close_mc();
 }
 

@@ -187,8 +187,8 @@ static void test_keys(void **state)
     assert_int_equal(hp_mc_key_check((struct hp_str){k, 250}), 0);
     assert_int_equal(hp_mc_key_check((struct hp_str){k, 251}), -EINVAL);
     k[0] = ' ';
-    assert_int_equal(hp_mc_key_check((struct hp_str){k, 187}), 1);
-    assert_int_equal(hp_mc_key_check((struct hp_str){k, 188}), -EINVAL);
+    assert_int_equal(hp_mc_key_check((struct hp_str){k, 186}), 1);
+    assert_int_equal(hp_mc_key_check((struct hp_str){k, 187}), -EINVAL);
 }
 
 int main(void)

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define MAX_KEY     250 /* memcached's KEY_MAX_LENGTH, for the key token as sent */
-#define MAX_RAW_B64 187 /* the longest binary key whose base64 form fits in MAX_KEY */
+#define MAX_RAW_B64 186 /* the longest binary key whose base64 form fits in MAX_KEY */
 
 static bool plain_ok(struct hp_str key)
 {

@@ -20,7 +20,7 @@
  * client adds itself, so their callbacks still run exactly once.
  *
  * Keys are any bytes. A key of 1..250 bytes without spaces or control bytes
- * goes as it is; any other key of 1..187 bytes goes base64-encoded with the
+ * goes as it is; any other key of 1..186 bytes goes base64-encoded with the
  * b flag (memcached stores the decoded bytes, so both forms name the same
  * item); longer keys are refused with -EINVAL. hp_mc_key_check() tells in
  * advance.
@@ -185,7 +185,7 @@ HP_API HP_NODISCARD int hp_mc_noop(struct hp_mc *mc, size_t server, hp_mc_cb *cb
 
 /**
  * Can @p key be sent? @return 0 (as it is), 1 (base64-encoded), or -EINVAL
- * (empty, or too long: over 250 bytes plain, over 187 binary).
+ * (empty, or too long: over 250 bytes plain, over 186 binary).
  */
 HP_API int hp_mc_key_check(struct hp_str key);
 
