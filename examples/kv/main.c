@@ -71,7 +71,7 @@ static void mc_done(struct hp_mc *mc, int status, const struct hp_mc_reply *r, v
     struct hp_http_req *req = arg;
 
     (void)mc;
-    if (status == -EREMOTEIO) {
+    if (status == HP_ESERVER) {
         char msg[320];
 
         snprintf(msg, sizeof(msg), "store error: %.*s\n", (int)r->value.len, r->value.ptr);
@@ -122,7 +122,7 @@ static void redis_done(struct hp_redis *r, int status, struct redisReply *reply,
     struct hp_http_req *req = arg;
 
     (void)r;
-    if (status == -EREMOTEIO) {
+    if (status == HP_ESERVER) {
         char msg[320];
 
         snprintf(msg, sizeof(msg), "store error: %.*s\n", (int)reply->len, reply->str);

@@ -85,7 +85,7 @@ static void on_call(struct hp_mc *m, int status, const struct hp_mc_reply *r, vo
         c->flags = r->flags;
         c->ttl = r->ttl;
     } else {
-        assert_true(status != 0 && status != -EREMOTEIO);
+        assert_true(status != 0 && status != HP_ESERVER);
     }
     done++;
 }
@@ -251,7 +251,7 @@ static void test_commands(void **state)
         assert_int_equal(hp_mc_set(mc, HP_STR_LIT("big"), big, 1024 * 1024 - 10, NULL, on_call, &e),
                          0);
         wait_done(done + 1);
-        assert_int_equal(e.status, -EREMOTEIO);
+        assert_int_equal(e.status, HP_ESERVER);
         assert_non_null(strstr(e.value, "SERVER_ERROR"));
         assert_int_equal(get(HP_STR_LIT("n"), NULL).value[0], (int)'0'); /* stored as "0 " */
     }

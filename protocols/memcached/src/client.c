@@ -405,7 +405,7 @@ static int dispatch(struct conn *c, const struct hp__mc_resp *resp)
             memset(&reply, 0, sizeof(reply));
             reply.value = (struct hp_str){resp->data, resp->data_len};
             reply.ttl = -2;
-            complete(c, -EREMOTEIO, &reply);
+            complete(c, HP_ESERVER, &reply);
             /* ERROR and CLIENT_ERROR may leave the stream out of step. */
             return resp->rc == HP__MC_SERVER_ERROR ? 0 : -ECONNRESET;
         }

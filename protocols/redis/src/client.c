@@ -139,7 +139,7 @@ static void on_reply(redisAsyncContext *ac, void *rep, void *privdata)
         if (reply == NULL)
             finish(r, c, drop_status(r, ac), NULL);
         else
-            finish(r, c, reply->type == REDIS_REPLY_ERROR ? -EREMOTEIO : 0, reply);
+            finish(r, c, reply->type == REDIS_REPLY_ERROR ? HP_ESERVER : 0, reply);
     }
     recycle(r, c);
 }

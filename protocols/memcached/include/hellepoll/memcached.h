@@ -42,6 +42,7 @@
 
 #include <hellepoll/buf.h>
 #include <hellepoll/defs.h>
+#include <hellepoll/error.h>
 #include <hellepoll/loop.h>
 
 struct hp_mc;
@@ -58,7 +59,7 @@ enum hp_mc_code {
 /** What came back; valid only during the callback. */
 struct hp_mc_reply {
     enum hp_mc_code code;
-    /** mg with value: the value; ma: the new number as text; -EREMOTEIO: the
+    /** mg with value: the value; ma: the new number as text; HP_ESERVER: the
      *  server's error line ("CLIENT_ERROR bad data chunk"). Not NUL-terminated. */
     struct hp_str value;
     uint64_t cas;   /**< With HP_MC_RETURN_CAS: the item's CAS value (0 if not sent). */
@@ -69,7 +70,7 @@ struct hp_mc_reply {
 
 /**
  * A request finished.
- * @param status 0: @p reply holds the server's answer. -EREMOTEIO: the
+ * @param status 0: @p reply holds the server's answer. HP_ESERVER: the
  *               server answered CLIENT_ERROR, SERVER_ERROR or ERROR (its line
  *               in reply->value). -ETIMEDOUT: no answer within the request
  *               timeout. -ECONNREFUSED (or another connect errno): the
@@ -77,7 +78,7 @@ struct hp_mc_reply {
  *               the connection was lost (the request may have run). -EPROTO:
  *               the server's answer was not the meta protocol. -ECANCELED:
  *               hp_mc_free().
- * @param reply  NULL unless status is 0 or -EREMOTEIO.
+ * @param reply  NULL unless status is 0 or HP_ESERVER.
  * The callback may issue requests and may call hp_mc_free() on @p mc.
  */
 typedef void hp_mc_cb(struct hp_mc *mc, int status, const struct hp_mc_reply *reply, void *arg);

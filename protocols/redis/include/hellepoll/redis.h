@@ -13,7 +13,7 @@
  *
  * Callbacks. A command whose call returns 0 gets its callback exactly once,
  * on a later loop iteration, never inside the call: with the reply, with
- * -EREMOTEIO and the server's error reply, with -ETIMEDOUT, with a
+ * HP_ESERVER and the server's error reply, with -ETIMEDOUT, with a
  * connection error, or with -ECANCELED from hp_redis_free(). A call that
  * returns an error never calls its callback.
  *
@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include <hellepoll/defs.h>
+#include <hellepoll/error.h>
 #include <hellepoll/loop.h>
 
 struct hp_redis;
@@ -43,7 +44,7 @@ struct redisReply;
 /**
  * A command finished.
  * @param status 0: @p reply is the server's answer (any type but an error).
- *               -EREMOTEIO: the server answered with an error; @p reply is
+ *               HP_ESERVER: the server answered with an error; @p reply is
  *               that error (reply->str, reply->len: the server's message).
  *               -ETIMEDOUT: no answer within the command timeout, or the
  *               connection could not be made in time. -ECONNREFUSED (or
@@ -52,7 +53,7 @@ struct redisReply;
  *               (the command may or may not have run). -EPROTO: the server
  *               sent something that is not Redis protocol. -ECANCELED:
  *               hp_redis_free() was called. Other negative errno: as named.
- * @param reply  the reply (NULL unless status is 0 or -EREMOTEIO), owned by
+ * @param reply  the reply (NULL unless status is 0 or HP_ESERVER), owned by
  *               hiredis and valid only during the callback.
  * @param arg    as passed to the command.
  * The callback may issue commands and may call hp_redis_free() on @p r.
