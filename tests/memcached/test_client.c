@@ -6,7 +6,9 @@
  * bound, timeouts (SIGSTOP), kill -9 and restart, a port that answers
  * garbage, a refused connection, and freeing with requests in flight.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -566,6 +569,45 @@ static void test_refused(void **state)
     close_mc();
 }
 
+/* A connect that never completes (see the Redis test): -ETIMEDOUT. */
+static void test_connect_timeout(void **state)
+{
+    struct hp_mc_opts o = {.nservers = 1, .connect_timeout_ms = 200, .reconnect_min_ms = 1000};
+    char a[32];
+    const char *ap = a;
+    struct call c = {0};
+    int lfd, fill[4];
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    for (int i = 0; i < 4; i++) { /* fill the accept queue (the kernel keeps backlog + 1) */
+        fill[i] = hp_test_socket(AF_INET, SOCK_STREAM, true);
+        assert_true(fill[i] >= 0);
+        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    done = 0;
+    loop = hp_test_loop_new(NULL);
+    snprintf(a, sizeof(a), "127.0.0.1:%u", ntohs(sa.sin_port));
+    o.servers = &ap;
+    assert_int_equal(hp_mc_new(&mc, loop, &o), 0);
+    assert_int_equal(hp_mc_get(mc, HP_STR_LIT("t"), NULL, on_call, &c), 0);
+    wait_done(1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -ETIMEDOUT);
+    assert_false(hp_mc_server_is_up(mc, 0));
+    close_mc();
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 /* Loop shutdown with requests in flight: -ECANCELED exactly once each. */
 static void test_free_in_flight(void **state)
 {
@@ -621,12 +663,19 @@ static void test_free_in_callback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),       cmocka_unit_test(test_binary_keys),
-        cmocka_unit_test(test_pipelining),     cmocka_unit_test(test_servers),
-        cmocka_unit_test(test_pool),           cmocka_unit_test(test_pending_bound),
-        cmocka_unit_test(test_timeout),        cmocka_unit_test(test_kill_restart),
-        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_binary_keys),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_servers),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_kill_restart),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_free_in_callback),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -7,8 +7,10 @@
  * freeing with commands in flight (from outside and from a callback), and
  * pub/sub across a reconnect. Every callback is counted: exactly once.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -376,6 +379,46 @@ static void test_refused(void **state)
     assert_true(c.runs <= 1);
 }
 
+/*
+ * A connect that never completes: a listener with a full accept queue (never
+ * accepting) drops further SYNs, so the client's connect hangs until its
+ * connect timeout; the command waiting for it gets -ETIMEDOUT.
+ */
+static void test_connect_timeout(void **state)
+{
+    struct hp_redis_opts o = {.connect_timeout_ms = 200, .reconnect_min_ms = 1000};
+    struct call c = {0};
+    int lfd, fill[4];
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    for (int i = 0; i < 4; i++) { /* fill the accept queue (the kernel keeps backlog + 1) */
+        fill[i] = hp_test_socket(AF_INET, SOCK_STREAM, true);
+        assert_true(fill[i] >= 0);
+        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    o.port = ntohs(sa.sin_port);
+    assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -ETIMEDOUT);
+    assert_false(hp_redis_is_connected(fx.r));
+    close_client();
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 /* Loop shutdown with commands in flight: each gets -ECANCELED exactly once. */
 static void test_free_in_flight(void **state)
 {
@@ -525,11 +568,12 @@ static void test_pubsub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),         cmocka_unit_test(test_pipelining),
-        cmocka_unit_test(test_pending_bound),    cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_kill_restart),     cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_refused),          cmocka_unit_test(test_free_in_flight),
-        cmocka_unit_test(test_free_in_callback), cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_commands),       cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_pending_bound),  cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_kill_restart),   cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_refused),        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_pubsub),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
