@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <cmocka.h>
 
@@ -95,6 +98,12 @@ void hp_test_server_start(struct hp_test_server *s)
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
 
+#ifdef __linux__
+        /* A test that crashes (or is killed by its timeout) takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(125);
+#endif
         if (null >= 0) {
             dup2(null, 0);
             dup2(null, 1);
