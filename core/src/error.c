@@ -50,6 +50,8 @@ const char *hp_err_name(int err)
         return "HP_EOF";
     case HP_ECLOSED:
         return "HP_ECLOSED";
+    case HP_ESERVER:
+        return "HP_ESERVER";
     default:
         break;
     }
@@ -67,6 +69,8 @@ const char *hp_strerror(int err)
         return "end of file";
     case HP_ECLOSED:
         return "handle is closing or closed";
+    case HP_ESERVER:
+        return "the server answered with an error";
     default:
         break;
     }
