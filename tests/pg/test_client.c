@@ -156,7 +156,7 @@ static void on_typed(const struct hp_pg_result *res, int status, void *arg)
 
     assert_int_equal(status, 0);
     assert_int_equal(hp_pg_result_rows(res), 1);
-    assert_int_equal(hp_pg_result_cols(res), 7);
+    assert_int_equal(hp_pg_result_cols(res), 10);
     assert_string_equal(hp_pg_result_col_name(res, 0), "a");
     assert_int_equal(hp_pg_result_col_index(res, "txt"), 1);
     assert_int_equal(hp_pg_result_int(res, 0, 0, &i), 0);
@@ -175,7 +175,15 @@ static void on_typed(const struct hp_pg_result *res, int status, void *arg)
     assert_int_equal(hp_pg_result_int(res, 0, 5, &i), -ERANGE);
     assert_int_equal(hp_pg_result_int(res, 0, 6, &i), -EINVAL);
     assert_int_equal(hp_pg_result_int(res, 1, 0, &i), -ERANGE);
-    assert_int_equal(hp_pg_result_int(res, 0, 9, &i), -ERANGE);
+    assert_int_equal(hp_pg_result_int64(res, 0, 7, &big), 0);
+    assert_true(big == INT64_MIN);
+    assert_int_equal(hp_pg_result_int64(res, 0, 8, &big), -ERANGE);
+    assert_int_equal(hp_pg_result_int(res, 0, 9, &i), 0);
+    assert_true(i == INT32_MIN);
+    assert_int_equal(hp_pg_result_int(res, 0, 1, &i), -EINVAL);
+    assert_int_equal(hp_pg_result_double(res, 0, 1, &d), -EINVAL);
+    assert_int_equal(hp_pg_result_bool(res, 0, 0, &b), -EINVAL);
+    assert_int_equal(hp_pg_result_int(res, 0, 10, &i), -ERANGE);
     assert_true(hp_pg_result_is_null(res, 5, 0));
     assert_string_equal(hp_pg_result_command(res), "SELECT 1");
     assert_int_equal(hp_pg_result_affected(res), 1);
@@ -188,15 +196,24 @@ static void test_query_with_parameters_gives_typed_values(void **state)
 {
     struct fixture *f = *state;
     struct hp_pg_pool_opts o = {0};
-    const char *v[] = {"42", "it's \"quoted\"", NULL, "3.5", "true", "9000000000", "12abc"};
+    const char *v[] = {"42",
+                       "it's \"quoted\"",
+                       NULL,
+                       "3.5",
+                       "true",
+                       "9000000000",
+                       "12abc",
+                       "-9223372036854775808",
+                       "9223372036854775808",
+                       "-2147483648"};
     struct typed t = {0};
 
     NEED_SERVER();
     f->pool = pool_new(f, &o);
     assert_int_equal(hp_pg_query(f->pool,
                                  "SELECT $1::int AS a, $2::text AS txt, $3::int, $4::float8, "
-                                 "$5::bool, $6::int8, $7::text",
-                                 7, v, NULL, 0, on_typed, &t),
+                                 "$5::bool, $6::int8, $7::text, $8::int8, $9::numeric, $10::int",
+                                 10, v, NULL, 0, on_typed, &t),
                      0);
     hp_test_run_until(f->loop, &t.ran);
 }
@@ -420,6 +437,59 @@ static void test_timeout_cancels_the_query_on_the_server(void **state)
     assert_int_equal(st.cancels, 1);
     assert_int_equal(st.connects, 1);
     assert_int_equal(slow.calls, 1);
+}
+
+static void test_shorter_timeout_behind_a_slow_query(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct call warm, slow = {0}, quick = {0}, after;
+    struct hp_pg_pool_stats st;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    slow.done = quick.done = &f->done;
+    assert_int_equal(
+        hp_pg_query(f->pool, "SELECT 7 FROM pg_sleep(0.6)", 0, NULL, NULL, 5000, on_result, &slow),
+        0);
+    assert_int_equal(hp_pg_query(f->pool, "SELECT 8", 0, NULL, NULL, 100, on_result, &quick), 0);
+    run_count(f, 2); /* the second, queued behind the sleep, times out first */
+    assert_int_equal(quick.calls, 1);
+    assert_int_equal(quick.status, -ETIMEDOUT);
+    assert_int_equal(slow.calls, 0);
+    run_count(f, 3);
+    assert_int_equal(slow.status, 0); /* and its neighbour was not cancelled */
+    assert_int_equal(slow.num, 7);
+    sync_query(f, "SELECT 9", &after);
+    assert_int_equal(after.num, 9);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(quick.calls, 1);
+}
+
+static void test_waiting_query_keeps_its_deadline_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1, .max_pipeline = 1};
+    struct call warm, a = {0}, b = {0};
+    uint64_t t0;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    a.done = b.done = &f->done;
+    hp_loop_update_time(f->loop);
+    t0 = hp_loop_now(f->loop);
+    assert_int_equal(hp_pg_query(f->pool, "SELECT pg_sleep(0.3)", 0, NULL, NULL, 0, on_result, &a),
+                     0);
+    /* Waits ~300 ms for the only slot, then runs 10 s: times out 500 ms after the call. */
+    assert_int_equal(hp_pg_query(f->pool, "SELECT pg_sleep(10)", 0, NULL, NULL, 500, on_result, &b),
+                     0);
+    run_count(f, 3);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, -ETIMEDOUT);
+    assert_true(hp_loop_now(f->loop) - t0 < 2000);
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -849,6 +919,8 @@ int main(void)
         T(test_full_wait_queue_is_an_immediate_error),
         T(test_pool_grows_up_to_max_conns),
         T(test_timeout_cancels_the_query_on_the_server),
+        T(test_shorter_timeout_behind_a_slow_query),
+        T(test_waiting_query_keeps_its_deadline_in_flight),
         T(test_transaction_is_pinned_to_one_connection),
         T(test_notify_arrives_as_a_loop_event),
         T(test_connection_refused_fails_fast),

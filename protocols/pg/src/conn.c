@@ -26,6 +26,7 @@
 
 static void on_io(struct hp_io *io, unsigned events, int status);
 static void on_timer(struct hp_timer *t);
+static void on_qtimer(struct hp_timer *t);
 
 /* libpq's default prints notices to stderr; the library prints nothing. */
 static void quiet(void *arg, const char *message)
@@ -93,6 +94,8 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
     hp_io_init(pool->loop, &c->io, -1, on_io);
     hp_timer_init(pool->loop, &c->timer, on_timer);
     c->timer.data = c;
+    hp_timer_init(pool->loop, &c->qtimer, on_qtimer);
+    c->qtimer.data = c;
     c->pg = PQconnectStart(pool->conninfo);
     if (!c->pg) {
         free(c);
@@ -216,6 +219,49 @@ static void flush(struct pgconn *c)
 }
 
 /*
+ * One timer per connection for the deadlines of its queries: armed at the
+ * earliest deadline seen (never later than any query's), it scans the FIFO
+ * when it fires and re-arms for the earliest one left. Sending a query is
+ * then O(1) instead of a timer per query.
+ */
+static void watch_deadline(struct pgconn *c, uint64_t deadline)
+{
+    uint64_t now = hp_loop_now(c->pool->loop);
+
+    if (deadline == UINT64_MAX)
+        return;
+    if (hp_timer_is_active(&c->qtimer) && deadline >= c->qdeadline)
+        return;
+    c->qdeadline = deadline;
+    if (hp_timer_start(&c->qtimer, deadline > now ? deadline - now : 0, 0) != 0)
+        hp__pg_conn_break(c, -ENOMEM, "out of memory");
+}
+
+static void on_qtimer(struct hp_timer *t)
+{
+    struct pgconn *c = t->data;
+    struct hp_pg_pool *pool = c->pool;
+    uint64_t now = hp_loop_now(pool->loop), next = UINT64_MAX;
+
+    hp__pg_enter(pool);
+    for (struct pgq *q = c->head; q; q = q->next) {
+        if (q->abandoned || q->deadline == UINT64_MAX)
+            continue;
+        if (q->deadline > now) {
+            if (q->deadline < next)
+                next = q->deadline;
+            continue;
+        }
+        hp__pg_q_expired(c, q);
+        if (pool->closing || c->state != C_UP)
+            goto out;
+    }
+    watch_deadline(c, next);
+out:
+    hp__pg_leave(pool);
+}
+
+/*
  * Queue @p q on the connection and send it. Never runs a callback: a
  * connection that fails here is broken, and the pool's deferred callback
  * reports every query it held, @p q included.
@@ -252,6 +298,7 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
     }
     if (c->inflight == 1)
         hp__pg_conn_rearm(c);
+    watch_deadline(c, q->deadline);
     flush(c);
     return 0;
 }
@@ -439,6 +486,7 @@ void hp__pg_conn_break(struct pgconn *c, int err, const char *msg)
     set_msg(c->errmsg, sizeof(c->errmsg), msg);
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
+    hp_timer_stop(&c->qtimer);
     PQfinish(c->pg);
     c->pg = NULL;
     hp__pg_conn_failed(c);
@@ -454,6 +502,7 @@ void hp__pg_conn_free(struct pgconn *c)
     }
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
+    hp_timer_stop(&c->qtimer);
     if (c->pg)
         PQfinish(c->pg);
     free(c);

@@ -50,7 +50,8 @@ struct pgq {
     hp_pg_query_cb *cb;    /* NULL once delivered, abandoned, or internal */
     hp_pg_txn_cb *tcb;     /* Q_BEGIN */
     void *arg;
-    struct hp_timer timer;
+    struct hp_timer timer; /* only while waiting */
+    uint64_t deadline;     /* loop time; UINT64_MAX: none */
     enum pgq_kind kind;
     bool waiting;      /* on the wait list */
     bool with_prepare; /* the prepare went in the same sync segment */
@@ -79,7 +80,9 @@ struct pgconn {
     struct hp_pg_pool *pool;
     PGconn *pg;
     struct hp_io io;
-    struct hp_timer timer; /* connect deadline, stall watchdog, or health interval */
+    struct hp_timer timer;  /* connect deadline, stall watchdog, or health interval */
+    struct hp_timer qtimer; /* the earliest deadline of the queries in flight (or earlier) */
+    uint64_t qdeadline;
     enum pgconn_state state;
     bool listener;
     bool want_write;
@@ -155,6 +158,7 @@ void hp__pg_q_release(struct pgq *q);
 void hp__pg_begin_done(struct pgq *q, PGresult *res, int status);
 void hp__pg_end_done(struct pgq *q, PGresult *res, int status);
 void hp__pg_health_start(struct pgconn *c);
+void hp__pg_q_expired(struct pgconn *c, struct pgq *q);
 void hp__pg_health_done(struct pgconn *c, int status);
 void hp__pg_notify(struct hp_pg_pool *pool, PGnotify *n);
 

@@ -87,6 +87,7 @@ static struct pgq *q_new(struct hp_pg_pool *pool)
     q->mem = mem;
     q->memcap = memcap;
     q->pool = pool;
+    q->deadline = UINT64_MAX;
     hp_timer_init(pool->loop, &q->timer, on_q_timer);
     q->timer.data = q;
     return q;
@@ -251,6 +252,7 @@ void hp__pg_begin_done(struct pgq *q, PGresult *res, int status)
         end->kind = Q_END;
         end->sql = "ROLLBACK";
         end->txn = txn;
+        end->deadline = hp_loop_now(end->pool->loop) + end->pool->query_timeout;
         hp__pg_conn_send(txn->conn, end);
         return;
     }
@@ -333,6 +335,7 @@ static void unreserve(struct hp_pg_pool *pool, const struct pgq *q)
 
 static void send_on(struct pgconn *c, struct pgq *q)
 {
+    hp_timer_stop(&q->timer); /* a query that waited: its connection watches the deadline now */
     if (q->kind == Q_BEGIN) {
         c->reserved = NULL;
         c->txn = q->txn;
@@ -397,6 +400,7 @@ void hp__pg_conn_up(struct pgconn *c)
             }
             q->kind = Q_LISTEN;
             q->sql = ch->sql;
+            q->deadline = hp_loop_now(pool->loop) + pool->query_timeout;
             hp__pg_conn_send(c, q);
         }
     } else {
@@ -484,10 +488,7 @@ void hp__pg_health_start(struct pgconn *c)
         return;
     q->kind = Q_HEALTH;
     q->sql = "";
-    if (hp_timer_start(&q->timer, c->pool->query_timeout, 0) != 0) {
-        hp__pg_q_release(q);
-        return;
-    }
+    q->deadline = hp_loop_now(c->pool->loop) + c->pool->query_timeout;
     hp__pg_conn_send(c, q);
 }
 
@@ -568,12 +569,11 @@ static void on_retry(struct hp_timer *t)
     hp__pg_leave(pool);
 }
 
-/* A query ran out of time. */
+/* A waiting query ran out of time (queries in flight: hp__pg_q_expired()). */
 static void on_q_timer(struct hp_timer *t)
 {
     struct pgq *q = t->data;
     struct hp_pg_pool *pool = q->pool;
-    struct pgconn *c = q->conn;
 
     hp__pg_enter(pool);
     if (q->waiting) {
@@ -581,26 +581,37 @@ static void on_q_timer(struct hp_timer *t)
         if (q->kind == Q_BEGIN)
             unreserve(pool, q);
         fail(q, -ETIMEDOUT, "timed out waiting for a connection");
-    } else if (c && q->kind == Q_HEALTH) {
-        hp__pg_conn_break(c, -ETIMEDOUT, "health check timed out");
-    } else if (c) {
-        hp_pg_query_cb *cb = q->cb;
-        hp_pg_txn_cb *tcb = q->tcb;
-        struct hp_pg_result r = {.res = NULL, .status = -ETIMEDOUT, .msg = "query timed out"};
-
-        /* The answer will still come (or the connection is given up): drop it then. */
-        q->abandoned = true;
-        q->cb = NULL;
-        q->tcb = NULL;
-        if (c->head == q)
-            hp__pg_conn_ready(c);
-        hp__pg_conn_rearm(c);
-        if (tcb)
-            tcb(NULL, -ETIMEDOUT, q->arg);
-        else if (cb)
-            cb(&r, -ETIMEDOUT, q->arg);
     }
     hp__pg_leave(pool);
+}
+
+/*
+ * A query in flight on @p c passed its deadline: its caller hears
+ * -ETIMEDOUT now; the query stays in the FIFO, abandoned, so that its
+ * answer is matched and dropped when it comes, and it is cancelled on the
+ * server once it heads the pipeline. A health check that times out ends
+ * the connection instead.
+ */
+void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
+{
+    hp_pg_query_cb *cb = q->cb;
+    hp_pg_txn_cb *tcb = q->tcb;
+    struct hp_pg_result r = {.res = NULL, .status = -ETIMEDOUT, .msg = "query timed out"};
+
+    if (q->kind == Q_HEALTH) {
+        hp__pg_conn_break(c, -ETIMEDOUT, "health check timed out");
+        return;
+    }
+    q->abandoned = true;
+    q->cb = NULL;
+    q->tcb = NULL;
+    if (c->head == q)
+        hp__pg_conn_ready(c);
+    hp__pg_conn_rearm(c);
+    if (tcb)
+        tcb(NULL, -ETIMEDOUT, q->arg);
+    else if (cb)
+        cb(&r, -ETIMEDOUT, q->arg);
 }
 
 /* ---- the API ----------------------------------------------------------- */
@@ -677,10 +688,12 @@ void hp_pg_pool_free(struct hp_pg_pool *pool)
     for (c = pool->conns; c; c = c->next) {
         hp_io_stop(&c->io);
         hp_timer_stop(&c->timer);
+        hp_timer_stop(&c->qtimer);
     }
     if (pool->listen_conn) {
         hp_io_stop(&pool->listen_conn->io);
         hp_timer_stop(&pool->listen_conn->timer);
+        hp_timer_stop(&pool->listen_conn->qtimer);
     }
     while (pool->wait_head) {
         struct pgq *q = pool->wait_head;
@@ -729,11 +742,13 @@ static int check_params(const char *sql, int nparams, const char *const *values,
  */
 static int submit(struct hp_pg_pool *pool, struct pgq *q, uint64_t timeout_ms)
 {
+    uint64_t timeout = timeout_ms ? timeout_ms : pool->query_timeout;
     struct pgconn *c;
     int err;
 
-    if (hp_timer_start(&q->timer, timeout_ms ? timeout_ms : pool->query_timeout, 0) != 0)
-        return -ENOMEM;
+    if (timeout > UINT64_MAX / 4)
+        timeout = UINT64_MAX / 4;
+    q->deadline = hp_loop_now(pool->loop) + timeout;
     if (q->lengths && (err = q_copy(q)) != 0)
         return err;
     if (q->txn && q->kind != Q_BEGIN) {
@@ -754,6 +769,8 @@ static int submit(struct hp_pg_pool *pool, struct pgq *q, uint64_t timeout_ms)
         return -ENOBUFS;
     if (!q->lengths && (err = q_copy(q)) != 0)
         return err;
+    if (hp_timer_start(&q->timer, timeout, 0) != 0)
+        return -ENOMEM;
     q->waiting = true;
     q->next = NULL;
     q->prev = pool->wait_tail;

@@ -80,23 +80,37 @@ static int value(const struct hp_pg_result *res, int row, int col, const char **
     return **out ? 0 : -EINVAL;
 }
 
+/* Decimal integer text as PostgreSQL prints it: [-]digits. No locale, no strtoll. */
+static int parse_int64(const char *s, int64_t *out)
+{
+    bool neg = *s == '-';
+    uint64_t v = 0, limit;
+
+    if (neg || *s == '+')
+        s++;
+    if (!*s)
+        return -EINVAL;
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *s; s++) {
+        unsigned d = (unsigned)(*s - '0');
+
+        if (d > 9)
+            return -EINVAL;
+        if (v > (limit - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    /* Two's complement negation in unsigned arithmetic, then back: no overflow. */
+    *out = neg ? (int64_t)(~v + 1) : (int64_t)v;
+    return 0;
+}
+
 int hp_pg_result_int64(const struct hp_pg_result *res, int row, int col, int64_t *out)
 {
     const char *s;
-    char *end;
-    long long v;
     int err = value(res, row, col, &s);
 
-    if (err)
-        return err;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (*end)
-        return -EINVAL;
-    if (errno == ERANGE)
-        return -ERANGE;
-    *out = (int64_t)v;
-    return 0;
+    return err ? err : parse_int64(s, out);
 }
 
 int hp_pg_result_int(const struct hp_pg_result *res, int row, int col, int *out)
