@@ -559,6 +559,70 @@ static void test_transaction_is_pinned_to_one_connection(void **state)
     assert_int_equal(late.calls, 0);
 }
 
+struct order {
+    unsigned seq;
+    unsigned begin_at;
+    struct hp_pg_txn *txn;
+    bool begun;
+};
+
+static struct order *g_order;
+
+static void on_ordered(const struct hp_pg_result *res, int status, void *arg)
+{
+    struct call *c = arg;
+
+    on_result(res, status, arg);
+    c->num = ++g_order->seq; /* when it finished, relative to the others */
+}
+
+static void on_begin_ordered(struct hp_pg_txn *txn, int status, void *arg)
+{
+    struct order *o = arg;
+
+    assert_int_equal(status, 0);
+    o->txn = txn;
+    o->begun = true;
+    o->begin_at = ++o->seq;
+}
+
+static void test_begin_waits_for_an_idle_connection_and_pins_it(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct order ord = {0};
+    struct call before[8] = {{0}}, after[4] = {{0}}, in = {0}, end = {0}, warm;
+
+    NEED_SERVER();
+    g_order = &ord;
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    for (int i = 0; i < 8; i++) {
+        before[i].done = &f->done;
+        assert_int_equal(
+            hp_pg_query(f->pool, "SELECT pg_sleep(0.01)", 0, NULL, NULL, 0, on_ordered, &before[i]),
+            0);
+    }
+    assert_int_equal(hp_pg_begin(f->pool, 0, on_begin_ordered, &ord), 0);
+    for (int i = 0; i < 4; i++) { /* made after the BEGIN: wait while the connection is pinned */
+        after[i].done = &f->done;
+        assert_int_equal(hp_pg_query(f->pool, "SELECT 1", 0, NULL, NULL, 0, on_ordered, &after[i]),
+                         0);
+    }
+    hp_test_run_until(f->loop, &ord.begun);
+    assert_int_equal(ord.begin_at, 9); /* after the 8 that were in flight */
+    in.done = end.done = &f->done;
+    assert_int_equal(hp_pg_txn_query(ord.txn, "SELECT 2", 0, NULL, NULL, 0, on_ordered, &in), 0);
+    assert_int_equal(hp_pg_txn_commit(ord.txn, on_ordered, &end), 0);
+    run_count(f, 1 + 8 + 4 + 2);
+    assert_int_equal(in.num, 10);
+    assert_int_equal(end.num, 11);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(after[i].status, 0);
+        assert_true(after[i].num > 11);
+    }
+}
+
 /* ---- LISTEN / NOTIFY ----------------------------------------------------- */
 
 struct notes {
@@ -850,6 +914,34 @@ static void test_free_with_queries_in_flight_cancels_each_once(void **state)
     assert_int_equal(t.status, -ECANCELED);
 }
 
+static void test_free_while_a_cancel_is_blocked(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct call pid, slow = {0};
+    struct hp_pg_pool_stats st;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    until_success(f, "SELECT 1");
+    sync_query(f, "SELECT pg_backend_pid()", &pid);
+    slow.done = &f->done;
+    assert_int_equal(
+        hp_pg_query(f->pool, "SELECT pg_sleep(30)", 0, NULL, NULL, 100, on_result, &slow), 0);
+    for (int i = 0; i < 3; i++)
+        hp_loop_run_once(f->loop, 10);
+    /* A stopped postmaster: the cancel request's thread blocks until it resumes. */
+    assert_int_equal(kill(server.pid, SIGSTOP), 0);
+    run_count(f, 3);
+    assert_int_equal(slow.status, -ETIMEDOUT);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.cancels, 1);
+    hp_pg_pool_free(f->pool); /* the thread is left to finish on its own */
+    f->pool = NULL;
+    assert_int_equal(kill(server.pid, SIGCONT), 0);
+    assert_int_equal(slow.calls, 1);
+}
+
 struct freer {
     struct fixture *f;
     unsigned calls;
@@ -922,6 +1014,7 @@ int main(void)
         T(test_shorter_timeout_behind_a_slow_query),
         T(test_waiting_query_keeps_its_deadline_in_flight),
         T(test_transaction_is_pinned_to_one_connection),
+        T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
         T(test_connection_refused_fails_fast),
         T(test_garbage_from_the_port_is_a_protocol_error),
@@ -931,6 +1024,7 @@ int main(void)
         T(test_health_check_replaces_a_silent_idle_connection),
         T(test_free_with_queries_in_flight_cancels_each_once),
         T(test_free_from_inside_a_callback),
+        T(test_free_while_a_cancel_is_blocked),
     };
 
     if (getenv("HP_TEST_FILTER"))

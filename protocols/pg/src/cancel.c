@@ -57,6 +57,9 @@ static void on_done(struct hp_loop *loop, int status, void *arg)
 
     (void)loop;
     (void)status;
+    /* The thread may still be inside its critical section around the post: wait it out. */
+    pthread_mutex_lock(&r->lock);
+    pthread_mutex_unlock(&r->lock);
     if (r->pool) {
         if (!r->ok)
             r->pool->st.cancels--; /* count only requests the server got */
@@ -76,10 +79,12 @@ static void *run(void *arg)
     r->ok = ok;
     free_it = r->detached;
     if (!free_it) {
-        if (hp_loop_post(r->loop, on_done, r) == 0)
-            r->posted = true;
-        else
+        /* Set before posting: once posted, the loop thread may look at it. */
+        r->posted = true;
+        if (hp_loop_post(r->loop, on_done, r) != 0) {
+            r->posted = false;
             r->finished = true;
+        }
     }
     pthread_mutex_unlock(&r->lock);
     if (free_it)

@@ -75,7 +75,14 @@ typedef void hp_pg_notify_cb(struct hp_pg_pool *pool, const char *channel, const
 
 /** Options for hp_pg_pool_new(). Zero means the default for each field. */
 struct hp_pg_pool_opts {
-    /** libpq connection string ("host=... port=... dbname=..."), copied. Required. */
+    /**
+     * libpq connection string ("host=... port=... dbname=..."), copied. Required.
+     * libpq resolves host names synchronously, inside the loop: use numeric
+     * addresses (hostaddr=, or host=127.0.0.1) or a Unix socket directory
+     * where a name lookup could be slow. Each host name must resolve to one
+     * address: after a refused connection libpq cannot fall back to the next
+     * address, because the loop has already read the socket's error.
+     */
     const char *conninfo;
     /** Connections kept open even when idle. Default 1. */
     unsigned min_conns;
@@ -167,11 +174,12 @@ HP_API int hp_pg_txn_query(struct hp_pg_txn *txn, const char *sql, int nparams,
 /**
  * End the transaction with COMMIT (or ROLLBACK), after the queries already
  * made on it, and give the connection back to the pool. On success the
- * handle is invalid as soon as the call returns; @p cb runs with COMMIT's
- * result (a commit of a failed transaction is reported as HP_PG_ESERVER with
- * SQLSTATE 25P02... by the server answering ROLLBACK: see the result's
- * command status). If the connection broke, @p cb gets -ECONNRESET.
- * @return 0, -ENOMEM or HP_ECLOSED (already ended; nothing done).
+ * handle is invalid as soon as the call returns, and @p cb (may be NULL)
+ * runs with the answer: the server answers COMMIT of a transaction in which
+ * a query failed by rolling back, so check hp_pg_result_command() for
+ * "COMMIT". If the connection broke, @p cb gets -ECONNRESET.
+ * @return 0, -ENOMEM or HP_ECLOSED (already ended, or the pool is being
+ *         freed; nothing done).
  */
 HP_API int hp_pg_txn_commit(struct hp_pg_txn *txn, hp_pg_query_cb *cb, void *arg);
 /** As hp_pg_txn_commit(), with ROLLBACK. */
