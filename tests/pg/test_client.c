@@ -980,6 +980,119 @@ static void test_free_from_inside_a_callback(void **state)
     assert_int_equal(fr.calls, 1);
 }
 
+/* ---- out of memory ------------------------------------------------------ */
+
+struct failing {
+    long left; /* allocations that succeed before they all fail; -1: never fail */
+    long live;
+    bool failed;
+};
+
+static void *failing_realloc(void *ctx, void *p, size_t n)
+{
+    struct failing *fa = ctx;
+
+    if (fa->left == 0) {
+        fa->failed = true;
+        return NULL;
+    }
+    if (fa->left > 0)
+        fa->left--;
+    if (!p)
+        fa->live++;
+    return realloc(p, n);
+}
+
+static void failing_free(void *ctx, void *p)
+{
+    struct failing *fa = ctx;
+
+    if (p)
+        fa->live--;
+    free(p);
+}
+
+struct oom_run {
+    struct fixture *f;
+    size_t expected;
+    struct call c[4];
+    struct txn_state t;
+    struct call end;
+};
+
+static void on_oom_begin(struct hp_pg_txn *txn, int status, void *arg)
+{
+    struct oom_run *r = arg;
+
+    on_begin(txn, status, &r->t);
+    r->f->done++;
+    if (status == 0) {
+        r->end.done = &r->f->done;
+        if (hp_pg_txn_commit(txn, on_result, &r->end) == 0)
+            r->expected++;
+    }
+}
+
+static void test_out_of_memory_anywhere_keeps_every_promise(void **state)
+{
+    struct fixture *f = *state;
+    const char *v[1] = {"41"};
+    int lens[1] = {2};
+    bool clean = false;
+
+    NEED_SERVER();
+    for (long n = 0; !clean && n < 400; n++) {
+        struct failing fa = {.left = n};
+        struct hp_pg_pool_opts o = {.alloc = {failing_realloc, failing_free, &fa},
+                                    .reconnect_min_ms = 5,
+                                    .reconnect_max_ms = 5,
+                                    .query_timeout_ms = 3000};
+        struct oom_run r = {.f = f};
+        int err;
+
+        f->done = 0;
+        o.conninfo = server.conninfo;
+        err = hp_pg_pool_new(&f->pool, f->loop, &o);
+        if (err) {
+            assert_int_equal(err, -ENOMEM);
+            assert_int_equal(fa.live, 0);
+            continue;
+        }
+        for (int i = 0; i < 4; i++)
+            r.c[i].done = &f->done;
+        r.expected += query(f, "SELECT 1", 0, NULL, &r.c[0]) == 0;
+        r.expected += hp_pg_query_prepared(f->pool, "p", "SELECT $1::int + 1", 1, v, lens, 0,
+                                           on_result, &r.c[1]) == 0;
+        r.expected += hp_pg_listen(f->pool, "oom", on_result, &r.c[2]) == 0;
+        r.expected += hp_pg_begin(f->pool, 0, on_oom_begin, &r) == 0;
+        r.expected += query(f, "SELECT 2", 0, NULL, &r.c[3]) == 0;
+        while (f->done < r.expected) /* the commit, made from a callback, adds one */
+            run_count(f, r.expected);
+        if (getenv("HP_TEST_OOM_VERBOSE"))
+            fprintf(stderr, "before free: done=%zu calls %u %u %u %u begin %d end %u\n", f->done,
+                    r.c[0].calls, r.c[1].calls, r.c[2].calls, r.c[3].calls, r.t.done, r.end.calls);
+        hp_pg_pool_free(f->pool);
+        f->pool = NULL;
+        for (int i = 0; i < 3; i++)
+            hp_loop_run_once(f->loop, 0);
+        for (int i = 0; i < 4; i++)
+            assert_true(r.c[i].calls <= 1);
+        assert_true(r.end.calls <= 1);
+        assert_int_equal(f->done, r.expected);
+        assert_int_equal(fa.live, 0);
+        clean = !fa.failed;
+        if (getenv("HP_TEST_OOM_VERBOSE"))
+            fprintf(stderr, "n=%ld expected=%zu statuses %d %d %d %d begin %d end %d\n", n,
+                    r.expected, r.c[0].status, r.c[1].status, r.c[2].status, r.c[3].status,
+                    r.t.status, r.end.status);
+        if (clean) { /* nothing failed: everything worked */
+            assert_int_equal(r.expected, 6);
+            assert_int_equal(r.c[1].num, 42);
+        }
+    }
+    assert_true(clean);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1025,6 +1138,7 @@ int main(void)
         T(test_free_with_queries_in_flight_cancels_each_once),
         T(test_free_from_inside_a_callback),
         T(test_free_while_a_cancel_is_blocked),
+        T(test_out_of_memory_anywhere_keeps_every_promise),
     };
 
     if (getenv("HP_TEST_FILTER"))

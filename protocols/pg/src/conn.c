@@ -84,7 +84,7 @@ static int set_interest(struct pgconn *c)
 
 int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out)
 {
-    struct pgconn *c = calloc(1, sizeof(*c));
+    struct pgconn *c = hp__pg_alloc(pool, sizeof(*c));
 
     if (!c)
         return -ENOMEM;
@@ -98,7 +98,7 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
     c->qtimer.data = c;
     c->pg = PQconnectStart(pool->conninfo);
     if (!c->pg) {
-        free(c);
+        hp__pg_free(pool, c);
         return -ENOMEM;
     }
     PQsetNoticeProcessor(c->pg, quiet, NULL);
@@ -182,7 +182,7 @@ bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name)
 static int add_stmt(struct pgconn *c, const char *name)
 {
     size_t n = strlen(name) + 1;
-    struct pgstmt *s = malloc(sizeof(*s) + n);
+    struct pgstmt *s = hp__pg_alloc(c->pool, sizeof(*s) + n);
 
     if (!s)
         return -ENOMEM;
@@ -199,7 +199,7 @@ static void drop_stmt(struct pgconn *c, const char *name)
             struct pgstmt *s = *p;
 
             *p = s->next;
-            free(s);
+            hp__pg_free(c->pool, s);
             return;
         }
     }
@@ -282,7 +282,11 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
     c->inflight++;
     c->pool->st.in_flight++;
     if (q->kind == Q_PREPARED && !hp__pg_conn_has_stmt(c, q->name)) {
-        if (add_stmt(c, q->name) != 0 || !PQsendPrepare(pg, q->name, q->sql, q->nparams, NULL)) {
+        if (add_stmt(c, q->name) != 0) {
+            hp__pg_conn_break(c, -ENOMEM, "out of memory");
+            return 0;
+        }
+        if (!PQsendPrepare(pg, q->name, q->sql, q->nparams, NULL)) {
             hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
             return 0;
         }
@@ -498,12 +502,12 @@ void hp__pg_conn_free(struct pgconn *c)
         struct pgstmt *s = c->stmts;
 
         c->stmts = s->next;
-        free(s);
+        hp__pg_free(c->pool, s);
     }
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);
     if (c->pg)
         PQfinish(c->pg);
-    free(c);
+    hp__pg_free(c->pool, c);
 }

@@ -112,6 +112,7 @@ struct pgcancel_reg;
 
 struct hp_pg_pool {
     struct hp_loop *loop;
+    struct hp_allocator alloc;
     char *conninfo;
     unsigned min_conns, max_conns, max_pipeline, max_waiting;
     uint64_t query_timeout, connect_timeout, health_interval, backoff_min, backoff_max;
@@ -145,6 +146,9 @@ struct hp_pg_pool {
 };
 
 /* pool.c */
+void *hp__pg_alloc(struct hp_pg_pool *pool, size_t n); /* zeroed */
+void *hp__pg_realloc(struct hp_pg_pool *pool, void *p, size_t n);
+void hp__pg_free(struct hp_pg_pool *pool, void *p);
 void hp__pg_kick(struct hp_pg_pool *pool);
 void hp__pg_enter(struct hp_pg_pool *pool);
 /* Returns true if the pool was freed (the caller must not touch it). */

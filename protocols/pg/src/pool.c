@@ -28,6 +28,37 @@ static void on_kick(struct hp_defer *d);
 static void on_retry(struct hp_timer *t);
 static void dispatch_waiting(struct hp_pg_pool *pool);
 
+static void *libc_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return realloc(p, n);
+}
+
+static void libc_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+void *hp__pg_alloc(struct hp_pg_pool *pool, size_t n)
+{
+    void *p = pool->alloc.realloc(pool->alloc.ctx, NULL, n);
+
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void *hp__pg_realloc(struct hp_pg_pool *pool, void *p, size_t n)
+{
+    return pool->alloc.realloc(pool->alloc.ctx, p, n);
+}
+
+void hp__pg_free(struct hp_pg_pool *pool, void *p)
+{
+    pool->alloc.free(pool->alloc.ctx, p);
+}
+
 void hp__pg_enter(struct hp_pg_pool *pool)
 {
     pool->depth++;
@@ -39,17 +70,17 @@ static void destroy(struct hp_pg_pool *pool)
         struct pgq *q = pool->free_q;
 
         pool->free_q = q->next;
-        free(q->mem);
-        free(q);
+        hp__pg_free(pool, q->mem);
+        hp__pg_free(pool, q);
     }
     while (pool->chans) {
         struct pgchan *ch = pool->chans;
 
         pool->chans = ch->next;
-        free(ch);
+        hp__pg_free(pool, ch);
     }
-    free(pool->conninfo);
-    free(pool);
+    hp__pg_free(pool, pool->conninfo);
+    pool->alloc.free(pool->alloc.ctx, pool);
 }
 
 bool hp__pg_leave(struct hp_pg_pool *pool)
@@ -80,7 +111,7 @@ static struct pgq *q_new(struct hp_pg_pool *pool)
         pool->nfree--;
         mem = q->mem;
         memcap = q->memcap;
-    } else if (!(q = malloc(sizeof(*q)))) {
+    } else if (!(q = hp__pg_alloc(pool, sizeof(*q)))) {
         return NULL;
     }
     memset(q, 0, sizeof(*q));
@@ -106,8 +137,8 @@ void hp__pg_q_release(struct pgq *q)
         pool->nfree++;
         return;
     }
-    free(q->mem);
-    free(q);
+    hp__pg_free(pool, q->mem);
+    hp__pg_free(pool, q);
 }
 
 /*
@@ -128,7 +159,7 @@ static int q_copy(struct pgq *q)
             need += (q->lengths ? (size_t)q->lengths[i] : strlen(q->values[i])) + 1;
     }
     if (need > q->memcap) {
-        char *m = realloc(q->mem, need);
+        char *m = hp__pg_realloc(q->pool, q->mem, need);
 
         if (!m)
             return -ENOMEM;
@@ -191,7 +222,7 @@ static void txn_free(struct hp_pg_txn *txn)
         pool->txns = txn->next;
     if (txn->next)
         txn->next->prev = txn->prev;
-    free(txn);
+    hp__pg_free(pool, txn);
 }
 
 /* Report a query that failed before it got an answer. */
@@ -426,6 +457,24 @@ void hp__pg_conn_ready(struct pgconn *c)
         dispatch_waiting(pool);
 }
 
+/*
+ * A connection attempt failed: back off before the next one and, if
+ * nothing works, fail waiting queries fast meanwhile (pool->down_msg says
+ * why).
+ */
+static void attempt_failed(struct hp_pg_pool *pool, int err)
+{
+    if (pool->nup == 0) {
+        pool->down = true;
+        pool->down_err = err;
+    }
+    pool->backoff = pool->backoff ? pool->backoff * 2 : pool->backoff_min;
+    if (pool->backoff > pool->backoff_max)
+        pool->backoff = pool->backoff_max;
+    hp_timer_start(&pool->retry, pool->backoff, 0);
+    hp__pg_kick(pool);
+}
+
 void hp__pg_conn_failed(struct pgconn *c)
 {
     struct hp_pg_pool *pool = c->pool;
@@ -466,17 +515,8 @@ void hp__pg_conn_failed(struct pgconn *c)
         c->txn = NULL;
     }
     c->reserved = NULL;
-    if (!was_up) {
-        /* An attempt failed: back off; if nothing works, fail waiting queries fast meanwhile. */
-        if (pool->nup == 0) {
-            pool->down = true;
-            pool->down_err = status;
-        }
-        pool->backoff = pool->backoff ? pool->backoff * 2 : pool->backoff_min;
-        if (pool->backoff > pool->backoff_max)
-            pool->backoff = pool->backoff_max;
-        hp_timer_start(&pool->retry, pool->backoff, 0);
-    }
+    if (!was_up)
+        attempt_failed(pool, status);
     hp__pg_kick(pool);
 }
 
@@ -521,11 +561,24 @@ static void ensure(struct hp_pg_pool *pool)
         (pool->nwaiting > 0 || all_busy(pool)))
         want = pool->nconns + 1;
     while (pool->nconns < want && !hp_timer_is_active(&pool->retry)) {
-        if (hp__pg_conn_open(pool, false, &c) != 0)
-            break;
+        int err = hp__pg_conn_open(pool, false, &c);
+
+        if (err) {
+            pool->st.failures++;
+            snprintf(pool->down_msg, sizeof(pool->down_msg), "%s", hp_strerror(err));
+            attempt_failed(pool, err);
+            return;
+        }
     }
-    if (pool->chans && !pool->listen_conn && !hp_timer_is_active(&pool->retry))
-        (void)hp__pg_conn_open(pool, true, &c);
+    if (pool->chans && !pool->listen_conn && !hp_timer_is_active(&pool->retry)) {
+        int err = hp__pg_conn_open(pool, true, &c);
+
+        if (err) {
+            pool->st.failures++;
+            snprintf(pool->down_msg, sizeof(pool->down_msg), "%s", hp_strerror(err));
+            attempt_failed(pool, err);
+        }
+    }
 }
 
 static void on_kick(struct hp_defer *d)
@@ -624,20 +677,29 @@ static uint64_t or_default(uint64_t v, uint64_t def)
 int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
                    const struct hp_pg_pool_opts *opts)
 {
+    struct hp_allocator alloc;
     struct hp_pg_pool *pool;
+    size_t n;
 
     if (!out || !loop || !opts || !opts->conninfo)
         return -EINVAL;
     if (opts->max_conns && opts->min_conns > opts->max_conns)
         return -EINVAL;
-    pool = calloc(1, sizeof(*pool));
+    alloc = opts->alloc;
+    if (!alloc.realloc || !alloc.free)
+        alloc = (struct hp_allocator){libc_realloc, libc_free, NULL};
+    pool = alloc.realloc(alloc.ctx, NULL, sizeof(*pool));
     if (!pool)
         return -ENOMEM;
-    pool->conninfo = strdup(opts->conninfo);
+    memset(pool, 0, sizeof(*pool));
+    pool->alloc = alloc;
+    n = strlen(opts->conninfo) + 1;
+    pool->conninfo = hp__pg_alloc(pool, n);
     if (!pool->conninfo) {
-        free(pool);
+        alloc.free(alloc.ctx, pool);
         return -ENOMEM;
     }
+    memcpy(pool->conninfo, opts->conninfo, n);
     pool->loop = loop;
     pool->min_conns = opts->min_conns ? opts->min_conns : 1;
     pool->max_conns = opts->max_conns ? opts->max_conns : 4;
@@ -848,10 +910,10 @@ int hp_pg_begin(struct hp_pg_pool *pool, uint64_t timeout_ms, hp_pg_txn_cb *cb, 
         return -EINVAL;
     if (pool->closing)
         return HP_ECLOSED;
-    txn = calloc(1, sizeof(*txn));
+    txn = hp__pg_alloc(pool, sizeof(*txn));
     q = q_new(pool);
     if (!txn || !q) {
-        free(txn);
+        hp__pg_free(pool, txn);
         if (q)
             hp__pg_q_release(q);
         return -ENOMEM;
@@ -936,7 +998,7 @@ int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *c
         return HP_ECLOSED;
     for (const char *s = channel; *s; s++)
         n += *s == '"' ? 2 : 1;
-    ch = malloc(sizeof(*ch) + n + sizeof("LISTEN \"\""));
+    ch = hp__pg_alloc(pool, sizeof(*ch) + n + sizeof("LISTEN \"\""));
     if (!ch)
         return -ENOMEM;
     p = ch->sql + sprintf(ch->sql, "LISTEN \"");
@@ -949,7 +1011,7 @@ int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *c
     *p = '\0';
     for (struct pgchan *o = pool->chans; o; o = o->next) {
         if (strcmp(o->sql, ch->sql) == 0) {
-            free(ch);
+            hp__pg_free(pool, ch);
             ch = o;
             break;
         }

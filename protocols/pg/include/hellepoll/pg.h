@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include <hellepoll/defs.h>
+#include <hellepoll/loop.h>
 
 struct hp_loop;
 struct hp_pg_pool;
@@ -105,6 +106,11 @@ struct hp_pg_pool_opts {
     hp_pg_notify_cb *on_notify;
     /** Passed to on_notify. */
     void *notify_arg;
+    /**
+     * Allocator for the pool's own memory (libpq allocates with malloc); all
+     * NULL means libc. Copied. Used on the loop's thread only.
+     */
+    struct hp_allocator alloc;
 };
 
 /**
