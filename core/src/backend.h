@@ -45,8 +45,14 @@ struct hp_backend_cfg {
 
 /** Driver capabilities. */
 enum {
-    HP_CAP_EDGE = 1u << 0,          /* native edge trigger for HP_EDGE */
-    HP_CAP_CLOSE_FORGETS = 1u << 1, /* close(2) drops the fd from the driver (epoll, kqueue) */
+    HP_CAP_EDGE = 1u << 0, /* native edge trigger for HP_EDGE */
+    /*
+     * close(2) drops the fd from the driver, so stopping a watcher for a close
+     * needs no remove() call. Only epoll claims it. kqueue's knotes are dropped
+     * by close(2) too, but the kqueue driver keeps a per-fd interest table that
+     * remove() must clear, so it always gets the call.
+     */
+    HP_CAP_CLOSE_FORGETS = 1u << 1,
 };
 
 /*

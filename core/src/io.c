@@ -266,6 +266,8 @@ ssize_t hp_io_read(struct hp_io *io, void *buf, size_t len)
 {
     ssize_t n;
 
+    if (len == 0)
+        return 0; /* read(2) would return 0 too, which means end of file elsewhere */
     do
         n = read(io->fd, buf, len);
     while (n < 0 && errno == EINTR);
@@ -276,8 +278,14 @@ ssize_t hp_io_readv(struct hp_io *io, const struct hp_buf *bufs, size_t nbufs)
 {
     ssize_t n;
 
+    size_t total = 0;
+
     if (nbufs > INT32_MAX)
         return -EINVAL;
+    for (size_t i = 0; i < nbufs; i++)
+        total |= bufs[i].len;
+    if (total == 0)
+        return 0; /* nothing to read into: not an end of file */
     do
         n = readv(io->fd, (const struct iovec *)(const void *)bufs, (int)nbufs);
     while (n < 0 && errno == EINTR);

@@ -10,6 +10,8 @@
 const char *hp_log_level_name(enum hp_log_level level)
 {
     switch (level) {
+    case HP_LOG_DEFAULT:
+        break;
     case HP_LOG_ERROR:
         return "error";
     case HP_LOG_WARN:

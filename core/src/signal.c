@@ -8,7 +8,14 @@
  * tables are changed under a mutex, never from the handler; the handler only
  * reads atomics and calls write(2). Each loop reads its pipe with an internal
  * watcher and calls the watchers of the signals it saw.
+ *
+ * The handoff at detach: a handler (on any thread) marks the slot busy before
+ * it loads the descriptor and unmarks it after its write; loop_detach() first
+ * clears the descriptor, then waits until no handler is inside the slot, and
+ * only then closes the pipe. So a handler never writes into a descriptor
+ * number that close(2) gave back and another thread opened again.
  */
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +27,7 @@
 
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int sig_fds[MAX_SIGNAL_LOOPS];
+static atomic_uint sig_busy[MAX_SIGNAL_LOOPS]; /* handlers between load and write */
 static bool sig_slot_used[MAX_SIGNAL_LOOPS];
 static unsigned sig_watchers[MAX_SIGNUM];
 static struct sigaction sig_saved[MAX_SIGNUM];
@@ -30,10 +38,13 @@ static void on_signal(int signum)
     unsigned char b = (unsigned char)signum;
 
     for (int i = 0; i < MAX_SIGNAL_LOOPS; i++) {
-        int fd = atomic_load(&sig_fds[i]) - 1; /* stored +1: zero means unused */
+        int fd;
 
+        atomic_fetch_add(&sig_busy[i], 1);
+        fd = atomic_load(&sig_fds[i]) - 1; /* stored +1: zero means unused */
         if (fd >= 0)
             (void)!write(fd, &b, 1);
+        atomic_fetch_sub(&sig_busy[i], 1);
     }
     errno = saved;
 }
@@ -134,6 +145,9 @@ static void loop_detach(struct hp_loop *loop)
     if (loop->sig_slot < 0)
         return;
     atomic_store(&sig_fds[loop->sig_slot], 0);
+    /* A handler that loaded the descriptor before the store is still writing to it. */
+    while (atomic_load(&sig_busy[loop->sig_slot]) != 0)
+        sched_yield();
     sig_slot_used[loop->sig_slot] = false;
     hp_io_stop(&loop->sig_io);
     close(loop->sig_rfd);

@@ -703,6 +703,18 @@ struct hp_buf hp_stream_input(const struct hp_stream *s)
     return hp_buf_make(s->_in ? s->_in + s->_in_off : NULL, s->_in_len);
 }
 
+/* @p n > 0 bytes left the input: room again after -ENOBUFS, resume reading. */
+static void input_left(struct hp_stream *s, size_t n)
+{
+    if ((s->_flags & S_FULL) && n) {
+        s->_flags &= ~(unsigned)S_FULL;
+        if (s->_flags & S_READING) {
+            s->_flags |= S_READ_AGAIN;
+            schedule(s);
+        }
+    }
+}
+
 void hp_stream_consume(struct hp_stream *s, size_t n)
 {
     if (n > s->_in_len)
@@ -714,14 +726,42 @@ void hp_stream_consume(struct hp_stream *s, size_t n)
         if (!(s->_flags & S_IN_READ))
             input_release(s);
     }
-    /* Room again after -ENOBUFS: resume reading. */
-    if ((s->_flags & S_FULL) && n) {
-        s->_flags &= ~(unsigned)S_FULL;
-        if (s->_flags & S_READING) {
-            s->_flags |= S_READ_AGAIN;
-            schedule(s);
-        }
+    input_left(s, n);
+}
+
+int hp_stream_take_input(struct hp_stream *s, size_t n, struct hp_stream_chunk *out)
+{
+    size_t rest;
+    uint32_t cap = 0;
+    char *p = NULL;
+
+    if (n == 0 || n > s->_in_len || out->_mem != NULL)
+        return -EINVAL;
+    rest = s->_in_len - n;
+    if (rest != 0) {
+        /* rest < _in_cap <= 1 GiB */
+        cap = rest <= HP__BUF_SIZE ? HP__BUF_SIZE : (uint32_t)rest;
+        p = cap == HP__BUF_SIZE ? buf_get(s->loop) : hp__alloc(s->loop, cap);
+        if (p == NULL)
+            return -ENOMEM;
+        memcpy(p, s->_in + s->_in_off + n, rest);
     }
+    out->_mem = s->_in;
+    out->_cap = s->_in_cap;
+    s->_in = p;
+    s->_in_off = 0;
+    s->_in_len = (uint32_t)rest;
+    s->_in_cap = cap;
+    input_left(s, n);
+    return 0;
+}
+
+void hp_stream_chunk_free(struct hp_loop *loop, struct hp_stream_chunk *c)
+{
+    if (c->_mem != NULL)
+        buf_put(loop, c->_mem, c->_cap);
+    c->_mem = NULL;
+    c->_cap = 0;
 }
 
 void hp_stream_set_input_limit(struct hp_stream *s, size_t limit)

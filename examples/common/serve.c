@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hellepoll/accesslog.h>
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
 
@@ -24,9 +25,27 @@ struct worker {
     struct hp_http_server *srv;
     struct hp_signal sigint, sigterm;
     struct hp_http_server_opts opts;
+    struct hp_accesslog *log;
     pthread_t thread;
     int err;
 };
+
+/* --access-log PATH [--access-log-format F]: one log per worker, one file. */
+static const char *log_path;
+static enum hp_accesslog_format log_format = HP_ACCESSLOG_COMBINED;
+
+static struct worker workers[HP_EXAMPLE_MAX_WORKERS];
+
+/* The server is down: its log has nothing more to come (and must not keep the loop alive). */
+static void on_down(struct hp_http_server *srv)
+{
+    for (unsigned i = 0; i < HP_EXAMPLE_MAX_WORKERS; i++) {
+        if (workers[i].srv == srv && workers[i].log != NULL) {
+            hp_accesslog_free(workers[i].log);
+            workers[i].log = NULL;
+        }
+    }
+}
 
 static void on_signal(struct hp_signal *s, int signum)
 {
@@ -35,7 +54,11 @@ static void on_signal(struct hp_signal *s, int signum)
     (void)signum;
     hp_signal_stop(&w->sigint);
     hp_signal_stop(&w->sigterm);
-    hp_http_server_shutdown(w->srv, GRACE_MS, NULL);
+    if (w->ex->worker_stop)
+        w->ex->worker_stop(w->opts.data);
+    if (w->log != NULL)
+        (void)hp_accesslog_flush(w->log);
+    hp_http_server_shutdown(w->srv, GRACE_MS, on_down);
 }
 
 /* Create the loop, server and signal watchers of @p w; 0 or a negative errno. */
@@ -45,8 +68,17 @@ static int worker_init(struct worker *w)
 
     if ((err = hp_loop_new(&w->loop, NULL)) != 0)
         return err;
+    if (log_path != NULL) {
+        struct hp_accesslog_opts lo = {
+            .format = log_format, .path = log_path, .reopen_on_sighup = true};
+        if ((err = hp_accesslog_new(&w->log, w->loop, &lo)) != 0)
+            goto err_loop;
+        hp_accesslog_attach(w->log, &w->opts);
+    }
+    if (w->ex->worker_start && (err = w->ex->worker_start(w->opts.data, w->loop)) != 0)
+        goto err_log;
     if ((err = hp_http_server_new(&w->srv, w->loop, &w->opts)) != 0)
-        goto err_loop;
+        goto err_log;
     hp_signal_init(w->loop, &w->sigint, on_signal);
     hp_signal_init(w->loop, &w->sigterm, on_signal);
     w->sigint.data = w->sigterm.data = w;
@@ -58,6 +90,9 @@ static int worker_init(struct worker *w)
 err_server:
     hp_signal_stop(&w->sigint);
     hp_http_server_free(w->srv);
+err_log:
+    if (w->log != NULL)
+        hp_accesslog_free(w->log);
 err_loop:
     hp_loop_free(w->loop);
     return err;
@@ -68,6 +103,8 @@ static void *worker_run(void *arg)
     struct worker *w = arg;
 
     w->err = hp_loop_run(w->loop);
+    if (w->log != NULL)
+        hp_accesslog_free(w->log);
     if (hp_http_server_free(w->srv) != 0 || hp_loop_free(w->loop) != 0)
         w->err = w->err ? w->err : -EBUSY;
     if (w->ex->worker_done)
@@ -84,11 +121,16 @@ static void usage(const struct hp_example *ex, FILE *f)
             "usage: %-*s [--host ADDR] [--port N] [--workers N] [--max-connections N]\n"
             "%*s[--header-timeout MS] [--body-timeout MS] [--keepalive-timeout MS]\n"
             "%*s[--write-timeout MS] [--max-body BYTES]\n"
-            "%*s[--max-keepalive-requests N] [--help]\n"
+            "%*s[--max-keepalive-requests N] [--access-log PATH]\n"
+            "%*s[--access-log-format combined|common|json] [--help]\n",
+            width, ex->name, indent, "", indent, "", indent, "", indent, "");
+    if (ex->options_usage != NULL)
+        fprintf(f, "%*s%s", indent, "", ex->options_usage);
+    fprintf(f,
             "%s"
             "--max-keepalive-requests 0 keeps the default (1000); 4294967295 is in\n"
-            "effect unlimited.\n",
-            width, ex->name, indent, "", indent, "", indent, "", ex->summary);
+            "effect unlimited. --access-log appends a line per request (SIGHUP reopens).\n",
+            ex->summary);
 }
 
 /* Parse a number option; exits with status 2 on a bad value. */
@@ -108,10 +150,11 @@ static unsigned long number(const struct hp_example *ex, const char *opt, const 
 }
 
 static void parse_args(const struct hp_example *ex, int argc, char **argv,
-                       struct hp_http_server_opts *o, unsigned *workers)
+                       struct hp_http_server_opts *o, unsigned *nworkers)
 {
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int took;
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(ex, stdout);
@@ -121,7 +164,7 @@ static void parse_args(const struct hp_example *ex, int argc, char **argv,
         } else if (strcmp(a, "--port") == 0) {
             o->listen.port = (uint16_t)number(ex, a, v, 65535);
         } else if (strcmp(a, "--workers") == 0) {
-            *workers = (unsigned)number(ex, a, v, HP_EXAMPLE_MAX_WORKERS);
+            *nworkers = (unsigned)number(ex, a, v, HP_EXAMPLE_MAX_WORKERS);
         } else if (strcmp(a, "--max-connections") == 0) {
             o->max_connections = (uint32_t)number(ex, a, v, 1000000);
         } else if (strcmp(a, "--header-timeout") == 0) {
@@ -137,13 +180,30 @@ static void parse_args(const struct hp_example *ex, int argc, char **argv,
         } else if (strcmp(a, "--max-keepalive-requests") == 0) {
             /* 0 is the library's default (1000), so "unlimited" is the largest value. */
             o->max_keepalive_requests = (uint32_t)number(ex, a, v, UINT32_MAX);
+        } else if (strcmp(a, "--access-log") == 0 && v) {
+            log_path = v;
+        } else if (strcmp(a, "--access-log-format") == 0 && v) {
+            if (strcmp(v, "combined") == 0) {
+                log_format = HP_ACCESSLOG_COMBINED;
+            } else if (strcmp(v, "common") == 0) {
+                log_format = HP_ACCESSLOG_COMMON;
+            } else if (strcmp(v, "json") == 0) {
+                log_format = HP_ACCESSLOG_JSON;
+            } else {
+                fprintf(stderr, "%s: --access-log-format: combined, common or json\n", ex->name);
+                exit(2);
+            }
+        } else if (ex->option != NULL && (took = ex->option(a, v)) != 0) {
+            if (took < 0)
+                exit(2);
+            i += took - 2; /* the loop steps by 2 */
         } else {
             fprintf(stderr, "%s: unknown or incomplete option '%s'\n", ex->name, a);
             usage(ex, stderr);
             exit(2);
         }
     }
-    if (*workers == 0) {
+    if (*nworkers == 0) {
         fprintf(stderr, "%s: --workers must be 1..%d\n", ex->name, HP_EXAMPLE_MAX_WORKERS);
         exit(2);
     }
@@ -151,8 +211,7 @@ static void parse_args(const struct hp_example *ex, int argc, char **argv,
 
 int hp_example_serve(const struct hp_example *ex, int argc, char **argv)
 {
-    static struct worker workers[HP_EXAMPLE_MAX_WORKERS];
-    struct hp_http_server_opts opts = {.on_request = ex->on_request};
+    struct hp_http_server_opts opts = {.on_request = ex->on_request, .on_head = ex->on_head};
     unsigned n = 1, started = 0;
     int err = 0;
 

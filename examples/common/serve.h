@@ -32,6 +32,30 @@ struct hp_example {
      * whose server could not be started.
      */
     void (*worker_done)(void *data);
+    /** Optional on_head handler of every server. */
+    hp_http_handler *on_head;
+    /**
+     * Optional. Called on the main thread once worker @p data's loop exists,
+     * before its server is created (connect clients, start timers).
+     * @return 0, or a negative errno: the program stops with a message.
+     */
+    int (*worker_start)(void *data, struct hp_loop *loop);
+    /**
+     * Optional. Called on the worker's thread at SIGINT/SIGTERM, before its
+     * server shuts down: close what worker_start opened, so that the loop
+     * can end once the last request is finished.
+     */
+    void (*worker_stop)(void *data);
+    /**
+     * Optional: the program's own options. Called for every option the
+     * common ones do not know, with its value (the next argument, or NULL).
+     * @return 2 if it took the option and its value, 1 if it took the
+     *         option alone (a flag), 0 if it does not know it, -1 for a bad
+     *         value (it printed why; the program exits with status 2).
+     */
+    int (*option)(const char *opt, const char *value);
+    /** Usage lines of those options ("[--root DIR] [--listing]\n"), or NULL. */
+    const char *options_usage;
 };
 
 /**

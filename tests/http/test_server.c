@@ -91,8 +91,10 @@ static int on_head(struct hp_http_req *req)
 static void on_abort(struct hp_http_req *req, int status)
 {
     if (req == fx.held) {
+        /* Closed: the handler still finishes what it holds. */
         fx.held = NULL;
         hp_timer_stop(&fx.timer);
+        hp_http_req_release(req);
     }
     fx.aborts++;
     fx.abort_status = status;

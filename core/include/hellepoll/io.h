@@ -108,12 +108,13 @@ HP_API void hp_io_drained(struct hp_io *io, unsigned events);
 
 /**
  * read(2) on the watcher's fd, retrying EINTR.
- * @return bytes read (> 0), HP_EOF at end of file, -EAGAIN when drained
- *         (recorded as for hp_io_drained()), or another negative errno.
+ * @return bytes read (> 0; 0 only when @p len is 0, without a syscall),
+ *         HP_EOF at end of file, -EAGAIN when drained (recorded as for
+ *         hp_io_drained()), or another negative errno.
  */
 HP_API ssize_t hp_io_read(struct hp_io *io, void *buf, size_t len);
 
-/** readv(2) counterpart of hp_io_read(); same returns. */
+/** readv(2) counterpart of hp_io_read(); same returns (0 when the buffers hold 0 bytes). */
 HP_API ssize_t hp_io_readv(struct hp_io *io, const struct hp_buf *bufs, size_t nbufs);
 
 /**

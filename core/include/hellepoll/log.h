@@ -11,10 +11,11 @@
 
 /** Severity of a log message, most severe first. */
 enum hp_log_level {
-    HP_LOG_ERROR = 0,
-    HP_LOG_WARN = 1,
-    HP_LOG_INFO = 2,
-    HP_LOG_DEBUG = 3,
+    HP_LOG_DEFAULT = 0, /**< In hp_loop_opts: the default threshold, HP_LOG_WARN. */
+    HP_LOG_ERROR = 1,
+    HP_LOG_WARN = 2,
+    HP_LOG_INFO = 3,
+    HP_LOG_DEBUG = 4,
 };
 
 /**

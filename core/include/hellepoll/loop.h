@@ -43,7 +43,7 @@ struct hp_loop_opts {
     hp_log_cb *log;
     /** Passed to log as its first argument. */
     void *log_ctx;
-    /** Messages less severe than this are dropped. Default HP_LOG_WARN (0 means ERROR). */
+    /** Messages less severe than this are dropped. 0 (HP_LOG_DEFAULT) means HP_LOG_WARN. */
     enum hp_log_level log_level;
     /** Ready events taken from the driver per wait. Default 1024. */
     unsigned max_events;

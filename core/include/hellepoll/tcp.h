@@ -143,6 +143,31 @@ HP_API struct hp_buf hp_stream_input(const struct hp_stream *s);
 /** Drop @p n bytes (at most the input's length) from the front of the input. */
 HP_API void hp_stream_consume(struct hp_stream *s, size_t n);
 
+/**
+ * Input bytes taken out of a stream by hp_stream_take_input(): they stay at
+ * their address until hp_stream_chunk_free(). Zero it before first use.
+ */
+struct hp_stream_chunk {
+    void *_mem;
+    size_t _cap;
+};
+
+/**
+ * Take the first @p n bytes of the input (1 <= n <= its length) out of the
+ * stream without moving them: they stay at hp_stream_input(s).base .. + n,
+ * now owned by @p out, while the stream goes on with the rest of the input,
+ * moved to a buffer of its own. For a consumer whose views into the input
+ * must outlive further reads (a request held by an asynchronous handler).
+ * When @p n is the whole input nothing is allocated and it cannot fail.
+ * @return 0; -EINVAL (n out of range, or @p out holds a chunk); -ENOMEM
+ *         (nothing changed).
+ */
+HP_API HP_NODISCARD int hp_stream_take_input(struct hp_stream *s, size_t n,
+                                             struct hp_stream_chunk *out);
+
+/** Free what hp_stream_take_input() gave @p c (nothing if empty); @p c is empty again. */
+HP_API void hp_stream_chunk_free(struct hp_loop *loop, struct hp_stream_chunk *c);
+
 /** Cap the input buffer (default 64 KiB; at least 1 KiB, at most 1 GiB). */
 HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
 

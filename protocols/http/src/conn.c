@@ -1,21 +1,25 @@
 /*
- * conn.c - the server and its connections: accept, read, parse, dispatch,
- * complete, time out, close.
+ * conn.c - one connection: read, parse, dispatch to the handler, complete,
+ * write, time out, close; and the request calls that need its state (the
+ * server, its timer and its defer are in server.c; response rendering in
+ * render.c and response.c). Files call one way: server.c -> conn.c ->
+ * render.c -> output.c, response.c -> conn.c, everything -> alloc.c.
  *
  * Invariants:
  * - The current request always starts at offset 0 of the stream's input:
  *   the bytes of a request are consumed only when it is complete, so the
- *   parser's offsets stay valid when the buffer moves, and the request's
- *   views are recomputed (rebase) whenever the buffer's address changed.
+ *   parser's offsets stay valid when the buffer moves. The views are made
+ *   (rebase) just before a handler call. When a handler call returns with
+ *   the request unfinished, the bytes the handler has seen are taken out of
+ *   the input (take_request): they never move again, and the offsets start
+ *   over at 0 with whatever followed them.
+ * - A request a handler holds (R_HELD) is never recycled: if its
+ *   connection ends first, detach_request() orphans it (rq->conn = NULL),
+ *   and hp__http_orphan_finish() frees it when the handler finishes it.
  * - At most one request per connection is with the handler. Pipelined
  *   requests behind it wait in the input, so responses leave in request
  *   order without any reordering machinery.
- * - A connection is in exactly one timeout list (struct conn_list). Every
- *   list holds one timeout class, and every class has one duration, so
- *   appending at the tail keeps each list sorted by deadline: arming and
- *   refreshing are O(1) and the server needs one hp_timer in all. The timer
- *   is due no later than the earliest deadline in the lists, so refreshing
- *   (which only pushes a deadline back) never touches it. The class changes
+ * - A connection is in exactly one timeout list (see timeout.h). The class changes
  *   only when the connection's state does: a response the kernel takes at
  *   once never passes through T_WRITE, and a keep-alive connection stays in
  *   T_IDLE, its deadline restarted once per response (C_FRESH).
@@ -24,6 +28,7 @@
  * - A connection's memory is freed only once its close callback ran and
  *   every write it queued has completed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "timeout.h"
 
 /*
  * An idle keep-alive connection holds only this struct (the read buffer goes
@@ -38,134 +44,6 @@
  * the loop's fd table entry keeps an idle connection within 256 bytes.
  */
 _Static_assert(sizeof(struct http_conn) <= 232, "an idle connection must stay within 256 bytes");
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* such platforms set SO_NOSIGPIPE in hp_stream_init() */
-#endif
-
-/* ---- allocation -------------------------------------------------------- */
-
-static void *libc_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    return realloc(p, n);
-}
-
-static void libc_free(void *ctx, void *p)
-{
-    (void)ctx;
-    free(p);
-}
-
-void *hp__http_alloc(struct hp_http_server *srv, size_t n)
-{
-    return srv->alloc.realloc(srv->alloc.ctx, NULL, n);
-}
-
-void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n)
-{
-    return srv->alloc.realloc(srv->alloc.ctx, p, n);
-}
-
-void hp__http_free(struct hp_http_server *srv, void *p)
-{
-    srv->alloc.free(srv->alloc.ctx, p);
-}
-
-/* ---- timeouts ---------------------------------------------------------- */
-
-static void tlist_unlink(struct hp_http_server *srv, struct http_conn *c)
-{
-    struct conn_list *l;
-
-    if (c->tclass == T_COUNT)
-        return; /* in no list */
-    l = &srv->lists[c->tclass];
-
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        l->head = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    else
-        l->tail = c->tprev;
-    c->tprev = c->tnext = NULL;
-}
-
-static void timer_need(struct hp_http_server *srv, uint64_t deadline)
-{
-    uint64_t now = hp_loop_now(srv->loop);
-
-    if (hp_timer_is_active(&srv->timer) && now + hp_timer_remaining(&srv->timer) <= deadline)
-        return;
-    (void)hp_timer_start(&srv->timer, deadline > now ? deadline - now : 0, 0);
-}
-
-/*
- * Restart the deadline of @p c (in a list) in its class: it moves to the
- * tail. The deadline only moves back, so the timer is early enough as it is.
- */
-static void touch(struct http_conn *c)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct conn_list *l = &srv->lists[c->tclass];
-    uint64_t deadline = hp_loop_now(srv->loop) + srv->timeouts[c->tclass];
-
-    if (deadline == c->deadline)
-        return; /* within the same millisecond: nothing moves */
-    c->deadline = deadline;
-    if (l->tail == c)
-        return; /* already last: the order holds */
-    /* Not last, so it has a successor. */
-    c->tnext->tprev = c->tprev;
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        l->head = c->tnext;
-    c->tnext = NULL;
-    c->tprev = l->tail;
-    l->tail->tnext = c;
-    l->tail = c;
-}
-
-/* Put @p c in the list of @p cls; @p refresh restarts its deadline even if already there. */
-static void arm(struct http_conn *c, enum tclass cls, bool refresh)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct conn_list *l = &srv->lists[cls];
-
-    if (c->tclass == cls) {
-        if (refresh)
-            touch(c);
-        return;
-    }
-    tlist_unlink(srv, c);
-    c->tclass = (uint8_t)cls;
-    c->deadline = hp_loop_now(srv->loop) + srv->timeouts[cls];
-    c->tprev = l->tail;
-    if (l->tail)
-        l->tail->tnext = c;
-    else
-        l->head = c;
-    l->tail = c;
-    if (cls != T_NONE)
-        timer_need(srv, c->deadline);
-}
-
-/*
- * @p queued bytes wait for the kernel: the write timeout runs (from now if
- * the connection was in another class; @p progress restarts it).
- */
-static void arm_write(struct http_conn *c, size_t queued, bool progress)
-{
-    if (c->tclass != T_WRITE) {
-        c->wq_mark = queued;
-        arm(c, T_WRITE, false);
-    } else if (progress) {
-        arm(c, T_WRITE, true);
-    }
-}
 
 static void conn_close(struct http_conn *c, int status);
 
@@ -189,7 +67,7 @@ static void settle(struct http_conn *c)
         return;
     }
     if (c->inflight > 0 && (queued = hp_stream_write_queue_size(&c->stream)) > 0) {
-        arm_write(c, queued, false);
+        hp__http_arm_write(c, queued, false);
         return;
     }
     if (c->flags & C_LINGER)
@@ -203,9 +81,9 @@ static void settle(struct http_conn *c)
     else
         cls = T_NONE;
     if (c->tclass != cls)
-        arm(c, cls, false);
+        hp__http_arm(c, cls, false);
     else if (c->flags & C_FRESH)
-        touch(c);
+        hp__http_touch(c);
     c->flags = (uint16_t)(c->flags & ~C_FRESH);
 }
 
@@ -214,17 +92,24 @@ static void settle(struct http_conn *c)
 /*
  * Ready @p rq for a new request. Everything but the parser (which resets
  * itself), the chunked decoder (zeroed by head_done() if the body is
- * chunked), the scratch bytes of hdrs_inline and the handler's views is
- * cleared: rebase() makes the views before any call hands the request out.
+ * chunked), the scratch bytes of hdrs_inline, the handler's views and what
+ * a free block always has (no taken chunks, an empty arena, no drain
+ * callback: see rq_new() and rq_free()) is cleared: head_done() sets the
+ * offsets and rebase() makes the views before any call hands it out.
  */
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
     rq->req.data = NULL;
     rq->req.server = conn_srv(c);
     rq->req.loop = conn_srv(c)->loop;
-    rq->req._conn = c;
+    rq->conn = c;
     rq->body_cb = NULL;
     rq->base = NULL;
+    rq->status = 0;
+    rq->body_sent = 0;
+    rq->peer_err = 1;
+    if (conn_srv(c)->opts.on_log != NULL)
+        rq->start_ms = hp_loop_now(conn_srv(c)->loop);
     rq->body_left = rq->stream_left = 0;
     rq->head_len = rq->rpos = rq->wpos = 0;
     rq->hdrs = rq->hdrs_inline;
@@ -245,27 +130,44 @@ static struct req_blk *rq_get(struct http_conn *c)
         srv->rq_pool_n--;
     } else if ((rq = hp__http_alloc(srv, srv->rq_size)) == NULL) {
         return NULL;
+    } else {
+        rq->drain_cb = NULL;
+        rq->ntaken = 0;
+        rq->taken[0] = rq->taken[1] = (struct hp_stream_chunk){0};
+        rq->arena = NULL;
+        rq->arena_used = 0;
     }
     rq_init(c, rq);
     return rq;
 }
 
-static void rq_clear(struct hp_http_server *srv, struct req_blk *rq)
+/*
+ * Debug builds never recycle a request block, so a handler touching a
+ * request it has finished is a use after free that ASan and valgrind name.
+ */
+#ifdef NDEBUG
+#define RQ_POOLING 1
+#else
+#define RQ_POOLING 0
+#endif
+
+/* Give @p rq (no longer anyone's) back to the server's pool. */
+static void rq_free(struct hp_http_server *srv, struct req_blk *rq)
 {
     if (rq->hdrs != rq->hdrs_inline)
         hp__http_free(srv, rq->hdrs);
-}
-
-static void rq_release(struct http_conn *c)
-{
-    struct hp_http_server *srv = conn_srv(c);
-    struct req_blk *rq = c->rq;
-
-    if (rq == NULL)
-        return;
-    c->rq = NULL;
-    rq_clear(srv, rq);
-    if (srv->rq_pool_n < POOL_MAX) {
+    if (rq->ntaken != 0) {
+        hp_stream_chunk_free(srv->loop, &rq->taken[0]);
+        hp_stream_chunk_free(srv->loop, &rq->taken[1]);
+        rq->ntaken = 0;
+    }
+    if (rq->arena != NULL)
+        hp__http_arena_free(rq);
+    rq->arena_used = 0;
+    rq->drain_cb = NULL;
+    rq->conn = NULL;
+    rq->rflags = 0;
+    if (RQ_POOLING && srv->rq_pool_n < POOL_MAX) {
         rq->next = srv->rq_pool;
         srv->rq_pool = rq;
         srv->rq_pool_n++;
@@ -274,12 +176,56 @@ static void rq_release(struct http_conn *c)
     }
 }
 
-/* Point the request's views (head parsed) at the input buffer's address @p base. */
-static void rebase(struct http_conn *c, const char *base)
+static void rq_release(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+
+    if (rq == NULL)
+        return;
+    assert(!(rq->rflags & R_HELD)); /* a held request is detached, never recycled */
+    c->rq = NULL;
+    rq_free(conn_srv(c), rq);
+}
+
+/*
+ * The handler keeps @p c's request past a handler call: take the bytes it
+ * has seen (the input up to rpos, or all of it with @p all) out of the
+ * input so that they stay where its views point. 0 or -ENOMEM; with @p all
+ * it cannot fail.
+ */
+static int take_request(struct http_conn *c, bool all)
+{
+    struct req_blk *rq = c->rq;
+    size_t n = all ? hp_stream_input(&c->stream).len : rq->rpos;
+    int err;
+
+    if (n == 0)
+        return 0;
+    if (rq->ntaken == 2) {
+        /* Head and body are out already: this is only what followed. */
+        return 0;
+    }
+    if ((err = hp_stream_take_input(&c->stream, n, &rq->taken[rq->ntaken])) != 0)
+        return err;
+    rq->ntaken++;
+    if (rq->hoff != 0)
+        rq->rflags |= R_HEAD_TAKEN; /* base already points at the head */
+    rq->hoff = 0;
+    rq->rpos = rq->wpos = 0;
+    return 0;
+}
+
+/*
+ * Make the request's views (head parsed), the input being at @p in: the
+ * head's at rq->base once the head was taken, at @p in before; the body's
+ * just after the head bytes still in the input.
+ */
+static void rebase(struct http_conn *c, const char *in)
 {
     struct req_blk *rq = c->rq;
     const struct hp__http_parser *p = &rq->parser;
     struct hp_http_req *r = &rq->req;
+    const char *base = rq->rflags & R_HEAD_TAKEN ? rq->base : in;
 
     rq->base = base;
     r->method = (struct hp_str){base + p->method_off, p->method_len};
@@ -293,9 +239,29 @@ static void rebase(struct http_conn *c, const char *base)
     else
         r->query = HP_STR_LIT("");
     if ((rq->rflags & R_BODY_DONE) && rq->phase != P_BODY_STREAM && rq->body_cb == NULL)
-        r->body = (struct hp_str){base + rq->head_len, rq->wpos - rq->head_len};
+        r->body = rq->wpos == rq->hoff ? HP_STR_LIT("")
+                                       : (struct hp_str){in + rq->hoff, rq->wpos - rq->hoff};
     else
         r->body = HP_STR_LIT("");
+}
+
+/* ---- the access-log hook ---------------------------------------------- */
+
+void hp__http_log(struct hp_http_server *srv, struct req_blk *rq, int status)
+{
+    struct hp_http_log_entry e;
+
+    if (rq->rflags & R_LOGGED)
+        return;
+    rq->rflags |= R_LOGGED;
+    e.parsed = rq->phase != P_HEAD;
+    if (e.parsed && rq->base == NULL && rq->conn != NULL)
+        rebase(rq->conn, hp_stream_input(&rq->conn->stream).base); /* not handed out yet */
+    e.status = status;
+    e.body_bytes = rq->body_sent;
+    e.start_ms = rq->start_ms;
+    e.end_ms = hp_loop_now(srv->loop);
+    srv->opts.on_log(srv->opts.log_ctx, &rq->req, &e);
 }
 
 /* ---- closing ----------------------------------------------------------- */
@@ -332,17 +298,69 @@ static void on_closed(struct hp_stream *s)
     maybe_free(c);
 }
 
-/* Tell the handler, if it holds the request, that it is over. */
-static void abort_handler(struct http_conn *c, int status)
+/* An orphan's handler is done with it: free it (unless detach_request() is still calling back). */
+void hp__http_orphan_finish(struct req_blk *rq)
+{
+    struct hp_http_server *srv = rq->req.server;
+
+    assert(rq->rflags & R_HELD); /* finished twice? */
+    rq->rflags &= ~(unsigned)R_HELD;
+    if (rq->rflags & R_NOTIFYING)
+        return;
+    rq_free(srv, rq);
+    srv->orphans--;
+    if (srv->shutting_down && srv->orphans == 0)
+        hp_defer_start(&srv->defer);
+}
+
+void hp__http_drain_cancel(struct req_blk *rq)
+{
+    hp_http_drain_cb *cb = rq->drain_cb;
+
+    if (cb == NULL)
+        return;
+    rq->drain_cb = NULL;
+    cb(&rq->req, -ECANCELED);
+}
+
+/*
+ * The connection's request ends here (@p status says why): the connection
+ * lets go of it. A request its handler holds becomes an orphan, owning its
+ * bytes, until the handler finishes it; the handler hears of the end once,
+ * by its pending drain callback (HP_ECLOSED) and on_abort, and every call
+ * it makes from then on returns HP_ECLOSED. Any other request is freed.
+ */
+static void detach_request(struct http_conn *c, int status)
 {
     struct req_blk *rq = c->rq;
-    hp_http_abort_cb *cb = conn_srv(c)->opts.on_abort;
+    struct hp_http_server *srv = conn_srv(c);
+    hp_http_drain_cb *drain;
 
-    if (rq == NULL || (rq->rflags & (R_HANDLED | R_DONE)) != R_HANDLED)
+    if (rq == NULL)
         return;
-    rq->rflags |= R_DONE;
-    if (cb != NULL)
-        cb(&rq->req, status);
+    if (srv->opts.on_log != NULL)
+        hp__http_log(srv, rq, rq->rflags & R_HANDLED ? 499 : 0);
+    /* Its bytes were taken when its handler call returned, unless that failed. */
+    if ((rq->rflags & R_HELD) && rq->rpos != 0 && take_request(c, true) != 0)
+        assert(!"taking the whole input cannot fail");
+    c->rq = NULL;
+    rq->conn = NULL;
+    rq->rflags |= R_NOTIFYING;
+    if ((drain = rq->drain_cb) != NULL) {
+        rq->drain_cb = NULL;
+        drain(&rq->req, HP_ECLOSED);
+    }
+    if ((rq->rflags & (R_HANDLED | R_DONE | R_ABORTED)) == R_HANDLED) {
+        rq->rflags |= R_ABORTED;
+        if (srv->opts.on_abort != NULL)
+            srv->opts.on_abort(&rq->req, status);
+    }
+    rq->rflags &= ~(unsigned)R_NOTIFYING;
+    if (rq->rflags & R_HELD) {
+        srv->orphans++; /* the handler finishes it later */
+        return;
+    }
+    rq_free(srv, rq); /* never held, or finished from one of the callbacks above */
 }
 
 /* Close now: no more bytes go out. The handler hears of it with @p status. */
@@ -351,15 +369,19 @@ static void conn_close(struct http_conn *c, int status)
     if (c->flags & C_CLOSING)
         return;
     c->flags |= C_CLOSING;
-    abort_handler(c, status);
-    rq_release(c);
+    detach_request(c, status);
     if (c->out != NULL) {
         hp__http_out_release(conn_srv(c), c->out);
         c->out = NULL;
     }
-    tlist_unlink(conn_srv(c), c);
+    hp__http_tlist_unlink(conn_srv(c), c);
     c->tclass = T_COUNT;
     hp_stream_close(&c->stream, on_closed);
+}
+
+void hp__http_conn_close(struct http_conn *c, int status)
+{
+    conn_close(c, status);
 }
 
 void hp__http_conn_abort(struct http_conn *c, int status)
@@ -411,11 +433,13 @@ static void on_written(struct hp_write_req *wr, int status)
         conn_close(c, status);
         return;
     }
+    if (c->rq != NULL && c->rq->drain_cb != NULL)
+        schedule_resume(c); /* the defer checks the mark, outside this callback */
     if (c->inflight > 0) {
         size_t queued = hp_stream_write_queue_size(&c->stream);
 
         if (queued > 0) {
-            arm_write(c, queued, true);
+            hp__http_arm_write(c, queued, true);
             return;
         }
     } else if (c->flags & C_CLOSE_AFTER) {
@@ -486,7 +510,8 @@ void hp__http_flush(struct http_conn *c)
     c->inflight++;
     size_t queued = hp_stream_write_queue_size(&c->stream);
     if (queued > 0)
-        arm_write(c, queued, false); /* else it is all with the kernel: on_written follows */
+        hp__http_arm_write(c, queued,
+                           false); /* else it is all with the kernel: on_written follows */
     if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
         c->flags |= C_SHUT;
         (void)hp_stream_shutdown(&c->stream);
@@ -499,14 +524,22 @@ void hp__http_flush(struct http_conn *c)
 static void send_error(struct http_conn *c, int status, const char *reason)
 {
     struct req_blk *rq = c->rq;
+    /* A response to HEAD has no content, whatever its status (RFC 9110 9.3.2). */
+    bool head = rq != NULL && rq->parser.method_id == HP__M_HEAD;
 
     if (rq != NULL && (rq->rflags & R_STARTED)) {
         /* Too late for a status: the client sees a cut-off response. */
         conn_close(c, -EBADMSG);
         return;
     }
-    abort_handler(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
-    if (hp__http_error_response(c, status, reason) != 0) {
+    if (rq != NULL && conn_srv(c)->opts.on_log != NULL) {
+        rq->body_sent = head ? 0 : hp__http_error_body_len(status, reason);
+        hp__http_log(conn_srv(c), rq, status);
+    }
+    detach_request(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
+    if (c->flags & C_CLOSING)
+        return; /* closed from a callback */
+    if (hp__http_error_response(c, status, reason, head) != 0) {
         conn_close(c, -ENOMEM);
         return;
     }
@@ -520,7 +553,7 @@ static void handler_failed(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
-    rq->rflags &= ~(unsigned)R_HANDLED; /* it knows: no on_abort */
+    rq->rflags &= ~(unsigned)(R_HANDLED | R_HELD); /* it knows, and is done with it */
     if (rq->rflags & R_STARTED)
         conn_close(c, 0);
     else
@@ -534,6 +567,8 @@ static int complete_request(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
+    if (conn_srv(c)->opts.on_log != NULL)
+        hp__http_log(conn_srv(c), rq, rq->status);
     c->nrequests++;
     c->flags |= C_FRESH;
     if ((rq->rflags & (R_CLOSE | R_BODY_DONE)) == (R_CLOSE | R_BODY_DONE) &&
@@ -567,8 +602,12 @@ void hp__http_response_done(struct http_conn *c)
     settle(c);
 }
 
-/* After any call into the handler: 1 = go on, 0 = wait, -1 = stop. */
-static int after_call(struct http_conn *c, int rc)
+/*
+ * After any call into the handler: 1 = go on, 0 = wait, -1 = stop. If the
+ * call saw the request's views (@p seen) and did not finish it, the bytes
+ * behind them are taken out of the input.
+ */
+static int after_call(struct http_conn *c, int rc, bool seen)
 {
     struct req_blk *rq = c->rq;
 
@@ -577,12 +616,16 @@ static int after_call(struct http_conn *c, int rc)
         conn_close(c, c->pending_err);
         return -1;
     }
-    if (rc < 0) {
+    if (rc < 0 || (rq->rflags & R_RELEASED)) {
         handler_failed(c);
         return -1;
     }
     if (rq->rflags & R_DONE)
         return complete_request(c);
+    if (seen && take_request(c, false) != 0) {
+        conn_close(c, -ENOMEM);
+        return -1;
+    }
     return rq->phase == P_BODY_STREAM ? 1 : 0;
 }
 
@@ -590,8 +633,8 @@ static int call_handler(struct http_conn *c, hp_http_handler *fn)
 {
     struct req_blk *rq = c->rq;
 
-    rq->rflags |= R_IN_CALL | R_HANDLED;
-    return after_call(c, fn(&rq->req));
+    rq->rflags |= R_IN_CALL | R_HANDLED | R_HELD;
+    return after_call(c, fn(&rq->req), true);
 }
 
 static int call_body(struct http_conn *c, const void *data, size_t len)
@@ -599,7 +642,7 @@ static int call_body(struct http_conn *c, const void *data, size_t len)
     struct req_blk *rq = c->rq;
 
     rq->rflags |= R_IN_CALL;
-    return after_call(c, rq->body_cb(&rq->req, data, len));
+    return after_call(c, rq->body_cb(&rq->req, data, len), false);
 }
 
 /* Send 100 Continue if the client waits for it before sending the body. */
@@ -611,7 +654,7 @@ static void maybe_continue(struct http_conn *c)
         return;
     rq->rflags |= R_CONTINUE;
     if ((rq->parser.flags & HP__REQ_EXPECT_100) && rq->parser.version_minor == 1 &&
-        hp_stream_input(&c->stream).len == rq->head_len)
+        hp_stream_input(&c->stream).len == rq->hoff)
         hp__http_send_continue(c);
 }
 
@@ -624,8 +667,14 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
     struct hp_http_server *srv = conn_srv(c);
     const struct hp__http_parser *p = &rq->parser;
 
-    rq->head_len = rq->rpos = rq->wpos = head_len;
+    rq->head_len = rq->hoff = rq->rpos = rq->wpos = head_len;
     rq->req.version_minor = p->version_minor;
+    rq->req.method_id = (enum hp_http_method)p->method_id;
+    if (p->method_id == HP__M_CONNECT) {
+        /* Not a proxy: refused before any body is read (RFC 9110 9.3.6: no content). */
+        send_error(c, 501, "CONNECT is not supported: this server is not a proxy");
+        return -1;
+    }
     if (p->flags & HP__REQ_CHUNKED) {
         rq->body_left = 0;
         rq->chunked = (struct hp__http_chunked){0};
@@ -642,6 +691,9 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
         rebase(c, in.base);
         if ((rc = call_handler(c, srv->opts.on_head)) != 0)
             return rc;
+        /* Handed back, unless a response was started: on_request gets it with the body. */
+        if (!(rq->rflags & R_STARTED))
+            rq->rflags &= ~(unsigned)R_HELD;
         maybe_continue(c); /* the body is to be buffered */
         return 1;
     }
@@ -649,7 +701,7 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
     return body_buffered(c, in);
 }
 
-/* Move the head over @p n body bytes that follow it and drop them. */
+/* Drop the @p n body bytes after the head bytes still in the input (moving those over them). */
 static void drop_after_head(struct http_conn *c, size_t n)
 {
     struct req_blk *rq = c->rq;
@@ -657,10 +709,10 @@ static void drop_after_head(struct http_conn *c, size_t n)
 
     if (n == 0)
         return;
-    memmove(base + n, base, rq->head_len);
+    if (rq->hoff != 0)
+        memmove(base + n, base, rq->hoff);
     hp_stream_consume(&c->stream, n);
-    rq->rpos = rq->wpos = rq->head_len;
-    rebase(c, hp_stream_input(&c->stream).base);
+    rq->rpos = rq->wpos = rq->hoff;
 }
 
 /* Decode what arrived of a chunked body in place; <0 on error (answered). */
@@ -687,8 +739,8 @@ static int body_buffered(struct http_conn *c, struct hp_buf in)
     if (rq->parser.flags & HP__REQ_CHUNKED) {
         if (chunked_step(c, in) < 0)
             return -1;
-    } else if (in.len - rq->head_len >= rq->body_left) {
-        rq->rpos = rq->wpos = rq->head_len + rq->body_left;
+    } else if (in.len - rq->hoff >= rq->body_left) {
+        rq->rpos = rq->wpos = rq->hoff + (size_t)rq->body_left;
         rq->rflags |= R_BODY_DONE;
     }
     if (!(rq->rflags & R_BODY_DONE))
@@ -707,9 +759,9 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
     if (rq->parser.flags & HP__REQ_CHUNKED) {
         if (chunked_step(c, in) < 0)
             return -1;
-        n = rq->wpos - rq->head_len;
+        n = rq->wpos - rq->hoff;
     } else {
-        n = in.len - rq->head_len;
+        n = in.len - rq->hoff;
         if (n > rq->body_left)
             n = (size_t)rq->body_left;
         rq->body_left -= n;
@@ -717,9 +769,9 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
         if (rq->body_left == 0)
             rq->rflags |= R_BODY_DONE;
     }
-    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->head_len, n)) != 1)
+    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->hoff, n)) != 1)
         return rc;
-    drop_after_head(c, rq->rpos - rq->head_len);
+    drop_after_head(c, rq->rpos - rq->hoff);
     if (!(rq->rflags & R_BODY_DONE))
         return 0;
     rq->phase = P_HANDLER;
@@ -764,8 +816,6 @@ static void process_input(struct http_conn *c)
                 conn_close(c, -ENOMEM);
                 break;
             }
-        } else if (c->rq->phase != P_HEAD && c->rq->base != in.base) {
-            rebase(c, in.base); /* the buffer moved under the handler's views */
         }
         if (step(c, in) <= 0)
             break;
@@ -814,7 +864,7 @@ static void on_read(struct hp_stream *s, int status)
 
     if (status == 0) {
         if (rq != NULL && (rq->phase == P_BODY_BUF || rq->phase == P_BODY_STREAM))
-            arm(c, T_BODY, true);
+            hp__http_arm(c, T_BODY, true);
         process_input(c);
         return;
     }
@@ -833,9 +883,19 @@ static void on_read(struct hp_stream *s, int status)
         conn_close(c, HP_EOF); /* a partial request, or one the handler still has */
 }
 
-/* ---- the server's timer and defer -------------------------------------- */
+/* Run the request's drain callback if the output is down to its mark. */
+static void drain_check(struct http_conn *c)
+{
+    struct req_blk *rq = c->rq;
+    hp_http_drain_cb *cb;
 
-static void expire(struct http_conn *c)
+    if (rq == NULL || (cb = rq->drain_cb) == NULL || hp_http_req_queued(&rq->req) > rq->drain_low)
+        return;
+    rq->drain_cb = NULL;
+    cb(&rq->req, 0);
+}
+
+void hp__http_conn_expire(struct http_conn *c)
 {
     struct req_blk *rq = c->rq;
 
@@ -852,7 +912,7 @@ static void expire(struct http_conn *c)
     case T_WRITE:
         if (hp_stream_write_queue_size(&c->stream) < c->wq_mark) {
             c->wq_mark = hp_stream_write_queue_size(&c->stream);
-            arm(c, T_WRITE, true);
+            hp__http_arm(c, T_WRITE, true);
             break;
         }
         conn_close(c, -ETIMEDOUT);
@@ -865,74 +925,13 @@ static void expire(struct http_conn *c)
         settle(c);
 }
 
-static void on_timer(struct hp_timer *t)
-{
-    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, timer);
-    uint64_t now = hp_loop_now(srv->loop), next = UINT64_MAX;
+/* ---- the server's calls: new connections, resumes, expiry, shutdown ---- */
 
-    for (int cls = T_HEADER; cls < T_COUNT; cls++) {
-        struct conn_list *l = &srv->lists[cls];
-        while (l->head != NULL && l->head->deadline <= now) {
-            struct http_conn *c = l->head;
-            expire(c);
-            if (l->head == c) /* it stayed: never loop on it */
-                arm(c, (enum tclass)cls, true);
-        }
-        if (l->head != NULL && l->head->deadline < next)
-            next = l->head->deadline;
-    }
-    if (next != UINT64_MAX)
-        (void)hp_timer_start(&srv->timer, next - now, 0);
-}
-
-static void on_defer(struct hp_defer *d)
-{
-    struct hp_http_server *srv = hp_container_of(d, struct hp_http_server, defer);
-    struct http_conn *c;
-
-    while ((c = srv->resume_head) != NULL) {
-        srv->resume_head = c->resume_next;
-        c->flags = (uint16_t)(c->flags & ~C_RESUME);
-        if (c->flags & C_CLOSING)
-            maybe_free(c);
-        else if (c->flags & C_ABORT)
-            conn_close(c, c->pending_err);
-        else
-            process_input(c);
-    }
-    if (srv->shutting_down && srv->nconns == 0) {
-        hp_http_shutdown_cb *cb = srv->shutdown_cb;
-
-        /* Nothing of ours may keep the loop alive now. */
-        srv->shutdown_cb = NULL;
-        hp_timer_stop(&srv->timer);
-        hp_timer_stop(&srv->grace);
-        if (cb != NULL)
-            cb(srv);
-    }
-}
-
-/* ---- accepting --------------------------------------------------------- */
-
-/* Over the limit: a best-effort 503 on the raw socket, then close. */
-static void refuse(int fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
-
-    (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL); /* fd is non-blocking */
-    close(fd);
-}
-
-int hp_http_server_adopt(struct hp_http_server *srv, int fd)
+int hp__http_conn_new(struct hp_http_server *srv, int fd)
 {
     struct http_conn *c;
     int err;
 
-    if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
-        refuse(fd);
-        return -EBUSY;
-    }
     if ((c = hp__http_alloc(srv, sizeof(*c))) == NULL) {
         close(fd);
         return -ENOMEM;
@@ -946,6 +945,8 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
     }
     c->stream.data = srv;
     srv->nconns++;
+    if (srv->opts.on_log != NULL && (size_t)fd < srv->npeers)
+        srv->peers[fd].len = 0; /* a new peer on this descriptor */
     hp_stream_set_input_limit(&c->stream, srv->limits.max_head + srv->opts.max_body +
                                               srv->opts.max_body / 8 + 16384);
     (void)hp_stream_read_start(&c->stream, on_read);
@@ -953,174 +954,82 @@ int hp_http_server_adopt(struct hp_http_server *srv, int fd)
     return 0;
 }
 
-static void on_accept(struct hp_listener *l, int fd, int status)
+void hp__http_conn_shutdown(struct http_conn *c)
 {
-    struct hp_http_server *srv = hp_container_of(l, struct hp_http_server, listener);
-
-    if (status == 0)
-        (void)hp_http_server_adopt(srv, fd);
+    /* Idle, or only part of a head in: nothing is owed to anyone. */
+    if (c->inflight == 0 && (c->rq == NULL || c->rq->phase == P_HEAD))
+        conn_close(c, -ECANCELED);
+    else if (c->flags & C_LINGER)
+        close_when_flushed(c);
 }
 
-/* ---- the server -------------------------------------------------------- */
-
-static void set_default(uint32_t *v, uint32_t def)
+void hp__http_conn_resume(struct http_conn *c)
 {
-    if (*v == 0)
-        *v = def;
-}
-
-static int init_opts(struct hp_http_server *srv, const struct hp_http_server_opts *opts)
-{
-    struct hp_http_server_opts *o = &srv->opts;
-    const char *name = opts->server_name ? opts->server_name : "hellepoll";
-
-    *o = *opts;
-    set_default(&o->max_target, 8192);
-    set_default(&o->max_header_bytes, 32768);
-    set_default(&o->max_headers, 100);
-    if (o->max_body == 0)
-        o->max_body = 1024 * 1024;
-    set_default(&o->header_timeout_ms, 60000);
-    set_default(&o->body_timeout_ms, 60000);
-    set_default(&o->keepalive_timeout_ms, 75000);
-    set_default(&o->write_timeout_ms, 60000);
-    set_default(&o->max_connections, 1024);
-    set_default(&o->max_keepalive_requests, 1000);
-    if (o->max_headers > 65535 || o->max_header_bytes > (1u << 30) || o->max_target > (1u << 30) ||
-        o->max_body > ((uint64_t)1 << 40))
-        return -EINVAL;
-    if (strlen(name) >= sizeof(srv->server_name) || strpbrk(name, "\r\n") != NULL)
-        return -EINVAL;
-    strcpy(srv->server_name, name);
-    o->server_name = srv->server_name;
-    srv->limits = (struct hp__http_limits){
-        .max_target = o->max_target,
-        .max_head = o->max_header_bytes,
-        .max_headers = o->max_headers,
-        .max_body = o->max_body,
-    };
-    srv->timeouts[T_HEADER] = o->header_timeout_ms;
-    srv->timeouts[T_BODY] = o->body_timeout_ms;
-    srv->timeouts[T_IDLE] = o->keepalive_timeout_ms;
-    srv->timeouts[T_WRITE] = o->write_timeout_ms;
-    srv->timeouts[T_LINGER] = LINGER_MS;
-    srv->rq_size = sizeof(struct req_blk) + o->max_headers * sizeof(struct hp__http_field);
-    return 0;
-}
-
-static void on_grace(struct hp_timer *t)
-{
-    struct hp_http_server *srv = hp_container_of(t, struct hp_http_server, grace);
-
-    for (int cls = 0; cls < T_COUNT; cls++) {
-        while (srv->lists[cls].head != NULL)
-            conn_close(srv->lists[cls].head, -ECANCELED);
-    }
-}
-
-int hp_http_server_new(struct hp_http_server **out, struct hp_loop *loop,
-                       const struct hp_http_server_opts *opts)
-{
-    struct hp_allocator alloc = opts ? opts->alloc : (struct hp_allocator){0};
-    struct hp_http_server *srv;
-    int err;
-
-    if (opts == NULL || opts->on_request == NULL)
-        return -EINVAL;
-    if (alloc.realloc == NULL || alloc.free == NULL)
-        alloc = (struct hp_allocator){libc_realloc, libc_free, NULL};
-    if ((srv = alloc.realloc(alloc.ctx, NULL, sizeof(*srv))) == NULL)
-        return -ENOMEM;
-    memset(srv, 0, sizeof(*srv));
-    srv->loop = loop;
-    srv->alloc = alloc;
-    if ((err = init_opts(srv, opts)) != 0)
-        goto err_free;
-    hp_timer_init(loop, &srv->timer, on_timer);
-    hp_timer_init(loop, &srv->grace, on_grace);
-    hp_defer_init(loop, &srv->defer, on_defer);
-    if (!opts->no_listen) {
-        if ((err = hp_listener_start(loop, &srv->listener, &opts->listen, on_accept)) != 0)
-            goto err_free;
-        srv->listening = true;
-    }
-    *out = srv;
-    return 0;
-
-err_free:
-    alloc.free(alloc.ctx, srv);
-    return err;
-}
-
-int hp_http_server_port(const struct hp_http_server *srv)
-{
-    return srv->listening ? hp_listener_port(&srv->listener) : -EINVAL;
-}
-
-void *hp_http_server_data(const struct hp_http_server *srv)
-{
-    return srv->opts.data;
-}
-
-size_t hp_http_server_connections(const struct hp_http_server *srv)
-{
-    return srv->nconns;
-}
-
-void hp_http_server_shutdown(struct hp_http_server *srv, uint32_t grace_ms, hp_http_shutdown_cb *cb)
-{
-    if (srv->shutting_down)
+    c->flags = (uint16_t)(c->flags & ~C_RESUME);
+    if (c->flags & C_CLOSING) {
+        maybe_free(c);
         return;
-    srv->shutting_down = true;
-    srv->shutdown_cb = cb;
-    if (srv->listening) {
-        hp_listener_stop(&srv->listener);
-        srv->listening = false;
     }
-    for (int cls = 0; cls < T_COUNT; cls++) {
-        struct http_conn *c = srv->lists[cls].head, *next;
-        for (; c != NULL; c = next) {
-            next = c->tnext;
-            /* Idle, or only part of a head in: nothing is owed to anyone. */
-            if (c->inflight == 0 && (c->rq == NULL || c->rq->phase == P_HEAD))
-                conn_close(c, -ECANCELED);
-            else if (c->flags & C_LINGER)
-                close_when_flushed(c);
-        }
+    if (c->flags & C_ABORT) {
+        conn_close(c, c->pending_err);
+        return;
     }
-    if (grace_ms == 0)
-        on_grace(&srv->grace);
-    else if (srv->nconns != 0)
-        (void)hp_timer_start(&srv->grace, grace_ms, 0);
-    hp_defer_start(&srv->defer);
-}
-
-int hp_http_server_free(struct hp_http_server *srv)
-{
-    struct hp_allocator alloc = srv->alloc;
-
-    if (srv->nconns != 0)
-        return -EBUSY;
-    if (srv->listening)
-        hp_listener_stop(&srv->listener);
-    hp_timer_stop(&srv->timer);
-    hp_timer_stop(&srv->grace);
-    hp_defer_stop(&srv->defer);
-    while (srv->rq_pool != NULL) {
-        struct req_blk *rq = srv->rq_pool;
-        srv->rq_pool = rq->next;
-        hp__http_free(srv, rq);
-    }
-    while (srv->out_pool != NULL) {
-        struct out_blk *b = srv->out_pool;
-        srv->out_pool = b->next;
-        hp__http_free(srv, b);
-    }
-    alloc.free(alloc.ctx, srv);
-    return 0;
+    drain_check(c);
+    if (!(c->flags & (C_CLOSING | C_RESUME)))
+        process_input(c);
 }
 
 /* ---- the handler's request API ----------------------------------------- */
+
+size_t hp_http_req_queued(const struct hp_http_req *req)
+{
+    const struct http_conn *c = ((const struct req_blk *)(const void *)req)->conn;
+
+    if (c == NULL)
+        return 0;
+    return hp_stream_write_queue_size(&c->stream) + (c->out != NULL ? c->out->len : 0);
+}
+
+bool hp_http_req_closed(const struct hp_http_req *req)
+{
+    return ((const struct req_blk *)(const void *)req)->conn == NULL;
+}
+
+void hp_http_req_release(struct hp_http_req *req)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+
+    assert(rq->rflags & R_HELD); /* released twice, or a request never handed out */
+    hp__http_drain_cancel(rq);
+    if (c == NULL) {
+        hp__http_orphan_finish(rq);
+        return;
+    }
+    rq->rflags |= R_ABORTED; /* it knows: no on_abort */
+    if (rq->rflags & R_IN_CALL) {
+        rq->rflags |= R_RELEASED; /* after_call() answers when the call returns */
+        return;
+    }
+    handler_failed(c);
+    if (!(c->flags & C_CLOSING))
+        settle(c);
+}
+
+int hp_http_req_on_drain(struct hp_http_req *req, size_t low_water, hp_http_drain_cb *cb)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+
+    if (cb == NULL)
+        return -EINVAL;
+    if (c == NULL)
+        return HP_ECLOSED;
+    rq->drain_cb = cb;
+    rq->drain_low = low_water;
+    schedule_resume(c);
+    return 0;
+}
 
 int hp_http_req_read_body(struct hp_http_req *req, hp_http_body_cb *cb)
 {

@@ -5,6 +5,12 @@
  * request arrives and given back when the request is complete and nothing
  * follows it) and the output blocks it has built or queued. An idle
  * keep-alive connection therefore holds just its struct http_conn.
+ *
+ * A handler that returns without finishing its request holds it (R_HELD):
+ * the request's bytes are then taken out of the stream's input
+ * (hp_stream_take_input) so its views never move, and if the connection
+ * ends first the block is orphaned (rq->conn NULL, counted in srv->orphans)
+ * instead of recycled, until the handler finishes it.
  */
 #ifndef HP_HTTP_INTERNAL_H
 #define HP_HTTP_INTERNAL_H
@@ -12,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include <hellepoll/error.h>
 #include <hellepoll/http.h>
@@ -46,17 +54,33 @@ enum {
 
 /* Response state bits (struct req_blk.rflags). */
 enum {
-    R_STARTED = 1u << 0,   /* a status line was produced */
-    R_DONE = 1u << 1,      /* the response is complete */
-    R_CHUNKED = 1u << 2,   /* streamed with chunked framing */
-    R_UNTIL_EOF = 1u << 3, /* streamed, delimited by closing */
-    R_NO_BODY = 1u << 4,   /* HEAD, 204, 304: body bytes are dropped */
-    R_CLOSE = 1u << 5,     /* close the connection after this response */
-    R_IN_CALL = 1u << 6,   /* inside a handler or body callback */
-    R_CONTINUE = 1u << 7,  /* 100 Continue sent or not needed */
-    R_BODY_DONE = 1u << 8, /* the whole body has been read */
-    R_HANDLED = 1u << 9,   /* the handler has the request: on_abort is owed on failure */
+    R_STARTED = 1u << 0,     /* a status line was produced */
+    R_DONE = 1u << 1,        /* the response is complete */
+    R_CHUNKED = 1u << 2,     /* streamed with chunked framing */
+    R_UNTIL_EOF = 1u << 3,   /* streamed, delimited by closing */
+    R_NO_BODY = 1u << 4,     /* HEAD, 204, 304: body bytes are dropped */
+    R_CLOSE = 1u << 5,       /* close the connection after this response */
+    R_IN_CALL = 1u << 6,     /* inside a handler or body callback */
+    R_CONTINUE = 1u << 7,    /* 100 Continue sent or not needed */
+    R_BODY_DONE = 1u << 8,   /* the whole body has been read */
+    R_HANDLED = 1u << 9,     /* the handler has the request: on_abort is owed on failure */
+    R_HELD = 1u << 10,       /* the handler must still finish it (reply, end, release) */
+    R_ABORTED = 1u << 11,    /* on_abort ran (or is not owed any more) */
+    R_RELEASED = 1u << 12,   /* hp_http_req_release() inside a handler call */
+    R_HEAD_TAKEN = 1u << 13, /* the head was taken out of the input: base is final */
+    R_NOTIFYING = 1u << 14,  /* detach_request() is calling back: finishing must not free */
+    R_LOGGED = 1u << 15,     /* on_log ran */
 };
+
+/* A connection's peer address as text (see hp_http_server.peers). */
+struct peer_slot {
+    uint8_t len; /* 0: unknown */
+    uint16_t port;
+    char text[HP_HTTP_PEER_STRLEN];
+};
+
+#define ARENA_INLINE 256
+struct arena_chunk;
 
 /* A per-request block, pooled by the server. */
 struct req_blk {
@@ -65,16 +89,32 @@ struct req_blk {
     struct hp__http_parser parser;
     struct hp__http_chunked chunked;
     hp_http_body_cb *body_cb;
-    const char *base;     /* read buffer the views were computed for */
+    hp_http_drain_cb *drain_cb;
+    size_t drain_low;
+    uint64_t start_ms;  /* when the first byte came (for on_log) */
+    uint64_t body_sent; /* response body bytes (for on_log) */
+    int status;         /* response status, 0 before the head */
+    int peer_err;       /* 1: not asked yet; 0: peer_text holds it; else -errno */
+    uint8_t peer_len;
+    uint16_t peer_port;
+    char peer_text[HP_HTTP_PEER_STRLEN];
+    const char *base;     /* where the head is: the views of head fields point here */
+    size_t hoff;          /* head bytes at the front of the input (0 once taken) */
     uint64_t body_left;   /* Content-Length bytes still to come */
     uint64_t stream_left; /* declared response bytes still to write, or UINT64_MAX */
-    size_t head_len;      /* bytes of the head in the input */
+    size_t head_len;      /* bytes of the head */
     size_t rpos;          /* input bytes of this request examined so far */
     size_t wpos;          /* end of the de-chunked body in the input */
     char *hdrs;           /* staged response header lines */
     size_t hdrs_len, hdrs_cap;
     unsigned rflags;
     uint8_t phase;
+    uint8_t ntaken;
+    struct hp_stream_chunk taken[2]; /* the head, then the body (see take_input()) */
+    struct http_conn *conn;          /* NULL once orphaned */
+    struct arena_chunk *arena;       /* hp_http_req_alloc() beyond arena_inline */
+    size_t arena_used;               /* bytes of arena_inline given out */
+    _Alignas(16) char arena_inline[ARENA_INLINE];
     char hdrs_inline[256];
     struct hp__http_field fields[]; /* max_headers of them */
 };
@@ -114,7 +154,7 @@ struct http_conn {
     size_t wq_mark; /* write queue size when the write timeout was armed */
     uint32_t nrequests;
     int pending_err;
-    uint16_t inflight; /* out blocks queued on the stream */
+    uint32_t inflight; /* out blocks queued on the stream (at most MAX_INFLIGHT) */
     uint16_t flags;
     uint8_t tclass;
 };
@@ -156,6 +196,13 @@ struct hp_http_server {
     struct http_conn *resume_head;
     hp_http_shutdown_cb *shutdown_cb;
     size_t nconns;
+    /*
+     * With on_log: the peer text of each connection, by descriptor, filled
+     * by its first request and cleared when a new connection gets the fd.
+     */
+    struct peer_slot *peers;
+    size_t npeers;
+    size_t orphans; /* request blocks still held by handlers after their connection ended */
     struct req_blk *rq_pool;
     struct out_blk *out_pool;
     size_t rq_pool_n, out_pool_n;
@@ -176,8 +223,10 @@ struct hp_http_server {
 #define POOL_MAX      1024
 #define LINGER_MS     5000
 #define REQ_HDRS_INIT 256
+#define MAX_INFLIGHT  (1u << 20) /* queued output blocks per connection: -ENOBUFS beyond */
 
-/* alloc helpers (conn.c) */
+/* alloc.c */
+struct hp_allocator hp__http_libc_allocator(void);
 void *hp__http_alloc(struct hp_http_server *srv, size_t n);
 void *hp__http_realloc(struct hp_http_server *srv, void *p, size_t n);
 void hp__http_free(struct hp_http_server *srv, void *p);
@@ -194,10 +243,21 @@ static inline void hp__http_date_check(struct hp_http_server *srv)
 
 /* response.c */
 int hp__http_out_grow(struct http_conn *c, size_t n);
-void hp__http_out_put(struct http_conn *c, const void *p, size_t n);
+
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
-int hp__http_error_response(struct http_conn *c, int status, const char *reason);
+int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body);
+size_t hp__http_error_body_len(int status, const char *reason);
 void hp__http_send_continue(struct http_conn *c);
+
+/* conn.c: tell on_log that @p rq is over (@p status as in hp_http_log_entry). */
+void hp__http_log(struct hp_http_server *srv, struct req_blk *rq, int status);
+
+/* conn.c: called by server.c */
+int hp__http_conn_new(struct hp_http_server *srv, int fd);
+void hp__http_conn_resume(struct http_conn *c);
+void hp__http_conn_expire(struct http_conn *c);
+void hp__http_conn_shutdown(struct http_conn *c);
+void hp__http_conn_close(struct http_conn *c, int status);
 
 /* conn.c: called by response.c */
 void hp__http_response_done(struct http_conn *c);
@@ -214,14 +274,39 @@ static inline int hp__http_out_reserve(struct http_conn *c, size_t n)
     return hp__http_out_grow(c, n);
 }
 
+/* Append @p n bytes to the current output block (reserved with hp__http_out_reserve()). */
+static inline void hp__http_out_put(struct http_conn *c, const void *p, size_t n)
+{
+    memcpy(c->out->data + c->out->len, p, n);
+    c->out->len += n;
+}
+
 static inline struct req_blk *hp__http_rq(struct hp_http_req *req)
 {
     return (struct req_blk *)(void *)req;
 }
 
+/* The request's connection, or NULL once the client is gone (orphaned). */
 static inline struct http_conn *hp__http_conn(struct hp_http_req *req)
 {
-    return (struct http_conn *)req->_conn;
+    return hp__http_rq(req)->conn;
 }
+
+/* conn.c: finish an orphaned request (its handler is done with it). */
+void hp__http_orphan_finish(struct req_blk *rq);
+/* conn.c: a pending drain callback runs with -ECANCELED (the request is being finished). */
+void hp__http_drain_cancel(struct req_blk *rq);
+
+/*
+ * request.c: the peer address text of @p rq (HP_HTTP_PEER_STRLEN bytes
+ * readable) and its length, or NULL; for the access log.
+ */
+const char *hp__http_peer_text(struct req_blk *rq, size_t *len);
+
+/* request.c: make srv->peers hold slot @p fd; 0 or -ENOMEM. */
+int hp__http_peer_slot(struct hp_http_server *srv, int fd);
+
+/* request.c: the arena's extra chunks go back (the request is recycled). */
+void hp__http_arena_free(struct req_blk *rq);
 
 #endif

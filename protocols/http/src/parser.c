@@ -810,7 +810,14 @@ enum {
     K_SIZE = 0, /* first hex digit expected */
     K_SIZE_MORE,
     K_SIZE_WS, /* whitespace after the size: an extension must follow */
-    K_EXT,
+    K_EXT,     /* after ';': BWS, then an extension name */
+    K_EXT_NAME,
+    K_EXT_NAME_WS, /* BWS after a name: '=', ';' or the line end */
+    K_EXT_EQ,      /* after '=': BWS, then a token or a quoted string */
+    K_EXT_TOKEN,
+    K_EXT_QUOTED,
+    K_EXT_QESC,  /* after a backslash in a quoted string */
+    K_EXT_AFTER, /* BWS after a value: ';' or the line end */
     K_SIZE_LF,
     K_DATA,
     K_DATA_CR,
@@ -848,6 +855,22 @@ static int size_done(struct hp__http_chunked *c, uint64_t max_body)
     return 0;
 }
 
+/*
+ * The byte @p ch after a chunk size or extension: the line must end in CRLF
+ * (RFC 9112 section 7.1; a bare LF here is a known smuggling vector).
+ */
+static int chunk_line_end(struct hp__http_chunked *c, unsigned char ch)
+{
+    if (ch == '\r') {
+        c->state = K_SIZE_LF;
+        return 0;
+    }
+    if (ch == '\n')
+        return cfail(c, 400, "bare lf in chunk size line");
+    return cfail(c, 400,
+                 c->state == K_SIZE_MORE ? "invalid chunk size" : "invalid chunk extension");
+}
+
 /* One byte of the size line, extension or trailer; 1 = decoding finished. */
 static int chunk_meta(struct hp__http_chunked *c, unsigned char ch, uint64_t max_body)
 {
@@ -870,12 +893,8 @@ static int chunk_meta(struct hp__http_chunked *c, unsigned char ch, uint64_t max
             c->state = K_EXT;
         else if (ch == ' ' || ch == '\t')
             c->state = K_SIZE_WS;
-        else if (ch == '\r')
-            c->state = K_SIZE_LF;
-        else if (ch == '\n')
-            return size_done(c, max_body);
         else
-            return cfail(c, 400, "invalid chunk size");
+            return chunk_line_end(c, ch);
         return 0;
     case K_SIZE_WS:
         /* Whitespace after the size is only allowed before an extension. */
@@ -884,24 +903,68 @@ static int chunk_meta(struct hp__http_chunked *c, unsigned char ch, uint64_t max
         else if (ch != ' ' && ch != '\t')
             return cfail(c, 400, "invalid chunk size");
         return 0;
+    /*
+     * RFC 9112 section 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name
+     * [ BWS "=" BWS chunk-ext-val ] ), a name is a token, a value a token or
+     * a quoted-string. Extensions are checked, then dropped.
+     */
     case K_EXT:
-        if (ch == '\r')
-            c->state = K_SIZE_LF;
-        else if (ch == '\n')
-            return size_done(c, max_body);
+    case K_EXT_EQ:
+        if (ch == ' ' || ch == '\t')
+            return 0;
+        if (c->state == K_EXT_EQ && ch == '"') {
+            c->state = K_EXT_QUOTED;
+            return 0;
+        }
+        if (!is(ch, C_TCHAR))
+            return cfail(c, 400, "invalid chunk extension");
+        c->state = c->state == K_EXT ? K_EXT_NAME : K_EXT_TOKEN;
+        return 0;
+    case K_EXT_NAME:
+    case K_EXT_NAME_WS:
+    case K_EXT_TOKEN:
+    case K_EXT_AFTER:
+        if ((c->state == K_EXT_NAME || c->state == K_EXT_TOKEN) && is(ch, C_TCHAR))
+            return 0;
+        if (ch == ' ' || ch == '\t') {
+            c->state =
+                c->state == K_EXT_NAME || c->state == K_EXT_NAME_WS ? K_EXT_NAME_WS : K_EXT_AFTER;
+            return 0;
+        }
+        if (ch == '=' && (c->state == K_EXT_NAME || c->state == K_EXT_NAME_WS)) {
+            c->state = K_EXT_EQ;
+            return 0;
+        }
+        if (ch == ';') {
+            c->state = K_EXT;
+            return 0;
+        }
+        if (ch == '\r' || ch == '\n')
+            return chunk_line_end(c, ch);
+        return cfail(c, 400, "invalid chunk extension");
+    case K_EXT_QUOTED:
+        if (ch == '"')
+            c->state = K_EXT_AFTER;
+        else if (ch == '\\')
+            c->state = K_EXT_QESC;
         else if (!is(ch, C_VALUE) && ch != ' ' && ch != '\t')
             return cfail(c, 400, "invalid chunk extension");
+        return 0;
+    case K_EXT_QESC:
+        if (!is(ch, C_VALUE) && ch != ' ' && ch != '\t')
+            return cfail(c, 400, "invalid chunk extension");
+        c->state = K_EXT_QUOTED;
         return 0;
     case K_SIZE_LF:
         if (ch != '\n')
             return cfail(c, 400, "bare cr");
         return size_done(c, max_body);
     case K_DATA_CR:
+        if (ch != '\r')
+            return cfail(c, 400, "missing crlf after chunk data");
+        c->state = K_DATA_LF;
+        return 0;
     case K_DATA_LF:
-        if (ch == '\r' && c->state == K_DATA_CR) {
-            c->state = K_DATA_LF;
-            return 0;
-        }
         if (ch != '\n')
             return cfail(c, 400, "missing crlf after chunk data");
         c->state = K_SIZE;

@@ -16,16 +16,41 @@
  * server per thread (with hp_http_server_opts.listen.reuseport) to use
  * several cores.
  *
- * Lifetimes, in one place:
- * - a struct hp_http_req is owned by the server. It is valid from the
- *   handler call until the response is complete (hp_http_reply() or
- *   hp_http_stream_end() returned) or until on_abort returned, whichever
- *   comes first; never touch it afterwards.
- * - the views in a request (method, target, path, query, body, header
- *   names and values) point into the connection's read buffer. They stay
- *   valid, and are kept up to date by the server, for as long as the
- *   request is valid; copy what you need beyond that.
- * - bytes passed to the reply functions are copied before they return.
+ * Lifetimes, in one place (the libuv rule: what you were handed you must
+ * give back, and until then it stays valid whatever the client does):
+ * - A handler call (on_request, or on_head) hands you the request: you hold
+ *   it until you FINISH it, exactly once, by one of
+ *     hp_http_reply()         (whatever it returns),
+ *     hp_http_stream_end()    (whatever it returns),
+ *     hp_http_req_release()   (give up: the server answers 500 if nothing
+ *                              was sent yet, or cuts a started response),
+ *     returning a negative errno from the handler call.
+ *   You may finish it inside the handler call or at any later time from any
+ *   callback on the loop's thread (a timer, a database reply, ...). The one
+ *   exception: on_head returning 0 without having started a response or
+ *   called hp_http_req_read_body() hands the request back to the server,
+ *   which buffers the body and hands it to you again with on_request.
+ * - Until you finish it, the struct and everything it points to stay valid
+ *   even if the client goes away, the connection times out or the server
+ *   shuts down. The request is then *closed*: on_abort (optional) tells you
+ *   so once, and every later call on it (replies, streaming, headers,
+ *   hp_http_req_on_drain) returns HP_ECLOSED and writes nothing anywhere;
+ *   you still finish it (hp_http_reply() or hp_http_req_release() do, and
+ *   return HP_ECLOSED). No other request or connection ever sees its memory
+ *   before it is finished.
+ * - Once you have finished it, the request is gone: its memory goes back to
+ *   the server for the next request. Touching it then is a use after free;
+ *   debug builds (no NDEBUG) never recycle request blocks and assert on a
+ *   finished block, so ASan and valgrind name the culprit.
+ * - Views: method, target, path, query, body, the header names and values,
+ *   every hp_str the lookup functions return, and memory from
+ *   hp_http_req_alloc(), keep their address and their bytes until you
+ *   finish the request, even while the client pipelines more requests or
+ *   body bytes behind it. Copy what you need beyond that.
+ * - Bytes passed to the reply functions are copied before they return.
+ * - The server cannot be freed while any request is held:
+ *   hp_http_server_free() returns -EBUSY, and the shutdown callback waits
+ *   until every held request is finished.
  */
 #ifndef HP_HTTP_H
 #define HP_HTTP_H
@@ -64,10 +89,52 @@ typedef int hp_http_body_cb(struct hp_http_req *req, const void *data, size_t le
  * The request ended before the handler completed its response: the client
  * went away (HP_EOF, -ECONNRESET), a timeout struck (-ETIMEDOUT), writing
  * failed (-EPIPE, ...), the request body was malformed (-EBADMSG), or the
- * server shut down (-ECANCELED). Free your per-request state here; @p req
- * is invalid once this returns. Must not call reply functions.
+ * server shut down (-ECANCELED). Runs at most once per request, from the
+ * loop. A request you hold stays valid after this returns: you still
+ * finish it (calls on it now return HP_ECLOSED). A request you do not hold
+ * (between on_head returning 0 and on_request) is gone once this returns.
  */
 typedef void hp_http_abort_cb(struct hp_http_req *req, int status);
+
+/**
+ * See hp_http_req_on_drain(): @p status is 0 (the output queue is down to
+ * the low-water mark), HP_ECLOSED (the request is closed: nothing more can
+ * be sent) or -ECANCELED (you finished the request while waiting).
+ */
+typedef void hp_http_drain_cb(struct hp_http_req *req, int status);
+
+/** The request methods the parser recognises; others are HP_HTTP_OTHER. */
+enum hp_http_method {
+    HP_HTTP_OTHER = 0,
+    HP_HTTP_GET,
+    HP_HTTP_HEAD,
+    HP_HTTP_POST,
+    HP_HTTP_PUT,
+    HP_HTTP_DELETE,
+    HP_HTTP_OPTIONS,
+    HP_HTTP_CONNECT, /* never reaches a handler: the server answers 501 */
+    HP_HTTP_TRACE,
+    HP_HTTP_PATCH,
+};
+
+/** What the server knows of a request once it is over (see hp_http_log_cb). */
+struct hp_http_log_entry {
+    int status;          /**< Status sent; 499 if the client left first; 0 if none was sent. */
+    uint64_t body_bytes; /**< Response body bytes handed over (not for HEAD). */
+    uint64_t start_ms;   /**< hp_loop_now() when the request's first byte was read. */
+    uint64_t end_ms;     /**< hp_loop_now() when it ended. */
+    bool parsed;         /**< The head was parsed: method, target and headers are valid. */
+};
+
+/**
+ * A request is over (its response is complete, the server answered it with
+ * an error, or its client left): called once per request that got a byte
+ * in, before its memory is reused, with the views still valid when
+ * @p e->parsed. For access logs (see accesslog.h). Must not call anything
+ * on @p req but the read-only request functions.
+ */
+typedef void hp_http_log_cb(void *ctx, const struct hp_http_req *req,
+                            const struct hp_http_log_entry *e);
 
 /** hp_http_server_shutdown() finished: every connection is closed. */
 typedef void hp_http_shutdown_cb(struct hp_http_server *srv);
@@ -110,7 +177,12 @@ struct hp_http_server_opts {
     uint32_t max_header_bytes;
     /** Most header fields per request: 431 above. Default 100. */
     uint32_t max_headers;
-    /** Largest request body (declared or de-chunked): 413 above. Default 1 MiB. */
+    /**
+     * Largest request body (declared or de-chunked): 413 above. Default 1
+     * MiB. At most (1 GiB - max_header_bytes - 16 KiB) * 8 / 9 (about 910
+     * MiB with the defaults): a buffered body, its head and chunk framing
+     * must fit the connection's 1 GiB input cap.
+     */
     uint64_t max_body;
     /** Time to receive a whole request head (slowloris guard). Default 60000 ms. */
     uint32_t header_timeout_ms;
@@ -124,6 +196,17 @@ struct hp_http_server_opts {
     uint32_t max_connections;
     /** Requests served on one connection before it is closed. Default 1000. */
     uint32_t max_keepalive_requests;
+    /**
+     * Response bytes a connection may have queued for the kernel:
+     * hp_http_stream_write() refuses a piece with -ENOBUFS that would take
+     * the queue past this (a piece is always taken when nothing is queued).
+     * Default 4 MiB.
+     */
+    size_t max_output;
+    /** Optional: called once per request when it is over (access logs). */
+    hp_http_log_cb *on_log;
+    /** First argument of on_log. */
+    void *log_ctx;
 };
 
 /**
@@ -140,7 +223,7 @@ struct hp_http_req {
     struct hp_str query;           /**< After '?', without it; len 0 if none. */
     struct hp_str body;            /**< Buffered body, in on_request only. */
     int version_minor;             /**< 0 for HTTP/1.0, 1 for HTTP/1.1. */
-    void *_conn;
+    enum hp_http_method method_id; /**< The method as an enum (HP_HTTP_OTHER if unknown). */
 };
 
 /**
@@ -189,9 +272,10 @@ HP_API void hp_http_server_shutdown(struct hp_http_server *srv, uint32_t grace_m
                                     hp_http_shutdown_cb *cb);
 
 /**
- * Free a server that has no connections left (after the shutdown callback,
- * or one that never accepted any).
- * @return 0, or -EBUSY (nothing freed) while connections remain.
+ * Free a server that has no connections left and no requests held by
+ * handlers (after the shutdown callback, or one that never accepted any).
+ * @return 0, or -EBUSY (nothing freed) while connections or held requests
+ *         remain.
  */
 HP_API int hp_http_server_free(struct hp_http_server *srv);
 
@@ -216,6 +300,57 @@ HP_API bool hp_http_req_header_at(const struct hp_http_req *req, size_t i, struc
 HP_API bool hp_http_req_header(const struct hp_http_req *req, const char *name,
                                struct hp_str *value);
 
+/** hp_http_req_header() with the name as an hp_str. */
+HP_API bool hp_http_req_header_str(const struct hp_http_req *req, struct hp_str name,
+                                   struct hp_str *value);
+
+/** Longest address text hp_http_req_peer_str() writes, NUL included. */
+#define HP_HTTP_PEER_STRLEN 48
+
+/**
+ * The client's address (getpeername(2) of the connection, asked once per
+ * request and kept with it, so it stays available after the client left).
+ * @param buf receives the address as text ("192.0.2.1", "2001:db8::1";
+ *            IPv4-mapped IPv6 addresses as IPv4), NUL-terminated; "unix"
+ *            for other families.
+ * @param port receives the port (0 for other families); may be NULL.
+ * @return 0, -ENOSPC (@p len too short: HP_HTTP_PEER_STRLEN always fits),
+ *         HP_ECLOSED (closed before the address was asked), or
+ *         getpeername's -errno.
+ */
+HP_API int hp_http_req_peer_str(struct hp_http_req *req, char *buf, size_t len, uint16_t *port);
+
+/** True once the request is closed (the client is gone; see the lifetime rules). */
+HP_API bool hp_http_req_closed(const struct hp_http_req *req);
+
+/**
+ * Finish a request without (completing) a response: if nothing was sent the
+ * server answers 500 and closes the connection; a started response is cut
+ * off (the connection closes). Any pending drain callback runs first, with
+ * -ECANCELED. @p req is gone when this returns.
+ */
+HP_API void hp_http_req_release(struct hp_http_req *req);
+
+/**
+ * Per-request memory: @p n bytes, aligned for any object, valid until the
+ * request is finished (then freed with it). Small allocations come from
+ * inside the request block; nothing to free.
+ * @return the memory, or NULL (out of memory, or @p n is 0 or over 1 GiB).
+ */
+HP_API void *hp_http_req_alloc(struct hp_http_req *req, size_t n);
+
+/**
+ * Back-pressure for streamed responses: call @p cb once, on a later loop
+ * iteration, when the bytes of this connection's responses not yet taken
+ * by the kernel (hp_http_req_queued()) are at most @p low_water — at once
+ * (next iteration) if they already are. A second call replaces the first
+ * one's callback and mark. If the request closes first, @p cb gets
+ * HP_ECLOSED (before on_abort); finishing the request while waiting runs
+ * @p cb with -ECANCELED first.
+ * @return 0; HP_ECLOSED (closed; @p cb never runs); -EINVAL (@p cb NULL).
+ */
+HP_API int hp_http_req_on_drain(struct hp_http_req *req, size_t low_water, hp_http_drain_cb *cb);
+
 /**
  * From on_head only: stream the body to @p cb in pieces as it arrives
  * (sending 100 Continue first if the client asked for it). @p cb runs from
@@ -232,7 +367,7 @@ HP_API int hp_http_req_read_body(struct hp_http_req *req, hp_http_body_cb *cb);
  * Server are the server's (-EINVAL). "Connection: close" is honoured: the
  * connection closes after this response.
  * @return 0; -EINVAL (invalid name, CR/LF/NUL in the value, a reserved
- *         name, or the response already started); -ENOMEM.
+ *         name, or the response already started); -ENOMEM; HP_ECLOSED.
  */
 HP_API int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struct hp_str value);
 
@@ -240,11 +375,11 @@ HP_API int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struc
  * Send the whole response: status line, Date, Server, @p content_type
  * (omitted if its len is 0), Content-Length: @p len, the added headers and
  * the body (not for HEAD, nor for status 1xx, 204, 304). The bytes are
- * copied; the request is complete when this returns 0.
+ * copied. It finishes the request whatever it returns, except -EINVAL.
  * @param status 200..599 (1xx are not final responses: -EINVAL).
- * @return 0; -EINVAL (bad status, or a response already started);
- *         -ENOMEM; or HP_ECLOSED if the connection is gone (the request is
- *         then complete too).
+ * @return 0; -EINVAL (bad status, or a response already started: nothing
+ *         changed, the request is still yours); -ENOMEM (the connection is
+ *         closed); or HP_ECLOSED (the request is closed: nothing was sent).
  */
 HP_API int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_type,
                          const void *body, size_t len);
@@ -262,24 +397,36 @@ HP_API int hp_http_stream_start(struct hp_http_req *req, int status, struct hp_s
  * Send the next piece of a streamed body; copied before return. A piece of
  * length 0 is ignored.
  * @return 0; -EINVAL (not streaming, or more than the declared length);
- *         -ENOMEM; HP_ECLOSED (the connection is gone).
+ *         -ENOBUFS (the output queue is over max_output: wait with
+ *         hp_http_req_on_drain(), then write again; nothing was taken);
+ *         -ENOMEM; HP_ECLOSED (the request is closed).
  */
 HP_API int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len);
 
 /**
- * Finish a streamed response; the request is complete once this returns
- * (whatever the result). Ending short of a declared length closes the
+ * Finish a streamed response; this finishes the request whatever it
+ * returns, except -EINVAL. Ending short of a declared length closes the
  * connection after the bytes sent (the client sees a truncated body).
- * @return 0; -EINVAL (not streaming); -EPROTO (short of the declared
- *         length); HP_ECLOSED.
+ * @return 0; -EINVAL (no stream was started: nothing changed); -EPROTO
+ *         (short of the declared length); HP_ECLOSED.
  */
 HP_API int hp_http_stream_end(struct hp_http_req *req);
 
 /**
- * Bytes of this connection's responses not yet handed to the kernel: the
- * back-pressure signal for streamed responses.
+ * Bytes of this connection's responses not yet handed to the kernel (0 once
+ * the request is closed).
  */
 HP_API size_t hp_http_req_queued(const struct hp_http_req *req);
+
+/**
+ * Redirect: a @p status (301, 302, 303, 307 or 308) reply with Location:
+ * @p location (sent as given: build it with the router's URL helpers or
+ * percent-encode it yourself) and a short text body. Finishes the request
+ * as hp_http_reply() does.
+ * @return as hp_http_reply(); -EINVAL also for another status, or CR, LF
+ *         or NUL in @p location.
+ */
+HP_API int hp_http_redirect(struct hp_http_req *req, int status, struct hp_str location);
 
 /** The reason phrase of @p status ("Not Found"), or "Unknown". Static. */
 HP_API const char *hp_http_status_reason(int status);
