@@ -246,6 +246,41 @@ static void test_lengths_and_copies_of_parameters(void **state)
     assert_int_equal(d.num, 78);
 }
 
+static void test_large_parameters_and_results_flow_without_blocking(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    enum { BIG = 8 << 20 };
+    char *big = malloc(BIG + 1);
+    const char *v[1] = {big};
+    struct call c[3] = {{0}}, rows = {0}, warm;
+
+    NEED_SERVER();
+    memset(big, 'x', BIG);
+    big[BIG] = '\0';
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    /* 24 MiB of parameters on one connection: more than the socket takes at once. */
+    for (int i = 0; i < 3; i++) {
+        c[i].done = &f->done;
+        assert_int_equal(hp_pg_query(f->pool, "SELECT length($1)", 1, v, NULL, 0, on_result, &c[i]),
+                         0);
+    }
+    free(big); /* copied or sent: the call kept nothing */
+    rows.done = &f->done;
+    assert_int_equal(hp_pg_query(f->pool,
+                                 "SELECT count(*) FROM (SELECT repeat('y', 100) "
+                                 "FROM generate_series(1, 200000)) s",
+                                 0, NULL, NULL, 0, on_result, &rows),
+                     0);
+    run_count(f, 5);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].status, 0);
+        assert_int_equal(c[i].num, BIG);
+    }
+    assert_int_equal(rows.num, 200000);
+}
+
 static void test_server_error_carries_message_and_sqlstate(void **state)
 {
     struct fixture *f = *state;
@@ -1116,6 +1151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_query_with_parameters_gives_typed_values),
         T(test_lengths_and_copies_of_parameters),
+        T(test_large_parameters_and_results_flow_without_blocking),
         T(test_server_error_carries_message_and_sqlstate),
         T(test_bad_arguments_are_refused_without_callback),
         T(test_failing_query_does_not_abort_its_neighbours),
