@@ -741,6 +741,25 @@ static void test_connection_refused_fails_fast(void **state)
     assert_int_equal(c.status, -ECONNREFUSED);
 }
 
+static void test_refused_address_falls_back_to_the_next_host(void **state)
+{
+    struct fixture *f = *state;
+    char ci[160];
+    struct hp_pg_pool_opts o = {.conninfo = ci};
+    struct call c;
+    struct hp_pg_pool_stats st;
+
+    NEED_SERVER();
+    snprintf(ci, sizeof(ci), "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres",
+             closed_port(), server.port);
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 1", &c); /* libpq moved on to the second host: a new socket */
+    assert_int_equal(c.status, 0);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.connects, 1);
+}
+
 /* A port that answers every connection with garbage. */
 struct garbage {
     struct hp_io io;
@@ -1166,6 +1185,7 @@ int main(void)
         T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
         T(test_connection_refused_fails_fast),
+        T(test_refused_address_falls_back_to_the_next_host),
         T(test_garbage_from_the_port_is_a_protocol_error),
         T(test_backend_killed_mid_query_then_recovery),
         T(test_server_restart_is_recovered_without_a_new_pool),

@@ -4,7 +4,12 @@
  * Connecting: PQconnectStart, then PQconnectPoll whenever the socket is
  * ready the way the last step asked. libpq may switch sockets between steps
  * (another address, another host), so the watcher is re-made on PQsocket()
- * after every step. Once up the connection is non-blocking and in pipeline
+ * after every step. While a connect(2) is in progress (CONNECTION_STARTED)
+ * the socket has no watcher: the loop reads SO_ERROR when it reports an
+ * error, and libpq needs to read it itself to learn that this address
+ * refused and move on to the next one. That state is polled instead, with
+ * poll(2) at 0, 1, 2, 4, ... 50 ms (on loopback the first probe, on the next
+ * iteration, usually sees the outcome). Once up the connection is non-blocking and in pipeline
  * mode: every query is sent with its own PQpipelineSync and flushed; what
  * the kernel does not take is flushed when the socket turns writable.
  *
@@ -18,6 +23,7 @@
  * PGconn, and waits on the pool's dead list to be freed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,7 @@
 static void on_io(struct hp_io *io, unsigned events, int status);
 static void on_timer(struct hp_timer *t);
 static void on_qtimer(struct hp_timer *t);
+static void on_probe(struct hp_timer *t);
 
 /* libpq's default prints notices to stderr; the library prints nothing. */
 static void quiet(void *arg, const char *message)
@@ -82,6 +89,17 @@ static int set_interest(struct pgconn *c)
     return hp_io_start(&c->io, ev);
 }
 
+/* Wait for the socket as libpq asked: polled while connect(2) is in progress. */
+static int wait_for(struct pgconn *c, unsigned events)
+{
+    if (PQstatus(c->pg) == CONNECTION_STARTED) {
+        hp_io_stop(&c->io);
+        c->probe_ms = 0;
+        return hp_timer_start(&c->probe, 0, 0);
+    }
+    return watch(c, events);
+}
+
 int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out)
 {
     struct pgconn *c = hp__pg_alloc(pool, sizeof(*c));
@@ -96,6 +114,8 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
     c->timer.data = c;
     hp_timer_init(pool->loop, &c->qtimer, on_qtimer);
     c->qtimer.data = c;
+    hp_timer_init(pool->loop, &c->probe, on_probe);
+    c->probe.data = c;
     c->pg = PQconnectStart(pool->conninfo);
     if (!c->pg) {
         hp__pg_free(pool, c);
@@ -118,7 +138,7 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
         hp__pg_conn_break(c, connect_errno(PQerrorMessage(c->pg)), PQerrorMessage(c->pg));
         return 0;
     }
-    if (hp_timer_start(&c->timer, pool->connect_timeout, 0) != 0 || watch(c, HP_WRITABLE) != 0)
+    if (hp_timer_start(&c->timer, pool->connect_timeout, 0) != 0 || wait_for(c, HP_WRITABLE) != 0)
         hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
     return 0;
 }
@@ -154,11 +174,11 @@ static void connect_step(struct pgconn *c, int status)
     }
     switch (PQconnectPoll(c->pg)) {
     case PGRES_POLLING_READING:
-        if (watch(c, HP_READABLE) != 0)
+        if (wait_for(c, HP_READABLE) != 0)
             hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
         break;
     case PGRES_POLLING_WRITING:
-        if (watch(c, HP_WRITABLE) != 0)
+        if (wait_for(c, HP_WRITABLE) != 0)
             hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
         break;
     case PGRES_POLLING_OK:
@@ -168,6 +188,29 @@ static void connect_step(struct pgconn *c, int status)
         hp__pg_conn_break(c, connect_errno(PQerrorMessage(c->pg)), PQerrorMessage(c->pg));
         break;
     }
+}
+
+static void on_probe(struct hp_timer *t)
+{
+    struct pgconn *c = t->data;
+    struct hp_pg_pool *pool = c->pool;
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLOUT};
+    int n;
+
+    hp__pg_enter(pool);
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        c->probe_ms = c->probe_ms ? c->probe_ms * 2 : 1;
+        if (c->probe_ms > 50)
+            c->probe_ms = 50;
+        if (hp_timer_start(&c->probe, c->probe_ms, 0) != 0)
+            hp__pg_conn_break(c, -ENOMEM, "out of memory");
+    } else {
+        connect_step(c, 0);
+    }
+    hp__pg_leave(pool);
 }
 
 bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name)
@@ -491,6 +534,7 @@ void hp__pg_conn_break(struct pgconn *c, int err, const char *msg)
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);
+    hp_timer_stop(&c->probe);
     PQfinish(c->pg);
     c->pg = NULL;
     hp__pg_conn_failed(c);
@@ -507,6 +551,7 @@ void hp__pg_conn_free(struct pgconn *c)
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);
+    hp_timer_stop(&c->probe);
     if (c->pg)
         PQfinish(c->pg);
     hp__pg_free(c->pool, c);

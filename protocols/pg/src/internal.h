@@ -82,6 +82,8 @@ struct pgconn {
     struct hp_io io;
     struct hp_timer timer;  /* connect deadline, stall watchdog, or health interval */
     struct hp_timer qtimer; /* the earliest deadline of the queries in flight (or earlier) */
+    struct hp_timer probe;  /* polls a connect(2) in progress (see conn.c) */
+    uint64_t probe_ms;
     uint64_t qdeadline;
     enum pgconn_state state;
     bool listener;

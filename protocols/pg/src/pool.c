@@ -751,11 +751,13 @@ void hp_pg_pool_free(struct hp_pg_pool *pool)
         hp_io_stop(&c->io);
         hp_timer_stop(&c->timer);
         hp_timer_stop(&c->qtimer);
+        hp_timer_stop(&c->probe);
     }
     if (pool->listen_conn) {
         hp_io_stop(&pool->listen_conn->io);
         hp_timer_stop(&pool->listen_conn->timer);
         hp_timer_stop(&pool->listen_conn->qtimer);
+        hp_timer_stop(&pool->listen_conn->probe);
     }
     while (pool->wait_head) {
         struct pgq *q = pool->wait_head;
