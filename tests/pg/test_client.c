@@ -449,6 +449,42 @@ static void test_pool_grows_up_to_max_conns(void **state)
         assert_int_equal(c[i].status, 0);
 }
 
+static void test_pool_grows_when_pipelines_fill_and_not_before(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 3};
+    struct call c[40] = {{0}}, one;
+    struct hp_pg_pool_stats st;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    for (int i = 0; i < 10; i++) { /* one at a time: one connection is plenty */
+        sync_query(f, "SELECT 1", &one);
+        assert_int_equal(one.status, 0);
+    }
+    for (int i = 0; i < 5; i++)
+        hp_loop_run_once(f->loop, 5);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.connects, 1);
+    f->done = 0;
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(query(f, "SELECT pg_sleep(0.05)", 0, NULL, &c[i]), 0);
+    run_count(f, 40);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(c[i].status, 0);
+    /* 40 in flight on one connection: more were opened (as queries kept coming, up to 3). */
+    for (int r = 0; r < 3; r++) {
+        f->done = 0;
+        memset(c, 0, sizeof(c));
+        for (int i = 0; i < 40; i++)
+            assert_int_equal(query(f, "SELECT pg_sleep(0.01)", 0, NULL, &c[i]), 0);
+        run_count(f, 40);
+    }
+    hp_pg_pool_stats(f->pool, &st);
+    assert_true(st.connects >= 2);
+    assert_true(st.conns <= 3);
+}
+
 static void test_timeout_cancels_the_query_on_the_server(void **state)
 {
     struct fixture *f = *state;
@@ -1178,6 +1214,7 @@ int main(void)
         T(test_prepared_once_per_connection),
         T(test_full_wait_queue_is_an_immediate_error),
         T(test_pool_grows_up_to_max_conns),
+        T(test_pool_grows_when_pipelines_fill_and_not_before),
         T(test_timeout_cancels_the_query_on_the_server),
         T(test_shorter_timeout_behind_a_slow_query),
         T(test_waiting_query_keeps_its_deadline_in_flight),

@@ -22,6 +22,7 @@
 #include "internal.h"
 
 #define FREE_Q_MAX 256 /* query records kept for reuse */
+#define GROW_AT    4   /* in flight on every connection: open another (up to max_conns) */
 
 static void on_q_timer(struct hp_timer *t);
 static void on_kick(struct hp_defer *d);
@@ -543,7 +544,7 @@ static bool all_busy(const struct hp_pg_pool *pool)
     if (pool->nup == 0)
         return false;
     for (const struct pgconn *c = pool->conns; c; c = c->next) {
-        if (c->state == C_UP && !c->txn && c->inflight == 0)
+        if (c->state == C_UP && !c->txn && c->inflight < GROW_AT)
             return false;
     }
     return true;
@@ -825,7 +826,7 @@ static int submit(struct hp_pg_pool *pool, struct pgq *q, uint64_t timeout_ms)
     c = pool->nwaiting && q->kind != Q_LISTEN ? NULL : pick(pool, q);
     if (c) {
         send_on(c, q);
-        if (c->inflight > 1 && pool->nconns < pool->max_conns && pool->nconnecting == 0)
+        if (c->inflight >= GROW_AT && pool->nconns < pool->max_conns && pool->nconnecting == 0)
             hp__pg_kick(pool); /* busy: maybe open one more */
         return 0;
     }

@@ -87,7 +87,10 @@ struct hp_pg_pool_opts {
     const char *conninfo;
     /** Connections kept open even when idle. Default 1. */
     unsigned min_conns;
-    /** Most connections opened (not counting the LISTEN one). Default 4. */
+    /**
+     * Most connections opened (not counting the LISTEN one). Default 4. One more
+     * is opened when queries wait or every open one has 4 or more in flight.
+     */
     unsigned max_conns;
     /** Queries in flight on one connection before another one is used. Default 256. */
     unsigned max_pipeline;
