@@ -399,8 +399,14 @@ static void test_prepared_once_per_connection(void **state)
     assert_int_equal(n.num, 1);
     /* A statement that does not prepare reports the server's error, every time. */
     bad1.done = bad2.done = &f->done;
-    assert_int_equal(
-        hp_pg_query_prepared(f->pool, "bad", "SELEKT 1", 0, NULL, NULL, 0, on_result, &bad1), 0);
+    {
+        char *name = strdup("bad"), *sql = strdup("SELEKT 1");
+
+        assert_int_equal(
+            hp_pg_query_prepared(f->pool, name, sql, 0, NULL, NULL, 0, on_result, &bad1), 0);
+        free(name); /* the call kept neither */
+        free(sql);
+    }
     run_count(f, 22);
     assert_int_equal(
         hp_pg_query_prepared(f->pool, "bad", "SELEKT 1", 0, NULL, NULL, 0, on_result, &bad2), 0);

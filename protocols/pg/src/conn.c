@@ -222,27 +222,26 @@ bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name)
     return false;
 }
 
-static int add_stmt(struct pgconn *c, const char *name)
+static struct pgstmt *add_stmt(struct pgconn *c, const char *name)
 {
     size_t n = strlen(name) + 1;
     struct pgstmt *s = hp__pg_alloc(c->pool, sizeof(*s) + n);
 
     if (!s)
-        return -ENOMEM;
+        return NULL;
     memcpy(s->name, name, n);
     s->next = c->stmts;
     c->stmts = s;
-    return 0;
+    return s;
 }
 
-static void drop_stmt(struct pgconn *c, const char *name)
+/* A prepare failed: the next use prepares again. */
+static void drop_stmt(struct pgconn *c, struct pgstmt *stmt)
 {
     for (struct pgstmt **p = &c->stmts; *p; p = &(*p)->next) {
-        if (strcmp((*p)->name, name) == 0) {
-            struct pgstmt *s = *p;
-
-            *p = s->next;
-            hp__pg_free(c->pool, s);
+        if (*p == stmt) {
+            *p = stmt->next;
+            hp__pg_free(c->pool, stmt);
             return;
         }
     }
@@ -325,7 +324,7 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
     c->inflight++;
     c->pool->st.in_flight++;
     if (q->kind == Q_PREPARED && !hp__pg_conn_has_stmt(c, q->name)) {
-        if (add_stmt(c, q->name) != 0) {
+        if (!(q->stmt = add_stmt(c, q->name))) {
             hp__pg_conn_break(c, -ENOMEM, "out of memory");
             return 0;
         }
@@ -358,7 +357,7 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
 
     if (q->with_prepare && !q->prep_done) {
         if (failed) {
-            drop_stmt(c, q->name);
+            drop_stmt(c, q->stmt);
             if (!q->res) {
                 q->res = r;
                 return;

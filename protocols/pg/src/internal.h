@@ -60,7 +60,8 @@ struct pgq {
     bool abandoned; /* timed out in flight: the answer is awaited and dropped */
     int status;     /* for the done list */
     int nparams;
-    const char *sql, *name;
+    const char *sql, *name; /* the caller's, unless copied: valid in the call only */
+    struct pgstmt *stmt;    /* with_prepare: the statement this query prepares */
     const char *const *values;
     const int *lengths;
     PGresult *res;
