@@ -25,9 +25,14 @@
  *                  cancelled on the server, best effort);
  *   -ECONNRESET    the connection broke while the query was in flight (it
  *                  may or may not have run; it is not retried);
- *   -ECONNREFUSED, -EHOSTUNREACH, -EPROTO, ...: no connection could be made
- *                  (hp_pg_result_error() has libpq's message);
+ *   -ECONNREFUSED, -EHOSTUNREACH, -EPROTO, -ETIMEDOUT, ...: no connection
+ *                  could be made (hp_pg_result_error() has libpq's message);
+ *                  while none can, waiting queries fail at once rather than
+ *                  at their deadline;
+ *   -ENOMEM        the pool ran out of memory for the query's connection;
  *   -ECANCELED     the pool was freed first.
+ * Queries are never retried: a query the server may have run is not sent
+ * again.
  * A call that returns an error never runs its callback. Callbacks may call
  * any function of this header, including hp_pg_pool_free().
  *
