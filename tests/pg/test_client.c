@@ -569,6 +569,77 @@ static void test_waiting_query_keeps_its_deadline_in_flight(void **state)
     assert_true(hp_loop_now(f->loop) - t0 < 2000);
 }
 
+static void test_caller_cancels_a_running_query(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct call warm, slow = {0}, next;
+    struct hp_pg_pool_stats st;
+    uint64_t t0;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    assert_int_equal(query(f, "SELECT pg_sleep(30)", 0, NULL, &slow), 0);
+    for (int i = 0; i < 3; i++)
+        hp_loop_run_once(f->loop, 10);
+    hp_loop_update_time(f->loop);
+    t0 = hp_loop_now(f->loop);
+    g_in_call = true;
+    assert_int_equal(hp_pg_cancel(f->pool, &slow), 1);
+    g_in_call = false;
+    assert_int_equal(slow.calls, 0); /* later, not inside the call */
+    run_count(f, 2);
+    assert_int_equal(slow.status, -ECANCELED);
+    assert_int_equal(hp_pg_cancel(f->pool, &slow), 0); /* nothing left to cancel */
+    sync_query(f, "SELECT 6", &next); /* the connection is free again: cancelled on the server */
+    assert_int_equal(next.num, 6);
+    assert_true(hp_loop_now(f->loop) - t0 < 5000);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.cancels, 1);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(slow.calls, 1);
+}
+
+static void test_caller_cancels_queued_and_waiting_queries_only(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1, .max_pipeline = 3};
+    struct call warm, head = {0}, mine = {0}, other = {0}, after;
+    struct hp_pg_pool_stats st;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    head.done = other.done = &f->done;
+    assert_int_equal(
+        hp_pg_query(f->pool, "SELECT 1 FROM pg_sleep(0.3)", 0, NULL, NULL, 0, on_result, &head), 0);
+    /* Two queued behind it on the connection and one waiting, all with one argument. */
+    mine.done = &f->done;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(hp_pg_query(f->pool, "SELECT 2", 0, NULL, NULL, 0, on_result, &mine), 0);
+    assert_int_equal(hp_pg_query(f->pool, "SELECT 3", 0, NULL, NULL, 0, on_result, &other), 0);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.waiting, 2);
+    assert_int_equal(hp_pg_cancel(f->pool, &mine), 3);
+    assert_int_equal(mine.calls, 0);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.waiting, 1);
+    run_count(f, 1 + 5); /* warm-up, then three -ECANCELED; head and other untouched */
+    assert_int_equal(mine.calls, 3);
+    assert_int_equal(mine.status, -ECANCELED);
+    assert_int_equal(head.status, 0);
+    assert_int_equal(head.num, 1);
+    assert_int_equal(other.status, 0);
+    assert_int_equal(other.num, 3);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.cancels, 0); /* nothing the server was running was cancelled */
+    sync_query(f, "SELECT 4", &after);
+    assert_int_equal(after.num, 4);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.in_flight, 0);
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 struct txn_state {
@@ -1221,6 +1292,8 @@ int main(void)
         T(test_full_wait_queue_is_an_immediate_error),
         T(test_pool_grows_up_to_max_conns),
         T(test_pool_grows_when_pipelines_fill_and_not_before),
+        T(test_caller_cancels_a_running_query),
+        T(test_caller_cancels_queued_and_waiting_queries_only),
         T(test_timeout_cancels_the_query_on_the_server),
         T(test_shorter_timeout_behind_a_slow_query),
         T(test_waiting_query_keeps_its_deadline_in_flight),

@@ -213,6 +213,12 @@ static void on_probe(struct hp_timer *t)
     hp__pg_leave(pool);
 }
 
+/* The head query was cancelled on the server: its answer is overdue. */
+bool hp__pg_conn_stalled(const struct pgconn *c)
+{
+    return c->head && c->head->abandoned && c->head->cancel_sent;
+}
+
 bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name)
 {
     for (const struct pgstmt *s = c->stmts; s; s = s->next) {
@@ -287,7 +293,7 @@ static void on_qtimer(struct hp_timer *t)
 
     hp__pg_enter(pool);
     for (struct pgq *q = c->head; q; q = q->next) {
-        if (q->abandoned || q->deadline == UINT64_MAX)
+        if ((q->abandoned && !q->no_cancel) || q->deadline == UINT64_MAX)
             continue;
         if (q->deadline > now) {
             if (q->deadline < next)
@@ -429,10 +435,10 @@ static void read_results(struct pgconn *c)
         complete_head(c);
         if (pool->closing || c->state != C_UP)
             return;
-        hp__pg_conn_rearm(c);
-        hp__pg_conn_ready(c);
-        if (pool->closing)
+        hp__pg_conn_ready(c); /* may send a cancel for the new head: before the rearm */
+        if (pool->closing || c->state != C_UP)
             return;
+        hp__pg_conn_rearm(c);
     }
 }
 
@@ -451,7 +457,7 @@ static void on_readable(struct pgconn *c)
         if (pool->closing || c->state != C_UP)
             return;
     }
-    if (c->head && c->head->abandoned)
+    if (hp__pg_conn_stalled(c))
         hp__pg_conn_rearm(c); /* progress: the stall watchdog starts over */
     read_results(c);
     if (pool->closing || c->state != C_UP)
@@ -493,7 +499,7 @@ void hp__pg_conn_rearm(struct pgconn *c)
 
     if (c->state != C_UP)
         return;
-    if (c->head && c->head->abandoned)
+    if (hp__pg_conn_stalled(c))
         hp_timer_start(&c->timer, pool->query_timeout, 0);
     else if (!c->head && !c->txn && pool->health_interval)
         hp_timer_start(&c->timer, pool->health_interval, 0);
@@ -509,7 +515,7 @@ static void on_timer(struct hp_timer *t)
     hp__pg_enter(pool);
     if (c->state == C_CONNECTING) {
         hp__pg_conn_break(c, -ETIMEDOUT, "timed out connecting to the server");
-    } else if (c->head && c->head->abandoned) {
+    } else if (hp__pg_conn_stalled(c)) {
         hp__pg_conn_break(c, -ETIMEDOUT, "the server stopped answering");
     } else if (!c->head) {
         hp__pg_health_start(c);

@@ -58,6 +58,7 @@ struct pgq {
     bool prep_done;    /* the prepare's results ended */
     bool cancel_sent;
     bool abandoned; /* timed out in flight: the answer is awaited and dropped */
+    bool no_cancel; /* abandoned by hp_pg_cancel() while queued: no PQcancel unless late */
     int status;     /* for the done list */
     int nparams;
     const char *sql, *name; /* the caller's, unless copied: valid in the call only */
@@ -176,6 +177,7 @@ void hp__pg_conn_break(struct pgconn *c, int err, const char *msg);
 void hp__pg_conn_free(struct pgconn *c);
 void hp__pg_conn_rearm(struct pgconn *c);
 bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name);
+bool hp__pg_conn_stalled(const struct pgconn *c);
 
 /* cancel.c: PQcancel off the loop's thread (temporary: a detached thread per request) */
 int hp__pg_cancel_start(struct hp_pg_pool *pool, PGconn *pg);

@@ -449,7 +449,7 @@ void hp__pg_conn_ready(struct pgconn *c)
     struct hp_pg_pool *pool = c->pool;
     struct pgq *h = c->head;
 
-    if (h && h->abandoned && !h->cancel_sent && h->kind != Q_HEALTH) {
+    if (h && h->abandoned && !h->cancel_sent && !h->no_cancel && h->kind != Q_HEALTH) {
         h->cancel_sent = true;
         if (hp__pg_cancel_start(pool, c->pg) == 0)
             pool->st.cancels++;
@@ -656,6 +656,15 @@ void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
         hp__pg_conn_break(c, -ETIMEDOUT, "health check timed out");
         return;
     }
+    q->deadline = UINT64_MAX;
+    if (q->abandoned) {
+        /* Cancelled by its caller while queued, and still not answered: cancel it there. */
+        q->no_cancel = false;
+        if (c->head == q)
+            hp__pg_conn_ready(c);
+        hp__pg_conn_rearm(c);
+        return;
+    }
     q->abandoned = true;
     q->cb = NULL;
     q->tcb = NULL;
@@ -666,6 +675,98 @@ void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
         tcb(NULL, -ETIMEDOUT, q->arg);
     else if (cb)
         cb(&r, -ETIMEDOUT, q->arg);
+}
+
+/* ---- cancelling by the caller ------------------------------------------ */
+
+static bool cancellable(const struct pgq *q, const void *arg)
+{
+    return q->arg == arg && (q->cb || q->tcb) && !q->abandoned &&
+           (q->kind == Q_PLAIN || q->kind == Q_PREPARED || q->kind == Q_BEGIN ||
+            q->kind == Q_LISTEN);
+}
+
+static unsigned count_in_flight(struct pgconn *c, const void *arg)
+{
+    unsigned n = 0;
+
+    for (const struct pgq *q = c ? c->head : NULL; q; q = q->next)
+        n += cancellable(q, arg);
+    return n;
+}
+
+/*
+ * Abandon the queries in flight on @p c made with @p arg; each one's
+ * callback travels on a carrier record from @p spare to the done list.
+ */
+static unsigned cancel_in_flight(struct pgconn *c, const void *arg, struct pgq **spare)
+{
+    unsigned n = 0;
+
+    for (struct pgq *q = c ? c->head : NULL; q; q = q->next) {
+        struct pgq *carrier;
+
+        if (!cancellable(q, arg))
+            continue;
+        carrier = *spare;
+        *spare = carrier->next;
+        carrier->kind = q->kind == Q_BEGIN ? Q_BEGIN : Q_PLAIN;
+        carrier->cb = q->cb;
+        carrier->tcb = q->tcb;
+        carrier->arg = q->arg;
+        hp__pg_q_done_later(carrier, -ECANCELED);
+        q->cb = NULL;
+        q->tcb = NULL;
+        q->abandoned = true;
+        q->no_cancel = q != c->head; /* queued: let it run, drop the answer */
+        n++;
+    }
+    if (n && c->head && c->head->abandoned) {
+        hp__pg_conn_ready(c);
+        hp__pg_conn_rearm(c);
+    }
+    return n;
+}
+
+int hp_pg_cancel(struct hp_pg_pool *pool, void *arg)
+{
+    struct pgq *spare = NULL;
+    unsigned need = 0, n = 0;
+
+    if (pool->closing)
+        return HP_ECLOSED;
+    for (struct pgconn *c = pool->conns; c; c = c->next)
+        need += count_in_flight(c, arg);
+    need += count_in_flight(pool->listen_conn, arg);
+    /* All or nothing: the carriers first. */
+    for (unsigned i = 0; i < need; i++) {
+        struct pgq *q = q_new(pool);
+
+        if (!q) {
+            while (spare) {
+                q = spare;
+                spare = q->next;
+                hp__pg_q_release(q);
+            }
+            return -ENOMEM;
+        }
+        q->next = spare;
+        spare = q;
+    }
+    for (struct pgq *q = pool->wait_head, *next; q; q = next) {
+        next = q->next;
+        if (!cancellable(q, arg))
+            continue;
+        wait_unlink(pool, q);
+        if (q->kind == Q_BEGIN)
+            unreserve(pool, q);
+        hp__pg_q_done_later(q, -ECANCELED);
+        n++;
+    }
+    for (struct pgconn *c = pool->conns; c; c = c->next)
+        n += cancel_in_flight(c, arg, &spare);
+    n += cancel_in_flight(pool->listen_conn, arg, &spare);
+    return (int)n;
 }
 
 /* ---- the API ----------------------------------------------------------- */

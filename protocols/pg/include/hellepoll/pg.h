@@ -209,6 +209,21 @@ HP_API int hp_pg_txn_rollback(struct hp_pg_txn *txn, hp_pg_query_cb *cb, void *a
 HP_API int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *cb,
                         void *arg);
 
+/**
+ * Cancel every query, hp_pg_begin() and hp_pg_listen() of @p pool made with
+ * callback argument @p arg (e.g. the HTTP request whose client left) whose
+ * callback has not run yet. Each callback then runs once, later, with
+ * -ECANCELED. A query waiting for a connection is dropped; the one the
+ * server is running is cancelled there (PQcancel, off the loop); one queued
+ * behind it on the connection is left to run, so as not to cancel a
+ * neighbour by mistake, and its answer is dropped (if it is still running
+ * when its deadline passes, it is cancelled then). A BEGIN that went
+ * through anyway is rolled back. COMMIT and ROLLBACK are never cancelled.
+ * @return the number cancelled (0 if none matched), -ENOMEM (nothing
+ *         cancelled), or HP_ECLOSED (the pool is being freed).
+ */
+HP_API int hp_pg_cancel(struct hp_pg_pool *pool, void *arg);
+
 /** Statistics of a pool, for tests and monitoring. */
 struct hp_pg_pool_stats {
     unsigned conns;     /**< Connections open or opening (without the LISTEN one). */
