@@ -435,11 +435,15 @@ static void read_results(struct pgconn *c)
         complete_head(c);
         if (pool->closing || c->state != C_UP)
             return;
-        hp__pg_conn_ready(c); /* may send a cancel for the new head: before the rearm */
+        hp__pg_conn_ready(c);
         if (pool->closing || c->state != C_UP)
             return;
-        hp__pg_conn_rearm(c);
     }
+    if (c->state != C_UP)
+        return;
+    /* Every answer read so far is taken: the head is what the server is running. */
+    hp__pg_conn_cancel_head(c);
+    hp__pg_conn_rearm(c);
 }
 
 static void on_readable(struct pgconn *c)

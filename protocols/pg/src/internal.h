@@ -159,6 +159,7 @@ void hp__pg_enter(struct hp_pg_pool *pool);
 bool hp__pg_leave(struct hp_pg_pool *pool);
 void hp__pg_conn_up(struct pgconn *c);
 void hp__pg_conn_ready(struct pgconn *c);
+void hp__pg_conn_cancel_head(struct pgconn *c);
 void hp__pg_conn_failed(struct pgconn *c);
 void hp__pg_deliver(struct pgq *q, PGresult *res, int status, const char *msg);
 void hp__pg_q_done_later(struct pgq *q, int status);

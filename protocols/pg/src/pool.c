@@ -444,7 +444,13 @@ void hp__pg_conn_up(struct pgconn *c)
     hp__pg_kick(pool);
 }
 
-void hp__pg_conn_ready(struct pgconn *c)
+/*
+ * If the query the server is running now (the head, whose answer has not
+ * fully arrived) was abandoned, cancel it there. Called only when every
+ * answer already read has been taken, so that a cancel is not sent for a
+ * query that has in fact finished (it would hit the one after it).
+ */
+void hp__pg_conn_cancel_head(struct pgconn *c)
 {
     struct hp_pg_pool *pool = c->pool;
     struct pgq *h = c->head;
@@ -454,8 +460,12 @@ void hp__pg_conn_ready(struct pgconn *c)
         if (hp__pg_cancel_start(pool, c->pg) == 0)
             pool->st.cancels++;
     }
-    if (pool->nwaiting)
-        dispatch_waiting(pool);
+}
+
+void hp__pg_conn_ready(struct pgconn *c)
+{
+    if (c->pool->nwaiting)
+        dispatch_waiting(c->pool);
 }
 
 /*
@@ -661,7 +671,7 @@ void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
         /* Cancelled by its caller while queued, and still not answered: cancel it there. */
         q->no_cancel = false;
         if (c->head == q)
-            hp__pg_conn_ready(c);
+            hp__pg_conn_cancel_head(c);
         hp__pg_conn_rearm(c);
         return;
     }
@@ -669,7 +679,7 @@ void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
     q->cb = NULL;
     q->tcb = NULL;
     if (c->head == q)
-        hp__pg_conn_ready(c);
+        hp__pg_conn_cancel_head(c);
     hp__pg_conn_rearm(c);
     if (tcb)
         tcb(NULL, -ETIMEDOUT, q->arg);
@@ -722,7 +732,7 @@ static unsigned cancel_in_flight(struct pgconn *c, const void *arg, struct pgq *
         n++;
     }
     if (n && c->head && c->head->abandoned) {
-        hp__pg_conn_ready(c);
+        hp__pg_conn_cancel_head(c);
         hp__pg_conn_rearm(c);
     }
     return n;
