@@ -415,6 +415,24 @@ static void test_prepared_once_per_connection(void **state)
     assert_string_equal(bad1.sqlstate, "42601");
     assert_int_equal(bad2.status, HP_PG_ESERVER);
     assert_string_equal(bad2.sqlstate, "42601");
+    /* Deallocated behind the pool's back: one failure, then prepared again. */
+    {
+        struct call gone, d1 = {0}, d2 = {0};
+
+        sync_query(f, "DEALLOCATE ALL", &gone);
+        assert_int_equal(gone.status, 0);
+        d1.done = d2.done = &f->done;
+        assert_int_equal(
+            hp_pg_query_prepared(f->pool, "one", "SELECT 1", 0, NULL, NULL, 0, on_result, &d1), 0);
+        run_count(f, 25);
+        assert_int_equal(d1.status, HP_PG_ESERVER);
+        assert_string_equal(d1.sqlstate, "26000");
+        assert_int_equal(
+            hp_pg_query_prepared(f->pool, "one", "SELECT 1", 0, NULL, NULL, 0, on_result, &d2), 0);
+        run_count(f, 26);
+        assert_int_equal(d2.status, 0);
+        assert_int_equal(d2.num, 1);
+    }
 }
 
 /* ---- the pool ------------------------------------------------------------ */

@@ -219,13 +219,13 @@ bool hp__pg_conn_stalled(const struct pgconn *c)
     return c->head && c->head->abandoned && c->head->cancel_sent;
 }
 
-bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name)
+static struct pgstmt *find_stmt(const struct pgconn *c, const char *name)
 {
-    for (const struct pgstmt *s = c->stmts; s; s = s->next) {
+    for (struct pgstmt *s = c->stmts; s; s = s->next) {
         if (strcmp(s->name, name) == 0)
-            return true;
+            return s;
     }
-    return false;
+    return NULL;
 }
 
 static struct pgstmt *add_stmt(struct pgconn *c, const char *name)
@@ -329,7 +329,7 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
     c->tail = q;
     c->inflight++;
     c->pool->st.in_flight++;
-    if (q->kind == Q_PREPARED && !hp__pg_conn_has_stmt(c, q->name)) {
+    if (q->kind == Q_PREPARED && !(q->stmt = find_stmt(c, q->name))) {
         if (!(q->stmt = add_stmt(c, q->name))) {
             hp__pg_conn_break(c, -ENOMEM, "out of memory");
             return 0;
@@ -371,6 +371,13 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
         }
         PQclear(r);
         return;
+    }
+    if (failed && q->kind == Q_PREPARED && !q->with_prepare) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+        /* Deallocated behind our back (DEALLOCATE, DISCARD ALL): prepare again next time. */
+        if (state && strcmp(state, "26000") == 0)
+            drop_stmt(c, q->stmt);
     }
     if (!q->res) {
         q->res = r;

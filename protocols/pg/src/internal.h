@@ -62,7 +62,7 @@ struct pgq {
     int status;     /* for the done list */
     int nparams;
     const char *sql, *name; /* the caller's, unless copied: valid in the call only */
-    struct pgstmt *stmt;    /* with_prepare: the statement this query prepares */
+    struct pgstmt *stmt;    /* Q_PREPARED in flight: its statement (compared, never followed) */
     const char *const *values;
     const int *lengths;
     PGresult *res;
@@ -177,7 +177,6 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q);
 void hp__pg_conn_break(struct pgconn *c, int err, const char *msg);
 void hp__pg_conn_free(struct pgconn *c);
 void hp__pg_conn_rearm(struct pgconn *c);
-bool hp__pg_conn_has_stmt(const struct pgconn *c, const char *name);
 bool hp__pg_conn_stalled(const struct pgconn *c);
 
 /* cancel.c: PQcancel off the loop's thread (temporary: a detached thread per request) */
