@@ -784,8 +784,12 @@ static int body_streamed(struct http_conn *c, struct hp_buf in)
         if (rq->body_left == 0)
             rq->rflags |= R_BODY_DONE;
     }
-    if (n > 0 && (rc = call_body(c, (char *)in.base + rq->hoff, n)) != 1)
-        return rc;
+    if (n > 0) {
+        rc = call_body(c, (char *)in.base + rq->hoff, n);
+        /* Finished from the callback: rq is gone (1 then means: the next request). */
+        if (rc != 1 || c->rq != rq)
+            return rc;
+    }
     drop_after_head(c, rq->rpos - rq->hoff);
     if (!(rq->rflags & R_BODY_DONE))
         return 0;
