@@ -4,7 +4,7 @@
 #     Debug + ASan/UBSan, and Release; all with -Werror, gcc;
 #   a clang build of the library, examples and tests (-Werror);
 #   the test suite once under valgrind (leak check);
-#   the HTTP parser fuzzer for HP_FUZZ_SECONDS (default 60) if clang is there;
+#   every libFuzzer target for HP_FUZZ_SECONDS each (default 30) if clang is there;
 #   the macOS cross-builds (kqueue and poll) with zig, if .ci/cross-macos.sh exists.
 # It first installs the test dependencies (tests/install-deps.sh: apt-get, as
 # root or with sudo; HP_NO_INSTALL=1 skips that).
@@ -80,7 +80,7 @@ if [ $quick = 0 ]; then
         summary+=("valgrind: $(ls "$dir"/tests/*/test_* 2>/dev/null | grep -vc '\.log$') programs checked")
     fi
     if command -v clang >/dev/null && [ -f tests/fuzz/CMakeLists.txt ]; then
-        echo "=== fuzz: every libFuzzer target for ${HP_FUZZ_SECONDS:-60} s each"
+        echo "=== fuzz: every libFuzzer target for ${HP_FUZZ_SECONDS:-30} s each"
         dir="$root/fuzz"
         if cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DHP_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
             -DHP_BUILD_TESTS=ON -DHP_BUILD_EXAMPLES=OFF >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null; then
@@ -90,7 +90,7 @@ if [ $quick = 0 ]; then
                 mkdir -p "$dir/corpus-$name"
                 seeds=()
                 [ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
-                if ! "$fz" -max_total_time="${HP_FUZZ_SECONDS:-60}" -timeout=10 -print_final_stats=1 \
+                if ! "$fz" -max_total_time="${HP_FUZZ_SECONDS:-30}" -timeout=10 -print_final_stats=1 \
                     -artifact_prefix="$dir/$name-" "$dir/corpus-$name" "${seeds[@]}" >"$dir/fuzz-$name.log" 2>&1; then
                     tail -40 "$dir/fuzz-$name.log"; failed+=("fuzz $name")
                 fi
