@@ -252,7 +252,7 @@ static bool resolve(const struct rs *s, const struct hp_mustache *t, uint32_t na
                     struct hp__cur *out)
 {
     const struct hp__name *nm = &t->names[name];
-    const struct hp__seg *seg = &t->segs[nm->seg];
+    const struct hp__seg *seg;
     unsigned i = s->top;
 
     if (nm->nseg == 0) {
@@ -262,6 +262,7 @@ static bool resolve(const struct rs *s, const struct hp_mustache *t, uint32_t na
         hp__cur_norm(out);
         return true;
     }
+    seg = &t->segs[nm->seg]; /* segs may be NULL when no name has a segment */
     for (;;) {
         struct hp__cur c = {s->ctx[i].t, s->ctx[i].p, 0};
         if (hp__lookup(&c, t->pool + seg->off, seg->len, out))
@@ -480,8 +481,10 @@ static int lambda(struct rs *s, const struct hp_mustache *t, const struct hp__op
         free(res.data);
         return fail_plain(s, t, op, rc, "lambda failed");
     }
-    if (literal)
+    if (literal && res.len)
         rc = escape ? out_escape(&s->o, res.data, res.len) : out_write(&s->o, res.data, res.len);
+    else if (literal)
+        rc = 0;
     else if (is_section)
         rc = lambda_expand(s, t, op, &res, t->pool + op->e, op->f >> 8,
                            t->pool + op->e + (op->f >> 8), op->f & 0xff, false);
