@@ -13,9 +13,8 @@
  * are converted to the router's syntax ({name}, {name...}); a conflict or a
  * bad line stops it with a message. All workers share one frozen router.
  *
- * JSON strings: '"', '\\' and control bytes are escaped, valid UTF-8 is
- * copied, and a byte that is not part of valid UTF-8 becomes U+FFFD. (A
- * local escaper until the module's JSON writer lands.)
+ * JSON by the module's writer (json.h): RFC 8259 escaping, valid UTF-8
+ * copied, ill-formed UTF-8 as U+FFFD.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
+#include <hellepoll/json.h>
 #include <hellepoll/router.h>
 
 #include "serve.h"
@@ -35,103 +35,32 @@ struct echo_route {
 
 static struct hp_router *router;
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t left)
-{
-    size_t n;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2, cp = s[0] & 0x1fu;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, cp = s[0] & 0x0fu;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, cp = s[0] & 0x07u;
-    else
-        return 0;
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
-/* Append @p s as a JSON string, quotes included; @p out has 6 bytes per input byte + 2. */
-static size_t put_json(char *out, size_t len, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)p;
-
-    out[len++] = '"';
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t u;
-        if (c == '"' || c == '\\') {
-            out[len++] = '\\';
-            out[len++] = (char)c;
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(out + len, "\\u00", 4);
-            out[len + 4] = hex[c >> 4];
-            out[len + 5] = hex[c & 15];
-            len += 6;
-            i++;
-        } else if ((u = utf8_len(s + i, n - i)) != 0) {
-            memcpy(out + len, s + i, u);
-            len += u;
-            i += u;
-        } else {
-            memcpy(out + len, "\\ufffd", 6);
-            len += 6;
-            i++;
-        }
-    }
-    out[len++] = '"';
-    return len;
-}
-
-static size_t put_lit(char *out, size_t len, const char *s)
-{
-    size_t n = strlen(s);
-
-    memcpy(out + len, s, n);
-    return len + n;
-}
-
 static int on_route(struct hp_http_req *req)
 {
     const struct echo_route *er = hp_route_of(req)->data;
-    size_t np = hp_route_param_count(req), cap, len = 0;
-    struct hp_str name, value;
-    char *out;
+    struct hp_str name, value, out;
+    struct hp_json w;
+    size_t cap = 64 + 6 * (strlen(er->pattern) + strlen(er->method));
+    char *buf;
 
-    cap = 64 + 6 * (strlen(er->pattern) + strlen(er->method));
+    /* Room for the worst case: every byte escaped as \u00XX (or U+FFFD, 3 bytes). */
     for (size_t i = 0; hp_route_param_at(req, i, &name, &value); i++)
         cap += 16 + 6 * (name.len + value.len);
-    if ((out = hp_http_req_alloc(req, cap)) == NULL)
+    if ((buf = hp_http_req_alloc(req, cap)) == NULL)
         return -ENOMEM;
-    len = put_lit(out, len, "{\"route\": ");
-    len = put_json(out, len, er->pattern, strlen(er->pattern));
-    len = put_lit(out, len, ", \"method\": ");
-    len = put_json(out, len, er->method, strlen(er->method));
-    len = put_lit(out, len, ", \"params\": {");
-    for (size_t i = 0; i < np && hp_route_param_at(req, i, &name, &value); i++) {
-        if (i > 0)
-            len = put_lit(out, len, ", ");
-        len = put_json(out, len, name.ptr, name.len);
-        len = put_lit(out, len, ": ");
-        len = put_json(out, len, value.ptr, value.len);
-    }
-    len = put_lit(out, len, "}}\n");
-    return hp_http_reply(req, 200, HP_STR_LIT("application/json"), out, len);
+    hp_json_init_fixed(&w, buf, cap, HP_JSON_SPACED);
+    hp_json_obj_begin(&w);
+    hp_json_kv_str(&w, HP_STR_LIT("route"), (struct hp_str){er->pattern, strlen(er->pattern)});
+    hp_json_kv_str(&w, HP_STR_LIT("method"), (struct hp_str){er->method, strlen(er->method)});
+    hp_json_key(&w, HP_STR_LIT("params"));
+    hp_json_obj_begin(&w);
+    for (size_t i = 0; hp_route_param_at(req, i, &name, &value); i++)
+        hp_json_kv_str(&w, name, value);
+    hp_json_obj_end(&w);
+    hp_json_obj_end(&w);
+    if (hp_json_finish(&w, &out) != 0)
+        return -ENOMEM; /* cannot happen with the room above: the server answers 500 */
+    return hp_http_reply(req, 200, HP_STR_LIT("application/json"), out.ptr, out.len);
 }
 
 static int on_request(struct hp_http_req *req)
