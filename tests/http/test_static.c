@@ -46,9 +46,39 @@ static struct fixture fx;
 static char *resp; /* the last response, Date masked */
 static size_t resp_len;
 
+/*
+ * hp_http_add_header()'s value check, which the handler's hot path leans on
+ * (it is word-at-a-time): every forbidden byte at every offset of a value
+ * longer than a word is refused, tabs and obs-text bytes are not.
+ */
+static int check_header_values(struct hp_http_req *req)
+{
+    static const unsigned char bad[] = {'\0', '\r', '\n', 0x01, 0x1f, 0x7f};
+    char v[40];
+
+    for (size_t len = 1; len <= sizeof(v); len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t b = 0; b < sizeof(bad); b++) {
+                memset(v, 'a', sizeof(v));
+                v[at] = (char)bad[b];
+                assert_int_equal(
+                    hp_http_add_header(req, HP_STR_LIT("X-V"), (struct hp_str){v, len}), -EINVAL);
+            }
+            memset(v, 'a', sizeof(v));
+            v[at] = at % 2 ? '\t' : (char)0xe9;
+            assert_int_equal(hp_http_add_header(req, HP_STR_LIT("X-V"), (struct hp_str){v, len}),
+                             0);
+        }
+    }
+    return hp_http_reply(req, 204, HP_STR_LIT(""), NULL, 0);
+}
+
 static int on_request(struct hp_http_req *req)
 {
     struct hp_str p = req->path;
+
+    if (p.len == 9 && memcmp(p.ptr, "/hdrcheck", 9) == 0)
+        return check_header_values(req);
 
     /* A mount under /static/ as a router would do it; the rest at the root. */
     if (p.len >= 8 && memcmp(p.ptr, "/static/", 8) == 0) {
@@ -386,6 +416,13 @@ static void test_static_get_and_head_byte_exact(void **state)
     exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_non_null(strstr(resp, "Content-Type: text/html; charset=utf-8\r\n"));
     assert_non_null(strstr(resp, "\r\n\r\n<p>root</p>\n"));
+}
+
+static void test_static_header_values_are_checked_at_every_offset(void **state)
+{
+    (void)state;
+    exchange("GET /hdrcheck HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 204 ", 13), 0);
 }
 
 static void test_static_conditional_requests_rfc9110_section13(void **state)
@@ -868,6 +905,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_static_get_and_head_byte_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_header_values_are_checked_at_every_offset,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_conditional_requests_rfc9110_section13, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_static_ranges_rfc9110_section14, setup, teardown),
