@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -203,12 +205,30 @@ static int setup_streamed(void **state)
     return setup_opts(&o);
 }
 
+/* A long cache lifetime and a one-thread pool the test can hold. */
+static int setup_one_thread(void **state)
+{
+    struct hp_static_opts o = {.cache_ttl_ms = 600000};
+    struct hp_pool_opts one = {.threads = 1};
+
+    (void)state;
+    if (setup_opts(&o) != 0)
+        return -1;
+    return hp_pool_config(fx.loop, &one);
+}
+
 static int setup_listing(void **state)
 {
     struct hp_static_opts o = {.listing = true};
 
     (void)state;
     return setup_opts(&o);
+}
+
+static void ct_spin(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        hp_loop_run_once(fx.loop, 5);
 }
 
 static void drain_server(void)
@@ -725,6 +745,85 @@ static void test_static_file_replaced_while_cached(void **state)
     close(c);
 }
 
+static atomic_bool gate;
+
+static void hold(struct hp_work *w)
+{
+    (void)w;
+    while (!atomic_load(&gate))
+        sched_yield();
+}
+
+static void held(struct hp_work *w, int status)
+{
+    (void)w;
+    assert_int_equal(status, 0);
+}
+
+/* Bytes readable on @p c within a few loop iterations (0 if none). */
+static size_t poll_bytes(int c, char *buf, size_t cap, unsigned iterations)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < iterations; i++) {
+        ssize_t r;
+
+        hp_loop_run_once(fx.loop, 5);
+        while (n < cap && (r = read(c, buf + n, cap - n)) > 0)
+            n += (size_t)r;
+    }
+    return n;
+}
+
+static void test_static_cold_lookup_never_blocks_the_loop(void **state)
+{
+    struct hp_work blocker;
+    char buf[4096];
+    int a, b;
+
+    (void)state;
+    exchange("GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n"); /* now cached */
+    memset(&blocker, 0, sizeof(blocker));
+    atomic_store(&gate, false);
+    assert_int_equal(hp_work_submit(fx.loop, &blocker, hold, held), 0); /* the only worker */
+    a = client_new(0);
+    b = client_new(0);
+    send_str(a, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"); /* cold: needs the pool */
+    assert_int_equal(poll_bytes(a, buf, sizeof(buf), 20), 0);
+    /* The loop still answers what the cache knows while the pool is stuck. */
+    send_str(b, "GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    exchange_on(b, "", false);
+    assert_non_null(strstr(resp, "0123456789abcdefghij"));
+    atomic_store(&gate, true);
+    exchange_on(a, "", false);
+    assert_non_null(strstr(resp, "plain text, plain text"));
+    close(a);
+    close(b);
+}
+
+static void test_static_client_gone_during_cold_lookup(void **state)
+{
+    struct hp_work blocker;
+    struct hp_static_stats st;
+    int a;
+
+    (void)state;
+    memset(&blocker, 0, sizeof(blocker));
+    atomic_store(&gate, false);
+    assert_int_equal(hp_work_submit(fx.loop, &blocker, hold, held), 0);
+    a = client_new(0);
+    send_str(a, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    ct_spin(20);
+    hp_static_stats(fx.st, &st);
+    assert_int_equal(st.in_flight, 1); /* waiting for the lookup */
+    close(a);
+    ct_spin(20);
+    atomic_store(&gate, true);
+    drain_server(); /* the lookup completes, the closed request is released: nothing leaks */
+    hp_static_stats(fx.st, &st);
+    assert_int_equal(st.in_flight, 0);
+}
+
 static size_t big_size(void)
 {
     /* valgrind runs every test program: keep its run short. */
@@ -920,6 +1019,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static_precompressed_siblings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_listing_escapes_names, setup_listing, teardown),
         cmocka_unit_test_setup_teardown(test_static_file_replaced_while_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_cold_lookup_never_blocks_the_loop,
+                                        setup_one_thread, teardown),
+        cmocka_unit_test_setup_teardown(test_static_client_gone_during_cold_lookup,
+                                        setup_one_thread, teardown),
         cmocka_unit_test_setup_teardown(test_static_100mib_through_small_sndbuf_to_slow_reader,
                                         setup_streamed, teardown),
         cmocka_unit_test_setup_teardown(test_static_client_closing_mid_file, setup_streamed,
