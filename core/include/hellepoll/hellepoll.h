@@ -19,6 +19,7 @@
 #include <hellepoll/loop.h>
 #include <hellepoll/pool.h>
 #include <hellepoll/signal.h>
+#include <hellepoll/str.h>
 #include <hellepoll/tcp.h>
 #include <hellepoll/timer.h>
 
