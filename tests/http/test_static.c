@@ -29,6 +29,7 @@
 
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
+#include <hellepoll/router.h>
 #include <hellepoll/static.h>
 
 #include "testutil.h"
@@ -75,12 +76,31 @@ static int check_header_values(struct hp_http_req *req)
     return hp_http_reply(req, 204, HP_STR_LIT(""), NULL, 0);
 }
 
+static struct hp_router *router;
+static void status_is(const char *target, int status);
+
+static int on_api(struct hp_http_req *req)
+{
+    return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), "api", 3);
+}
+
 static int on_request(struct hp_http_req *req)
 {
     struct hp_str p = req->path;
 
     if (p.len == 9 && memcmp(p.ptr, "/hdrcheck", 9) == 0)
         return check_header_values(req);
+    /* /r/...: through the router, the directory mounted at /r/files. */
+    if (p.len >= 3 && memcmp(p.ptr, "/r/", 3) == 0) {
+        if (!router) {
+            assert_int_equal(hp_router_new(&router, NULL), 0);
+            assert_int_equal(hp_router_add(router, "GET", "/r/api", on_api, NULL), 0);
+            assert_int_equal(hp_router_mount_handler(router, "/r/files", hp_static_route, fx.st),
+                             0);
+            assert_int_equal(hp_router_freeze(router), 0);
+        }
+        return hp_router_dispatch(router, req);
+    }
 
     /* A mount under /static/ as a router would do it; the rest at the root. */
     if (p.len >= 8 && memcmp(p.ptr, "/static/", 8) == 0) {
@@ -259,6 +279,8 @@ static int teardown(void **state)
     char cmd[PATH_MAX + 16];
 
     (void)state;
+    hp_router_free(router);
+    router = NULL;
     free(resp);
     resp = NULL;
     down = false;
@@ -436,6 +458,27 @@ static void test_static_get_and_head_byte_exact(void **state)
     exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_non_null(strstr(resp, "Content-Type: text/html; charset=utf-8\r\n"));
     assert_non_null(strstr(resp, "\r\n\r\n<p>root</p>\n"));
+}
+
+static void test_static_mounted_in_the_router(void **state)
+{
+    (void)state;
+    learn_etag();
+    exchange("GET /r/files/f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(OK_200);
+    exchange("GET /r/api HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_memory_equal(resp + resp_len - 3, "api", 3);
+    exchange("GET /r/files/sub HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_non_null(strstr(resp, "\r\nLocation: /r/files/sub/\r\n"));
+    exchange("GET /r/files/sub/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_non_null(strstr(resp, "<p>sub</p>"));
+    /* The router cleans dot segments itself (a redirect); never the file. */
+    exchange("GET /r/files/%2e%2e/secret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 200", 12) == 0, 0);
+    assert_null(strstr(resp, "top secret"));
+    exchange("GET /r/files/sub%2f..%2fsecret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_null(strstr(resp, "top secret"));
+    status_is("/r/files/nope", 404);
 }
 
 static void test_static_header_values_are_checked_at_every_offset(void **state)
@@ -1004,6 +1047,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_static_get_and_head_byte_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_mounted_in_the_router, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_header_values_are_checked_at_every_offset,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_conditional_requests_rfc9110_section13, setup,
