@@ -166,7 +166,7 @@ int hp_work_submit(struct hp_loop *loop, struct hp_work *w, hp_work_fn *fn, hp_w
     struct hp__pool *p;
     int err = 0;
 
-    if (!fn || !done || w->_state != W_IDLE)
+    if (!fn || !done)
         return -EINVAL;
     if (loop->pool_stopping)
         return -ECANCELED;
@@ -174,9 +174,11 @@ int hp_work_submit(struct hp_loop *loop, struct hp_work *w, hp_work_fn *fn, hp_w
         return err;
     p = loop->pool;
     pthread_mutex_lock(&p->mu);
-    if (p->queued >= p->max_queue) {
+    /* Under the lock: a worker may be writing the state of an item in flight. */
+    if (w->_state != W_IDLE || p->queued >= p->max_queue) {
+        err = w->_state != W_IDLE ? -EINVAL : -ENOBUFS;
         pthread_mutex_unlock(&p->mu);
-        return -ENOBUFS;
+        return err;
     }
     /* A thread more when nobody idle will take it; only the first one must start. */
     if (p->idle <= p->queued && p->nthreads < p->max_threads && (err = start_thread(p)) != 0 &&

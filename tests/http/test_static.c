@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
+#include <hellepoll/router.h>
 #include <hellepoll/static.h>
 
 #include "testutil.h"
@@ -46,9 +49,58 @@ static struct fixture fx;
 static char *resp; /* the last response, Date masked */
 static size_t resp_len;
 
+/*
+ * hp_http_add_header()'s value check, which the handler's hot path leans on
+ * (it is word-at-a-time): every forbidden byte at every offset of a value
+ * longer than a word is refused, tabs and obs-text bytes are not.
+ */
+static int check_header_values(struct hp_http_req *req)
+{
+    static const unsigned char bad[] = {'\0', '\r', '\n', 0x01, 0x1f, 0x7f};
+    char v[40];
+
+    for (size_t len = 1; len <= sizeof(v); len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t b = 0; b < sizeof(bad); b++) {
+                memset(v, 'a', sizeof(v));
+                v[at] = (char)bad[b];
+                assert_int_equal(
+                    hp_http_add_header(req, HP_STR_LIT("X-V"), (struct hp_str){v, len}), -EINVAL);
+            }
+            memset(v, 'a', sizeof(v));
+            v[at] = at % 2 ? '\t' : (char)0xe9;
+            assert_int_equal(hp_http_add_header(req, HP_STR_LIT("X-V"), (struct hp_str){v, len}),
+                             0);
+        }
+    }
+    return hp_http_reply(req, 204, HP_STR_LIT(""), NULL, 0);
+}
+
+static struct hp_router *router;
+static void status_is(const char *target, int status);
+
+static int on_api(struct hp_http_req *req)
+{
+    return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), "api", 3);
+}
+
 static int on_request(struct hp_http_req *req)
 {
     struct hp_str p = req->path;
+
+    if (p.len == 9 && memcmp(p.ptr, "/hdrcheck", 9) == 0)
+        return check_header_values(req);
+    /* /r/...: through the router, the directory mounted at /r/files. */
+    if (p.len >= 3 && memcmp(p.ptr, "/r/", 3) == 0) {
+        if (!router) {
+            assert_int_equal(hp_router_new(&router, NULL), 0);
+            assert_int_equal(hp_router_add(router, "GET", "/r/api", on_api, NULL), 0);
+            assert_int_equal(hp_router_mount_handler(router, "/r/files", hp_static_route, fx.st),
+                             0);
+            assert_int_equal(hp_router_freeze(router), 0);
+        }
+        return hp_router_dispatch(router, req);
+    }
 
     /* A mount under /static/ as a router would do it; the rest at the root. */
     if (p.len >= 8 && memcmp(p.ptr, "/static/", 8) == 0) {
@@ -173,12 +225,30 @@ static int setup_streamed(void **state)
     return setup_opts(&o);
 }
 
+/* A long cache lifetime and a one-thread pool the test can hold. */
+static int setup_one_thread(void **state)
+{
+    struct hp_static_opts o = {.cache_ttl_ms = 600000};
+    struct hp_pool_opts one = {.threads = 1};
+
+    (void)state;
+    if (setup_opts(&o) != 0)
+        return -1;
+    return hp_pool_config(fx.loop, &one);
+}
+
 static int setup_listing(void **state)
 {
     struct hp_static_opts o = {.listing = true};
 
     (void)state;
     return setup_opts(&o);
+}
+
+static void ct_spin(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        hp_loop_run_once(fx.loop, 5);
 }
 
 static void drain_server(void)
@@ -209,6 +279,8 @@ static int teardown(void **state)
     char cmd[PATH_MAX + 16];
 
     (void)state;
+    hp_router_free(router);
+    router = NULL;
     free(resp);
     resp = NULL;
     down = false;
@@ -386,6 +458,34 @@ static void test_static_get_and_head_byte_exact(void **state)
     exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_non_null(strstr(resp, "Content-Type: text/html; charset=utf-8\r\n"));
     assert_non_null(strstr(resp, "\r\n\r\n<p>root</p>\n"));
+}
+
+static void test_static_mounted_in_the_router(void **state)
+{
+    (void)state;
+    learn_etag();
+    exchange("GET /r/files/f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(OK_200);
+    exchange("GET /r/api HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_memory_equal(resp + resp_len - 3, "api", 3);
+    exchange("GET /r/files/sub HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_non_null(strstr(resp, "\r\nLocation: /r/files/sub/\r\n"));
+    exchange("GET /r/files/sub/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_non_null(strstr(resp, "<p>sub</p>"));
+    /* The router cleans dot segments itself (a redirect); never the file. */
+    exchange("GET /r/files/%2e%2e/secret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 200", 12) == 0, 0);
+    assert_null(strstr(resp, "top secret"));
+    exchange("GET /r/files/sub%2f..%2fsecret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_null(strstr(resp, "top secret"));
+    status_is("/r/files/nope", 404);
+}
+
+static void test_static_header_values_are_checked_at_every_offset(void **state)
+{
+    (void)state;
+    exchange("GET /hdrcheck HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 204 ", 13), 0);
 }
 
 static void test_static_conditional_requests_rfc9110_section13(void **state)
@@ -688,6 +788,85 @@ static void test_static_file_replaced_while_cached(void **state)
     close(c);
 }
 
+static atomic_bool gate;
+
+static void hold(struct hp_work *w)
+{
+    (void)w;
+    while (!atomic_load(&gate))
+        sched_yield();
+}
+
+static void held(struct hp_work *w, int status)
+{
+    (void)w;
+    assert_int_equal(status, 0);
+}
+
+/* Bytes readable on @p c within a few loop iterations (0 if none). */
+static size_t poll_bytes(int c, char *buf, size_t cap, unsigned iterations)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < iterations; i++) {
+        ssize_t r;
+
+        hp_loop_run_once(fx.loop, 5);
+        while (n < cap && (r = read(c, buf + n, cap - n)) > 0)
+            n += (size_t)r;
+    }
+    return n;
+}
+
+static void test_static_cold_lookup_never_blocks_the_loop(void **state)
+{
+    struct hp_work blocker;
+    char buf[4096];
+    int a, b;
+
+    (void)state;
+    exchange("GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n"); /* now cached */
+    memset(&blocker, 0, sizeof(blocker));
+    atomic_store(&gate, false);
+    assert_int_equal(hp_work_submit(fx.loop, &blocker, hold, held), 0); /* the only worker */
+    a = client_new(0);
+    b = client_new(0);
+    send_str(a, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"); /* cold: needs the pool */
+    assert_int_equal(poll_bytes(a, buf, sizeof(buf), 20), 0);
+    /* The loop still answers what the cache knows while the pool is stuck. */
+    send_str(b, "GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    exchange_on(b, "", false);
+    assert_non_null(strstr(resp, "0123456789abcdefghij"));
+    atomic_store(&gate, true);
+    exchange_on(a, "", false);
+    assert_non_null(strstr(resp, "plain text, plain text"));
+    close(a);
+    close(b);
+}
+
+static void test_static_client_gone_during_cold_lookup(void **state)
+{
+    struct hp_work blocker;
+    struct hp_static_stats st;
+    int a;
+
+    (void)state;
+    memset(&blocker, 0, sizeof(blocker));
+    atomic_store(&gate, false);
+    assert_int_equal(hp_work_submit(fx.loop, &blocker, hold, held), 0);
+    a = client_new(0);
+    send_str(a, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    ct_spin(20);
+    hp_static_stats(fx.st, &st);
+    assert_int_equal(st.in_flight, 1); /* waiting for the lookup */
+    close(a);
+    ct_spin(20);
+    atomic_store(&gate, true);
+    drain_server(); /* the lookup completes, the closed request is released: nothing leaks */
+    hp_static_stats(fx.st, &st);
+    assert_int_equal(st.in_flight, 0);
+}
+
 static size_t big_size(void)
 {
     /* valgrind runs every test program: keep its run short. */
@@ -868,6 +1047,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_static_get_and_head_byte_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_mounted_in_the_router, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_header_values_are_checked_at_every_offset,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_conditional_requests_rfc9110_section13, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_static_ranges_rfc9110_section14, setup, teardown),
@@ -881,6 +1063,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_static_precompressed_siblings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_listing_escapes_names, setup_listing, teardown),
         cmocka_unit_test_setup_teardown(test_static_file_replaced_while_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_cold_lookup_never_blocks_the_loop,
+                                        setup_one_thread, teardown),
+        cmocka_unit_test_setup_teardown(test_static_client_gone_during_cold_lookup,
+                                        setup_one_thread, teardown),
         cmocka_unit_test_setup_teardown(test_static_100mib_through_small_sndbuf_to_slow_reader,
                                         setup_streamed, teardown),
         cmocka_unit_test_setup_teardown(test_static_client_closing_mid_file, setup_streamed,

@@ -12,13 +12,14 @@ import struct
 import wave
 import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import unittest
 
-from httptest import DEADLINE, Reader, Server
+from httptest import DEADLINE, Reader, Server, binary
 
 H = b"Host: example.com\r\n"
 
@@ -177,6 +178,37 @@ class Static(unittest.TestCase):
             r = Reader(s).response()
             self.assertIn(b"a&amp;b&lt;c&gt;.txt", r.body)
             self.assertNotIn(b"<c>", r.body)
+
+    @unittest.skipUnless(os.geteuid() != 0 or shutil.which("runuser"), "SKIP: root without runuser")
+    def test_unreadable_file_is_403(self):
+        # Permissions do not apply to root: run the server as nobody then.
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            for name, mode in (("ok.txt", 0o644), ("locked.txt", 0o000)):
+                with open(os.path.join(d, name), "w") as f:
+                    f.write("x")
+                os.chmod(os.path.join(d, name), mode)
+            cmd = [binary("static"), "--host", "127.0.0.1", "--port", "0", "--root", d]
+            if os.geteuid() == 0:
+                cmd = ["runuser", "-u", "nobody", "--"] + cmd
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                m = re.search(r"http://[^ ]*:(\d+)/", proc.stdout.readline())
+                self.assertTrue(m, proc.stderr.read() if proc.poll() is not None else "no startup line")
+                c = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=DEADLINE)
+                for path, status in (("/ok.txt", 200), ("/locked.txt", 403), ("/none", 404)):
+                    c.request("GET", path)
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, status, path)
+                c.close()
+            finally:
+                proc.terminate()
+                rc = proc.wait(timeout=DEADLINE)
+                if os.geteuid() != 0:  # runuser itself dies of the SIGTERM it passes on
+                    self.assertEqual(rc, 0)
+                proc.stdout.close()
+                proc.stderr.close()
 
     @unittest.skipUnless(shutil.which("chromium"), "SKIP: chromium not installed")
     def test_chromium_loads_images_and_seeks_a_video(self):

@@ -8,6 +8,7 @@
 #include "render.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -119,14 +120,38 @@ static bool must_close(const struct http_conn *c, const struct req_blk *rq)
     return !(rq->rflags & R_BODY_DONE);
 }
 
-bool hp__http_valid_field_value(struct hp_str v)
+static bool valid_bytes(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char ch = (unsigned char)v.ptr[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+    for (size_t i = 0; i < n; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
             return false;
     }
     return true;
+}
+
+/*
+ * Eight bytes at a time: a word with no byte below 0x20 and none equal to
+ * 0x7f is fine as it is (the usual case); one that has some (a tab, or a
+ * forbidden byte) is looked at byte by byte. The tests are the "has less
+ * than" and "has zero" bit tricks; bytes from 0x80 up never trigger them.
+ */
+bool hp__http_valid_field_value(struct hp_str v)
+{
+    const unsigned char *p = (const unsigned char *)v.ptr;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+
+    for (; i + 8 <= v.len; i += 8) {
+        uint64_t x, d;
+
+        memcpy(&x, p + i, 8);
+        d = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x20) & ~x) | ((d - ones) & ~d)) & highs) {
+            if (!valid_bytes(p + i, 8))
+                return false;
+        }
+    }
+    return valid_bytes(p + i, v.len - i);
 }
 
 /* Equal bytes? For the short strings of a head prefix key: a word at a time. */

@@ -31,6 +31,7 @@
 
 #include <hellepoll/error.h>
 #include <hellepoll/fs.h>
+#include <hellepoll/router.h>
 
 #include "static_internal.h"
 
@@ -533,6 +534,15 @@ int hp_static_handle(struct hp_static *st, struct hp_http_req *req, struct hp_st
         reply_status(req, status_of(err));
     }
     return 0;
+}
+
+int hp_static_route(struct hp_http_req *req)
+{
+    const struct hp_route *route = hp_route_of(req);
+
+    if (!route || !route->data)
+        return -EINVAL;
+    return hp_static_handle(route->data, req, hp_route_rest(req));
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

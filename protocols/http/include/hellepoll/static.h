@@ -94,6 +94,15 @@ HP_API int hp_static_free(struct hp_static *st);
  */
 HP_API int hp_static_handle(struct hp_static *st, struct hp_http_req *req, struct hp_str path);
 
+/**
+ * A handler for the router (router.h): mount it with
+ * hp_router_mount_handler(r, "/files", hp_static_route, st) and it serves
+ * hp_route_rest(req) from the hp_static given as the route's data (one
+ * router per loop, as hp_static is per loop).
+ * @return as hp_static_handle().
+ */
+HP_API int hp_static_route(struct hp_http_req *req);
+
 /** Counters, for tests and monitoring. */
 struct hp_static_stats {
     uint64_t hits;       /**< answered from the cache without the pool */
