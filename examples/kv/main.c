@@ -5,7 +5,11 @@
  *   GET /kv/{key}     returns it byte for byte            200, or 404
  *   DELETE /kv/{key}  removes it                          204
  *
- * Keys are any bytes the URL can carry, percent-decoded. With memcached,
+ * The routes are on the router (<hellepoll/router.h>): GET, PUT and DELETE
+ * of /kv/{key...}, so it answers 404 elsewhere, 405 with Allow for other
+ * methods, HEAD like GET, and 400 for malformed escapes and keys that decode
+ * to a NUL byte (the router refuses those in any parameter).
+ * Keys are any other bytes the URL can carry, percent-decoded. With memcached,
  * keys its text protocol cannot carry go base64-encoded (the b flag); a key
  * no store can take (empty; with memcached over 250 bytes, or over 186
  * binary bytes) gets 400. While the store is down requests get 503 with the
@@ -25,6 +29,7 @@
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
 #include <hellepoll/memcached.h>
+#include <hellepoll/router.h>
 #ifdef HP_KV_REDIS
 #include <hiredis/hiredis.h>
 
@@ -171,67 +176,26 @@ static int redis_request(struct worker *w, struct hp_http_req *req, struct hp_st
 
 /* ---- the handler ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+static struct hp_router *router;
 
-/* Percent-decode @p in into @p out (at least in.len bytes); -1 on a bad escape. */
-static ssize_t decode(struct hp_str in, char *out)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < in.len; i++) {
-        if (in.ptr[i] != '%') {
-            out[n++] = in.ptr[i];
-            continue;
-        }
-        if (i + 2 >= in.len)
-            return -1;
-        if (hexval(in.ptr[i + 1]) < 0 || hexval(in.ptr[i + 2]) < 0)
-            return -1;
-        out[n++] = (char)(hexval(in.ptr[i + 1]) * 16 + hexval(in.ptr[i + 2]));
-        i += 2;
-    }
-    return (ssize_t)n;
-}
-
-static int on_request(struct hp_http_req *req)
+/* GET, HEAD, PUT and DELETE of /kv/{key...}: the router has decoded the key. */
+static int on_kv(struct hp_http_req *req)
 {
     struct worker *w = hp_http_server_data(req->server);
-    struct hp_str path = req->path, key;
-    char *buf;
-    ssize_t n;
+    struct hp_str key;
 
-    if (path.len < 4 || memcmp(path.ptr, "/kv/", 4) != 0)
-        return reply_text(req, 404, "try /kv/{key}\n");
-    if (req->method_id != HP_HTTP_GET && req->method_id != HP_HTTP_HEAD &&
-        req->method_id != HP_HTTP_PUT && req->method_id != HP_HTTP_DELETE) {
-        (void)hp_http_add_header(req, HP_STR_LIT("Allow"), HP_STR_LIT("GET, HEAD, PUT, DELETE"));
-        return reply_text(req, 405, "method not allowed\n");
-    }
-    path.ptr += 4;
-    path.len -= 4;
-    buf = hp_http_req_alloc(req, path.len ? path.len : 1);
-    if (buf == NULL)
-        return -ENOMEM;
-    n = decode(path, buf);
-    if (n < 0)
-        return reply_text(req, 400, "bad percent-encoding in the key\n");
-    if (n == 0)
+    if (!hp_route_param(req, "key", &key) || key.len == 0)
         return reply_text(req, 400, "empty key\n");
-    key = (struct hp_str){buf, (size_t)n};
 #ifdef HP_KV_REDIS
     if (store == STORE_REDIS)
         return redis_request(w, req, key);
 #endif
     return mc_request(w, req, key);
+}
+
+static int on_request(struct hp_http_req *req)
+{
+    return hp_router_dispatch(router, req);
 }
 
 /* ---- workers and options ---- */
@@ -347,5 +311,20 @@ int main(int argc, char **argv)
         .options_usage = "--redis HOST:PORT | --memcached HOST:PORT\n",
     };
 
-    return hp_example_serve(&ex, argc, argv);
+    static const char *const methods[] = {"GET", "PUT", "DELETE"};
+    int rc;
+
+    if (hp_router_new(&router, NULL) != 0)
+        return 1;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (hp_router_add(router, methods[i], "/kv/{key...}", on_kv, NULL) != 0) {
+            fprintf(stderr, "kv: %s\n", hp_router_error(router));
+            return 1;
+        }
+    }
+    if (hp_router_freeze(router) != 0)
+        return 1;
+    rc = hp_example_serve(&ex, argc, argv);
+    hp_router_free(router);
+    return rc;
 }

@@ -132,9 +132,12 @@ class KvCases:
             self.assertIn(self.kv.request("DELETE", key)[0], (200, 204))
             self.assertEqual(self.kv.request("GET", key)[0], 404)
         # binary key bytes, percent-encoded by hand
-        status, _ = self.kv.request("PUT", None, body=b"bin", raw_path="/kv/%00%01%ff%20")
+        status, _ = self.kv.request("PUT", None, body=b"bin", raw_path="/kv/%01%ff%20%0d%0a")
         self.assertIn(status, (200, 201, 204))
-        self.assertEqual(self.kv.request("GET", None, raw_path="/kv/%00%01%ff%20"), (200, b"bin"))
+        self.assertEqual(self.kv.request("GET", None, raw_path="/kv/%01%ff%20%0d%0a"),
+                         (200, b"bin"))
+        # HEAD is GET without the body
+        self.assertEqual(self.kv.request("HEAD", None, raw_path="/kv/%01%ff%20%0d%0a"), (200, b""))
         # an empty value is a value
         self.assertIn(self.kv.request("PUT", "empty", body=b"")[0], (200, 201, 204))
         self.assertEqual(self.kv.request("GET", "empty"), (200, b""))
@@ -143,6 +146,9 @@ class KvCases:
         self.assertEqual(self.kv.request("GET", None, raw_path="/kv/")[0], 400)
         self.assertEqual(self.kv.request("GET", None, raw_path="/kv/%zz")[0], 400)
         self.assertEqual(self.kv.request("POST", "k", body=b"x")[0], 405)
+        # the router refuses a NUL byte in a parameter, and keys that climb
+        self.assertEqual(self.kv.request("GET", None, raw_path="/kv/a%00b")[0], 400)
+        self.assertEqual(self.kv.request("GET", None, raw_path="/kv/a%2F..%2Fb")[0], 400)
         self.assertEqual(self.kv.request("GET", None, raw_path="/other")[0], 404)
 
     def test_store_down_and_back(self):
