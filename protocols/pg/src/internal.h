@@ -179,7 +179,7 @@ void hp__pg_conn_free(struct pgconn *c);
 void hp__pg_conn_rearm(struct pgconn *c);
 bool hp__pg_conn_stalled(const struct pgconn *c);
 
-/* cancel.c: PQcancel off the loop's thread (temporary: a detached thread per request) */
+/* cancel.c: PQcancel off the loop's thread, on the loop's thread pool */
 int hp__pg_cancel_start(struct hp_pg_pool *pool, PGconn *pg);
 void hp__pg_cancel_detach_all(struct hp_pg_pool *pool);
 

@@ -14,7 +14,8 @@
  * Connecting (PQconnectStart/PQconnectPoll), writing (non-blocking, PQflush
  * until done while watching writability) and reading all happen on the loop.
  * Cancelling a query that ran out of time needs PQcancel(), which blocks: it
- * runs on another thread and its outcome is posted back to the loop.
+ * runs on the loop's thread pool (hellepoll/pool.h) and its outcome comes
+ * back to the loop.
  *
  * Callbacks. Every call that takes a callback and returns 0 runs it exactly
  * once, later (never inside the call), on the loop's thread, with one of:
@@ -138,7 +139,9 @@ HP_API HP_NODISCARD int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *
  * use the pool any more (calls on it return HP_ECLOSED meanwhile). Open
  * transaction handles become invalid. Must be called before hp_loop_free():
  * the pool's connections keep the loop alive. A cancel request still running
- * on its thread is left to finish on its own and touches nothing of the pool.
+ * on the loop's thread pool is left to finish and touches nothing of the
+ * pool; until it returns it keeps the loop alive, and hp_loop_free() waits
+ * for it (against a stopped server, until the server resumes).
  */
 HP_API void hp_pg_pool_free(struct hp_pg_pool *pool);
 
