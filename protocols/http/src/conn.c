@@ -340,7 +340,8 @@ static void detach_request(struct http_conn *c, int status)
         return;
     if (srv->opts.on_log != NULL)
         hp__http_log(srv, rq, rq->rflags & R_HANDLED ? 499 : 0);
-    if ((rq->rflags & R_HELD) && take_request(c, true) != 0)
+    /* Its bytes were taken when its handler call returned, unless that failed. */
+    if ((rq->rflags & R_HELD) && rq->rpos != 0 && take_request(c, true) != 0)
         assert(!"taking the whole input cannot fail");
     c->rq = NULL;
     rq->conn = NULL;
