@@ -33,11 +33,12 @@ fi
 echo "database: $dsn"
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # 512 concurrent connections
+: >"$tmp/app.log"
 "$bin" --host 127.0.0.1 --port 0 --dsn "$dsn" --workers 2 --pool 4 >"$tmp/app.log" 2>&1 &
 app_pid=$!
 port=""
 for ((i = 0; i < 600; i++)); do # up to 30 s for the "listening on" line
-    port=$(sed -n 's|^tfb: listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/app.log")
+    port=$(sed -n 's|^tfb: listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/app.log" || true)
     [ -n "$port" ] && break
     kill -0 "$app_pid" 2>/dev/null || break
     sleep 0.05
