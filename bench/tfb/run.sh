@@ -174,7 +174,8 @@ log "database: $dsn"
 
 app_cmd() { # APP: sets cmd, the app's command line
     case "$1" in
-    hellepoll) cmd=("$tfb_bin" --host "$host" --port "$port" --dsn "$dsn" --workers 1 --pool "$pool") ;;
+    hellepoll) cmd=("$tfb_bin" --host "$host" --port "$port" --dsn "$dsn" --workers 1 --pool "$pool"
+        --max-connections 20000 --max-keepalive-requests 4294967295) ;; # no limits, as the peers
     node) cmd=(env "NODE_PATH=$here/.deps/node_modules" node "$here/node/server.js" --host "$host"
         --port "$port" --dsn "$dsn" --pool "$pool") ;;
     tornado) cmd=("$py" "$here/tornado/server.py" --host "$host" --port "$port" --dsn "$dsn"
