@@ -957,12 +957,16 @@ static void on_sate(struct hp_io *io, unsigned events, int status)
     }
 }
 
-static unsigned run_sate(enum sate_mode mode)
+/* An edge watcher in @p mode on a loop logging at @p level: the "sate the stream" reports. */
+static unsigned run_sate_at(enum sate_mode mode, enum hp_log_level level)
 {
     struct ct_log log = {0};
-    struct hp_loop *loop = ct_loop_new(&log, NULL, 0);
+    struct hp_loop_opts opts = {.log = ct_log_cb, .log_ctx = &log, .log_level = level};
+    struct hp_loop *loop = NULL;
     struct sate s = {.mode = mode};
     int sv[2];
+
+    assert_int_equal(hp_loop_new(&loop, &opts), 0);
 
     hp_test_socketpair(sv);
     hp_io_init(loop, &s.io, sv[0], on_sate);
@@ -982,6 +986,11 @@ static unsigned run_sate(enum sate_mode mode)
     return log.sate;
 }
 
+static unsigned run_sate(enum sate_mode mode)
+{
+    return run_sate_at(mode, HP_LOG_DEBUG);
+}
+
 static void test_io_edge_callback_returning_undrained_is_reported_as_sate_the_stream(void **state)
 {
     (void)state;
@@ -998,6 +1007,48 @@ static void test_io_edge_callback_that_drains_or_stops_is_not_reported(void **st
     assert_int_equal(run_sate(SATE_DRAIN), 0);
     assert_int_equal(run_sate(SATE_STOP), 0);
     assert_int_equal(run_sate(SATE_READ_TO_EOF), 0);
+}
+
+/* The report is a warning: HP_LOG_ERROR can be chosen as the threshold and drops it. */
+static void test_io_log_threshold_error_drops_the_sate_the_stream_warning(void **state)
+{
+    (void)state;
+#ifndef NDEBUG
+    assert_true(run_sate_at(SATE_READ_ONE, HP_LOG_WARN) >= 1);
+    assert_true(run_sate_at(SATE_READ_ONE, (enum hp_log_level)0) >= 1); /* the default: WARN */
+    assert_int_equal(run_sate_at(SATE_READ_ONE, HP_LOG_ERROR), 0);
+#else
+    skip(); /* the only warning of the core exists in debug builds only */
+#endif
+}
+
+/* ---- reads of zero bytes ---------------------------------------------------- */
+
+static void test_io_read_of_zero_bytes_returns_zero_not_eof(void **state)
+{
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    struct hp_buf none[2];
+    struct watch w;
+    char buf[8];
+    int fds[2];
+
+    (void)state;
+    hp_test_pipe(fds);
+    watch_start(loop, &w, fds[0], HP_READABLE);
+    assert_int_equal(hp_io_read(&w.io, buf, 0), 0); /* empty pipe: not an end of file */
+    hp_test_write_all(fds[1], "abc", 3);
+    assert_int_equal(hp_io_read(&w.io, buf, 0), 0);
+    none[0] = hp_buf_make(buf, 0);
+    none[1] = hp_buf_make(buf + 1, 0);
+    assert_int_equal(hp_io_readv(&w.io, none, 2), 0);
+    assert_int_equal(hp_io_read(&w.io, buf, sizeof(buf)), 3); /* nothing was lost */
+    assert_memory_equal(buf, "abc", 3);
+    close(fds[1]);
+    assert_int_equal(hp_io_read(&w.io, buf, 0), 0);
+    assert_int_equal(hp_io_read(&w.io, buf, sizeof(buf)), HP_EOF); /* the real end */
+    hp_io_stop(&w.io);
+    hp_test_loop_free(loop);
+    close(fds[0]);
 }
 
 int main(void)
@@ -1030,6 +1081,8 @@ int main(void)
         cmocka_unit_test(test_io_readv_and_writev_move_several_buffers_in_order),
         cmocka_unit_test(test_io_edge_callback_returning_undrained_is_reported_as_sate_the_stream),
         cmocka_unit_test(test_io_edge_callback_that_drains_or_stops_is_not_reported),
+        cmocka_unit_test(test_io_log_threshold_error_drops_the_sate_the_stream_warning),
+        cmocka_unit_test(test_io_read_of_zero_bytes_returns_zero_not_eof),
     };
 
     ct_apply_filters();

@@ -1,12 +1,15 @@
 /*
  * tests/core/test_signal.c - signal watchers: delivery of raise() and
- * kill(), coalescing, several loops, refused signals, and restoring the
- * previous disposition when the last watcher stops.
+ * kill(), coalescing, several loops, refused signals, restoring the
+ * previous disposition when the last watcher stops, and a stress test of the
+ * handler racing a loop that detaches its self-pipe.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -365,6 +368,101 @@ static void test_signal_a_loop_that_stops_watching_frees_its_slot(void **state)
     many_loops_finish(m);
 }
 
+/* ---- the handler and the detach race --------------------------------------- */
+
+static atomic_bool raiser_stop;
+static atomic_ulong raised, sigpipes;
+
+/* A write into a pipe whose read end is closed: the handler used a stale descriptor. */
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&sigpipes, 1);
+}
+
+static void *raiser(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&raiser_stop)) {
+        (void)raise(SIGUSR2); /* handled on this thread, concurrently with the main one */
+        atomic_fetch_add(&raised, 1);
+    }
+    return NULL;
+}
+
+/* A byte in the read end of @p p, or not. */
+static bool pipe_has_a_byte(const int p[2])
+{
+    char b;
+
+    return read(p[0], &b, 1) == 1;
+}
+
+/*
+ * One thread keeps raising a signal that loop A watches, so the handler runs
+ * all the time on it; the main thread keeps starting and stopping a watcher
+ * on loop B (attaching and detaching its self-pipe) and at once opens pipes,
+ * which get the descriptor numbers the self-pipe just gave back. A handler
+ * that loaded the old descriptor before the detach must not write into them.
+ * The window is tiny: this catches the race only sometimes when it exists.
+ */
+static void test_signal_detach_never_lets_the_handler_write_into_a_reused_descriptor(void **state)
+{
+    enum { RING = 4 };
+    struct hp_loop *a = hp_test_loop_new(NULL), *b = hp_test_loop_new(NULL);
+    const uint64_t budget_ms = getenv("HP_TEST_VALGRIND") ? 500 : 2000;
+    int ring[RING][2], stray = 0;
+    struct sigaction old_pipe;
+    struct csig ca, cb;
+    size_t rounds = 0;
+    pthread_t th;
+    uint64_t end;
+
+    (void)state;
+    csig_init(a, &ca);
+    csig_init(b, &cb);
+    assert_int_equal(hp_signal_start(&ca.s, SIGUSR2), 0);
+    set_handler(SIGPIPE, on_sigpipe, &old_pipe);
+    atomic_store(&raiser_stop, false);
+    atomic_store(&raised, 0);
+    atomic_store(&sigpipes, 0);
+    for (int i = 0; i < RING; i++)
+        hp_test_pipe(ring[i]);
+    assert_int_equal(pthread_create(&th, NULL, raiser, NULL), 0);
+    end = ct_now_ms() + budget_ms;
+    while (ct_now_ms() < end && stray == 0 && atomic_load(&sigpipes) == 0) {
+        for (int k = 0; k < 64; k++, rounds++) {
+            int *p;
+
+            assert_int_equal(hp_signal_start(&cb.s, SIGUSR2), 0);
+            hp_signal_stop(&cb.s); /* the last watcher of loop B: its pipe is closed */
+            /* The oldest pipe of the ring was quiet all along, then a new one at once. */
+            p = ring[rounds % RING];
+            stray += pipe_has_a_byte(p);
+            close(p[0]);
+            close(p[1]);
+            hp_test_pipe(p);
+            stray += pipe_has_a_byte(p);
+        }
+    }
+    atomic_store(&raiser_stop, true);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    for (int i = 0; i < RING; i++) {
+        stray += pipe_has_a_byte(ring[i]);
+        close(ring[i][0]);
+        close(ring[i][1]);
+    }
+    assert_int_equal(sigaction(SIGPIPE, &old_pipe, NULL), 0);
+    print_message("%zu attach/detach rounds, %lu signals raised\n", rounds,
+                  (unsigned long)atomic_load(&raised));
+    assert_int_equal(stray, 0);
+    assert_int_equal(atomic_load(&sigpipes), 0);
+    assert_true(atomic_load(&raised) > 0);
+    hp_signal_stop(&ca.s);
+    hp_test_loop_free(a);
+    hp_test_loop_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_signal_callback_may_stop_and_free_its_watcher),
         cmocka_unit_test(test_signal_more_than_64_loops_watching_is_refused_with_ebusy),
         cmocka_unit_test(test_signal_a_loop_that_stops_watching_frees_its_slot),
+        cmocka_unit_test(test_signal_detach_never_lets_the_handler_write_into_a_reused_descriptor),
     };
 
     ct_apply_filters();

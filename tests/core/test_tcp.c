@@ -1296,6 +1296,217 @@ static void test_tcp_set_nodelay_sets_tcp_nodelay(void **state)
     hp_test_loop_free(loop);
 }
 
+/* ---- taking input out of the stream -------------------------------------------- */
+
+struct taker {
+    struct hp_stream s;
+    struct hp_stream_chunk chunk[64];
+    const char *kept[64];
+    size_t kept_len[64];
+    size_t nkept, calls, enobufs, taken;
+    size_t take_at; /* in the first call with this much input: take that much */
+    size_t want;    /* taker_has(): input bytes waited for */
+    bool take_all_when_full;
+    int rc;
+};
+
+static void on_taker(struct hp_stream *s, int status)
+{
+    struct taker *t = hp_container_of(s, struct taker, s);
+    struct hp_buf in = hp_stream_input(s);
+
+    t->calls++;
+    if (status == -ENOBUFS) {
+        t->enobufs++;
+        if (!t->take_all_when_full || t->nkept == 64)
+            return;
+        /* Full: take everything; it stays put, and reading goes on. */
+        t->kept[t->nkept] = in.base;
+        t->kept_len[t->nkept] = in.len;
+        assert_int_equal(hp_stream_take_input(s, in.len, &t->chunk[t->nkept]), 0);
+        t->nkept++;
+        t->taken += in.len;
+        assert_int_equal(hp_stream_input(s).len, 0);
+        return;
+    }
+    assert_int_equal(status, 0);
+    if (t->take_at != 0 && t->nkept == 0 && in.len >= t->take_at) {
+        t->kept[0] = in.base;
+        t->kept_len[0] = t->take_at;
+        t->rc = hp_stream_take_input(s, t->take_at, &t->chunk[0]);
+        t->nkept = 1;
+    }
+}
+
+static bool taker_has(void *arg)
+{
+    struct taker *t = arg;
+
+    return hp_stream_input(&t->s).len >= t->want;
+}
+
+static void taker_close(struct hp_loop *loop, struct taker *t, int sv[2])
+{
+    for (size_t i = 0; i < t->nkept; i++)
+        hp_stream_chunk_free(loop, &t->chunk[i]);
+    hp_stream_close(&t->s, on_close_flag);
+    hp_test_run_until(loop, &closed_flag);
+    close(sv[1]);
+}
+
+static void test_tcp_take_input_keeps_the_taken_bytes_in_place_while_reading_goes_on(void **state)
+{
+    enum { MORE = 200000 };
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    unsigned char *payload = make_payload(MORE, 5);
+    struct taker t = {.take_at = 5};
+    struct hp_buf in;
+    int sv[2];
+
+    (void)state;
+    stream_pair(loop, &t.s, sv);
+    hp_stream_set_input_limit(&t.s, 1u << 20);
+    assert_int_equal(hp_stream_read_start(&t.s, on_taker), 0);
+    hp_test_write_all(sv[1], "hello world", 11);
+    hp_test_run_until_count(loop, &t.nkept, 1);
+    assert_int_equal(t.rc, 0);
+    in = hp_stream_input(&t.s);
+    assert_int_equal(in.len, 6); /* the rest continues in the stream ... */
+    assert_memory_equal(in.base, " world", 6);
+    assert_memory_equal(t.kept[0], "hello", 5); /* ... the taken bytes where they were */
+
+    /* Much more arrives (the input grows and moves): the taken bytes stay. */
+    for (size_t off = 0; off < MORE; off += 10000) {
+        hp_test_write_all(sv[1], payload + off, 10000);
+        ct_run_nowait(loop, 2);
+    }
+    t.want = 6 + MORE;
+    ct_run_until(loop, taker_has, &t);
+    in = hp_stream_input(&t.s);
+    assert_memory_equal(in.base, " world", 6);
+    assert_int_equal(ct_pattern_check((const unsigned char *)in.base + 6, MORE, 5, 0), MORE);
+    assert_memory_equal(t.kept[0], "hello", 5);
+
+    /* Taking all of it: the bytes stay, reading goes on into a new buffer. */
+    t.kept[1] = in.base;
+    assert_int_equal(hp_stream_take_input(&t.s, in.len, &t.chunk[1]), 0);
+    t.nkept = 2;
+    assert_int_equal(hp_stream_input(&t.s).len, 0);
+    assert_memory_equal(t.kept[1], " world", 6);
+    hp_test_write_all(sv[1], "next", 4);
+    t.want = 4;
+    ct_run_until(loop, taker_has, &t);
+    in = hp_stream_input(&t.s);
+    assert_int_equal(in.len, 4);
+    assert_memory_equal(in.base, "next", 4);
+    assert_memory_equal(t.kept[0], "hello", 5);
+    assert_int_equal(ct_pattern_check((const unsigned char *)t.kept[1] + 6, MORE, 5, 0), MORE);
+    taker_close(loop, &t, sv);
+    hp_test_loop_free(loop);
+    free(payload);
+}
+
+static void test_tcp_take_input_refuses_bad_lengths_and_a_used_chunk(void **state)
+{
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    struct taker t = {.take_at = 3};
+    struct hp_stream_chunk spare = {0};
+    struct hp_buf in;
+    int sv[2];
+
+    (void)state;
+    stream_pair(loop, &t.s, sv);
+    assert_int_equal(hp_stream_read_start(&t.s, on_taker), 0);
+    hp_test_write_all(sv[1], "abcdef", 6);
+    hp_test_run_until_count(loop, &t.nkept, 1);
+    assert_int_equal(t.rc, 0);
+    in = hp_stream_input(&t.s);
+    assert_int_equal(hp_stream_take_input(&t.s, 0, &spare), -EINVAL);
+    assert_int_equal(hp_stream_take_input(&t.s, in.len + 1, &spare), -EINVAL);
+    assert_int_equal(hp_stream_take_input(&t.s, 1, &t.chunk[0]), -EINVAL); /* holds one */
+    assert_ptr_equal(hp_stream_input(&t.s).base, in.base);                 /* nothing changed */
+    assert_int_equal(hp_stream_input(&t.s).len, 3);
+    assert_memory_equal(hp_stream_input(&t.s).base, "def", 3);
+    assert_memory_equal(t.kept[0], "abc", 3);
+    hp_stream_chunk_free(loop, &spare); /* empty: nothing happens */
+    taker_close(loop, &t, sv);
+    hp_test_loop_free(loop);
+}
+
+static void test_tcp_take_input_of_everything_needs_no_memory_and_a_part_may_fail(void **state)
+{
+    enum { LEN = 3 * 8192 + 100 };
+    struct ct_alloc a;
+    struct hp_loop *loop;
+    unsigned char *payload = make_payload(LEN, 9);
+    struct taker t = {0};
+    struct hp_stream_chunk c = {0};
+    struct hp_buf in;
+    int sv[2];
+
+    (void)state;
+    ct_alloc_init(&a);
+    loop = ct_loop_new(NULL, &a, 0);
+    stream_pair(loop, &t.s, sv);
+    hp_stream_set_input_limit(&t.s, 1u << 20);
+    assert_int_equal(hp_stream_read_start(&t.s, on_taker), 0);
+    hp_test_write_all(sv[1], payload, LEN);
+    t.want = LEN;
+    ct_run_until(loop, taker_has, &t);
+    in = hp_stream_input(&t.s);
+    ct_alloc_fail_after(&a, 0);
+    /* A part: the rest needs a buffer of its own, and there is no memory. */
+    assert_int_equal(hp_stream_take_input(&t.s, 10, &c), -ENOMEM);
+    assert_ptr_equal(hp_stream_input(&t.s).base, in.base); /* nothing changed */
+    assert_int_equal(hp_stream_input(&t.s).len, LEN);
+    assert_null(c._mem);
+    /* Everything: nothing to allocate. */
+    assert_int_equal(hp_stream_take_input(&t.s, LEN, &c), 0);
+    assert_int_equal(hp_stream_input(&t.s).len, 0);
+    assert_int_equal(ct_pattern_check((const unsigned char *)in.base, LEN, 9, 0), LEN);
+    ct_alloc_fail_after(&a, -1);
+    hp_stream_chunk_free(loop, &c);
+    assert_null(c._mem);
+    taker_close(loop, &t, sv);
+    hp_test_loop_free(loop);
+    assert_int_equal(ct_alloc_live(&a), 0);
+    ct_alloc_destroy(&a);
+    free(payload);
+}
+
+static void test_tcp_take_input_resumes_reading_after_enobufs(void **state)
+{
+    enum { TOTAL = 6000 };
+    struct hp_loop *loop = hp_test_loop_new(NULL);
+    unsigned char *payload = make_payload(TOTAL, 11);
+    struct taker t = {.take_all_when_full = true};
+    size_t off = 0;
+    int sv[2];
+
+    (void)state;
+    stream_pair(loop, &t.s, sv);
+    hp_stream_set_input_limit(&t.s, 1024);
+    assert_int_equal(hp_stream_read_start(&t.s, on_taker), 0);
+    hp_test_write_all(sv[1], payload, TOTAL);
+    t.want = TOTAL % 1024;
+    hp_test_run_until_count(loop, &t.taken, TOTAL - TOTAL % 1024);
+    ct_run_until(loop, taker_has, &t);
+    assert_true(t.enobufs >= TOTAL / 1024);
+    /* Every chunk kept its bytes, in order, with the rest still in the stream. */
+    for (size_t i = 0; i < t.nkept; i++) {
+        assert_int_equal(ct_pattern_check((const unsigned char *)t.kept[i], t.kept_len[i], 11, off),
+                         t.kept_len[i]);
+        off += t.kept_len[i];
+    }
+    assert_int_equal(ct_pattern_check((const unsigned char *)hp_stream_input(&t.s).base,
+                                      hp_stream_input(&t.s).len, 11, off),
+                     hp_stream_input(&t.s).len);
+    assert_int_equal(off + hp_stream_input(&t.s).len, TOTAL);
+    taker_close(loop, &t, sv);
+    hp_test_loop_free(loop);
+    free(payload);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1315,6 +1526,10 @@ int main(void)
         cmocka_unit_test(test_tcp_stream_init_refuses_an_fd_that_is_already_watched),
         cmocka_unit_test(test_tcp_input_limit_pauses_reading_with_enobufs_until_consumed),
         cmocka_unit_test(test_tcp_read_start_delivers_input_already_buffered),
+        cmocka_unit_test(test_tcp_take_input_keeps_the_taken_bytes_in_place_while_reading_goes_on),
+        cmocka_unit_test(test_tcp_take_input_refuses_bad_lengths_and_a_used_chunk),
+        cmocka_unit_test(test_tcp_take_input_of_everything_needs_no_memory_and_a_part_may_fail),
+        cmocka_unit_test(test_tcp_take_input_resumes_reading_after_enobufs),
         cmocka_unit_test(test_tcp_stream_closed_from_another_streams_callback_gets_no_more_reads),
         cmocka_unit_test(test_tcp_eof_is_delivered_as_hp_eof_after_the_data),
         cmocka_unit_test(test_tcp_reading_ends_at_eof),

@@ -305,8 +305,11 @@ void hp__http_orphan_finish(struct req_blk *rq)
 
     assert(rq->rflags & R_HELD); /* finished twice? */
     rq->rflags &= ~(unsigned)R_HELD;
-    if (rq->rflags & R_NOTIFYING)
+    if (rq->rflags & R_NOTIFYING) {
+        /* Finished from its drain callback: gone for the handler, so no on_abort after. */
+        rq->rflags |= R_ABORTED;
         return;
+    }
     rq_free(srv, rq);
     srv->orphans--;
     if (srv->shutting_down && srv->orphans == 0)
@@ -341,8 +344,12 @@ static void detach_request(struct http_conn *c, int status)
     if (srv->opts.on_log != NULL)
         hp__http_log(srv, rq, rq->rflags & R_HANDLED ? 499 : 0);
     /* Its bytes were taken when its handler call returned, unless that failed. */
-    if ((rq->rflags & R_HELD) && rq->rpos != 0 && take_request(c, true) != 0)
-        assert(!"taking the whole input cannot fail");
+    if ((rq->rflags & R_HELD) && rq->rpos != 0) {
+        int err = take_request(c, true);
+
+        assert(err == 0); /* taking the whole input cannot fail */
+        (void)err;
+    }
     c->rq = NULL;
     rq->conn = NULL;
     rq->rflags |= R_NOTIFYING;
@@ -433,6 +440,9 @@ static void on_written(struct hp_write_req *wr, int status)
         conn_close(c, status);
         return;
     }
+    /* Pieces streamed while the queue was stuck (see hp_http_stream_write()). */
+    if (c->out != NULL && c->out->len != 0)
+        hp__http_flush(c);
     if (c->rq != NULL && c->rq->drain_cb != NULL)
         schedule_resume(c); /* the defer checks the mark, outside this callback */
     if (c->inflight > 0) {
@@ -691,9 +701,13 @@ static int head_done(struct http_conn *c, struct hp_buf in, size_t head_len)
         rebase(c, in.base);
         if ((rc = call_handler(c, srv->opts.on_head)) != 0)
             return rc;
-        /* Handed back, unless a response was started: on_request gets it with the body. */
-        if (!(rq->rflags & R_STARTED))
-            rq->rflags &= ~(unsigned)R_HELD;
+        if (rq->rflags & R_STARTED) {
+            /* It answers, streaming, and holds the request: the body is not read. */
+            rq->phase = P_HANDLER;
+            return 0;
+        }
+        /* Handed back: on_request gets it with the body. */
+        rq->rflags &= ~(unsigned)R_HELD;
         maybe_continue(c); /* the body is to be buffered */
         return 1;
     }

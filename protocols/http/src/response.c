@@ -213,7 +213,14 @@ int hp_http_stream_write(struct hp_http_req *req, const void *data, size_t len)
     rq->body_sent += len;
     if (rq->rflags & R_CHUNKED)
         hp__http_out_put(c, "\r\n", 2);
-    if (!(rq->rflags & R_IN_CALL))
+    /*
+     * Outside a handler call the piece goes out now, unless earlier output
+     * still waits for the kernel: then it joins the block being built, which
+     * on_written() sends once the queue moves. So small pieces to a slow
+     * reader share a block instead of costing one each.
+     */
+    if (!(rq->rflags & R_IN_CALL) &&
+        (c->inflight == 0 || hp_stream_write_queue_size(&c->stream) == 0))
         hp__http_flush(c);
     return 0;
 }

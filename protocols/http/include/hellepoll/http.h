@@ -345,8 +345,9 @@ HP_API void *hp_http_req_alloc(struct hp_http_req *req, size_t n);
  * by the kernel (hp_http_req_queued()) are at most @p low_water — at once
  * (next iteration) if they already are. A second call replaces the first
  * one's callback and mark. If the request closes first, @p cb gets
- * HP_ECLOSED (before on_abort); finishing the request while waiting runs
- * @p cb with -ECANCELED first.
+ * HP_ECLOSED (before on_abort, which does not follow if @p cb finishes the
+ * request); finishing the request while waiting runs @p cb with -ECANCELED
+ * first.
  * @return 0; HP_ECLOSED (closed; @p cb never runs); -EINVAL (@p cb NULL).
  */
 HP_API int hp_http_req_on_drain(struct hp_http_req *req, size_t low_water, hp_http_drain_cb *cb);
