@@ -15,13 +15,32 @@ GOALS = {("node", "db"): 7, ("node", "fortunes"): 7, ("node", "queries"): 5,
 GOALS.update({("tornado", t): 10 for t in TESTS})
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def load(d):
-    rows = {}
+    """{(app, test): medians over the rounds of req_per_s, p99_ms, app_cpu_s, per_cpu,
+    and the sum of errors}"""
+    runs = {}
     with open(os.path.join(d, "results.tsv")) as f:
         for r in csv.DictReader(f, delimiter="\t"):
             cpu = float(r["app_cpu_s"])
             r["per_cpu"] = int(r["requests"]) / cpu if cpu > 0 else float("nan")
-            rows[(r["app"], r["test"])] = r
+            runs.setdefault((r["app"], r["test"]), []).append(r)
+    rows = {}
+    for key, rs in runs.items():
+        p99 = [float(r["p99_ms"]) for r in rs if r["p99_ms"] != "n/a"]
+        rows[key] = {
+            "rounds": len(rs),
+            "req_per_s": median([float(r["req_per_s"]) for r in rs]),
+            "p99_ms": f"{median(p99):.2f}" if p99 else "n/a",
+            "app_cpu_s": f"{median([float(r['app_cpu_s']) for r in rs]):.2f}",
+            "per_cpu": median([r["per_cpu"] for r in rs]),
+            "errors": sum(int(r["errors"]) for r in rs),
+        }
     return rows
 
 
@@ -40,7 +59,9 @@ def main():
           "pinned to CPU 0, PostgreSQL 15 and wrk on CPU 1; every app passed "
           "`tests/tfb/check.py` before it was timed. *req/CPU-s* is requests per second of "
           "the app's own CPU time (utime+stime from /proc/PID/stat), the figure that does "
-          "not depend on how much CPU the database and the load generator left over.", "",
+          "not depend on how much CPU the database and the load generator left over. "
+          "With several rounds every figure is the median of the rounds (errors: the sum).",
+          "",
           "```"] + meta + ["```", ""]
     md += ["| test | app | req/s | p99 ms | app CPU s | req/CPU-s | errors |",
            "|---|---|--:|--:|--:|--:|--:|"]

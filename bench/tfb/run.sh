@@ -27,6 +27,7 @@ apps=$all_apps
 tests=$all_tests
 dur=10
 warm=3
+rounds=1
 conns=256
 pool=8
 build_dir=$repo/build/bench-tfb
@@ -49,6 +50,7 @@ usage: $0 [options]
   --apps LIST        any of: $all_apps (default all; hellepoll is skipped when
                      examples/tfb/tfb is not built)
   --tests LIST       any of: $all_tests
+  --rounds N         rounds over all apps (interleaved); medians are reported (default $rounds)
   --duration S       seconds per timed wrk run (default $dur)
   --warmup S         seconds of untimed wrk per test type and app first (default $warm)
   --connections N    wrk connections (default $conns)
@@ -69,6 +71,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --apps) apps=$2; [ "$publish" = auto ] && publish=0; shift ;;
     --tests) tests=$2; [ "$publish" = auto ] && publish=0; shift ;;
+    --rounds) rounds=$2; shift ;;
     --duration) dur=$2; shift ;;
     --warmup) warm=$2; shift ;;
     --connections) conns=$2; shift ;;
@@ -169,7 +172,7 @@ log "database: $dsn"
     echo "tornado: $("$py" -c 'import tornado, asyncpg; print(tornado.version, "asyncpg", asyncpg.__version__)')"
     echo "wrk: $(wrk --version 2>&1 | head -1)"
     echo "apps: $apps; tests: $tests"
-    echo "wrk: -t1 -c$conns -d${dur}s (warm-up ${warm}s); pool $pool; app on CPU $app_cpu, PostgreSQL and wrk on CPU $other_cpu"
+    echo "wrk: -t1 -c$conns -d${dur}s (warm-up ${warm}s), $rounds round(s), medians; pool $pool; app on CPU $app_cpu, PostgreSQL and wrk on CPU $other_cpu"
 } >"$out/meta.txt"
 
 app_cmd() { # APP: sets cmd, the app's command line
@@ -217,8 +220,9 @@ run_wrk() { # TEST SECONDS OUTFILE
         "$(url_of "$1")" >"$3" 2>&1
 }
 
-printf 'app\ttest\trequests\tseconds\treq_per_s\tp99_ms\tapp_cpu_s\terrors\n' >"$out/results.tsv"
+printf 'round\tapp\ttest\trequests\tseconds\treq_per_s\tp99_ms\tapp_cpu_s\terrors\n' >"$out/results.tsv"
 
+for ((round = 1; round <= rounds; round++)); do
 for app in $apps; do
     app_cmd "$app"
     log "starting $app on CPU $app_cpu: ${cmd[*]}"
@@ -229,7 +233,7 @@ for app in $apps; do
         kill -0 "$app_pid" 2>/dev/null || { log "$app exited:"; tail -5 "$out/raw/$app.log" >&2; exit 1; }
         sleep 0.05
     done
-    if [ "$do_check" = 1 ]; then
+    if [ "$do_check" = 1 ] && [ "$round" = 1 ]; then
         if ! "$py" "$repo/tests/tfb/check.py" "http://$host:$port" --dsn "$dsn" \
             >"$out/raw/$app-check.txt" 2>&1; then
             log "$app FAILS tests/tfb/check.py (not timed):"
@@ -245,7 +249,7 @@ for app in $apps; do
         run_wrk "$t" "$dur" "$out/raw/$app-$t.txt"
         s1=$(date +%s.%N)
         c1=$(cpu_ticks "$app_pid")
-        row=$(awk -v app="$app" -v t="$t" -v cpu="$(((c1 - c0)))" -v hz="$hz" \
+        row=$(awk -v round="$round" -v app="$app" -v t="$t" -v cpu="$(((c1 - c0)))" -v hz="$hz" \
             -v secs="$(echo "$s1 - $s0" | bc)" '
             function ms(v) {
                 if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -256,15 +260,16 @@ for app in $apps; do
             /^Requests\/sec:/ { q = $2 }
             /^ +99%/ { p = ms($2) }
             END { # wrk has no percentiles for pipelined batches (it prints 0.00us)
-                  printf "%s\t%s\t%d\t%.2f\t%.0f\t%s\t%.2f\t%d\n", app, t, n, secs, q,
+                  printf "%d\t%s\t%s\t%d\t%.2f\t%.0f\t%s\t%.2f\t%d\n", round, app, t, n, secs, q,
                       (p > 0 ? sprintf("%.2f", p) : "n/a"), cpu / hz, e }' \
             "$out/raw/$app-$t.txt")
         printf '%s\n' "$row" >>"$out/results.tsv"
-        log "$(echo "$row" | awk -F'\t' '{ printf "%-9s %-14s %9s req/s  p99 %7s ms  app cpu %6s s  %s errors", $1, $2, $5, $6, $7, $8 }')"
+        log "$(echo "$row" | awk -F'\t' '{ printf "round %s %-9s %-14s %9s req/s  p99 %7s ms  app cpu %6s s  %s errors", $1, $2, $3, $6, $7, $8, $9 }')"
     done
     kill -TERM "$app_pid" 2>/dev/null || true
     wait "$app_pid" 2>/dev/null || true
     app_pid=""
+done
 done
 
 publish_report "$out"
