@@ -44,6 +44,28 @@ def load(d):
     return rows
 
 
+def nginx_pipelined():
+    """nginx's requests per server-CPU-second with 16 pipelined requests per write,
+    from the HTTP benchmark's published table (bench/http/results.md), or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http", "results.md")
+    workload = ""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 8 or not line.startswith("|"):
+            continue
+        workload = cells[0] or workload
+        if "pipelin" in workload and cells[1] == "nginx":
+            try:
+                return float(cells[7].strip("*").replace(",", ""))
+            except ValueError:
+                return None
+    return None
+
+
 def fmt(x, digits=0):
     return f"{x:,.{digits}f}" if x == x else "n/a"
 
@@ -94,6 +116,13 @@ def main():
                     cell += f" goal ≥{goal}×: {'met' if ratio >= goal else 'NOT met'}"
                 cells.append(cell)
             md.append(f"| {LABELS.get(t, t)} | " + " | ".join(cells) + " |")
+    ngx = nginx_pipelined()
+    if base == "hellepoll" and ngx and (base, "plaintext") in rows:
+        ours = rows[(base, "plaintext")]["per_cpu"]
+        md += ["", f"Plaintext against nginx: {fmt(ours)} req/CPU-s here vs {fmt(ngx)} for nginx "
+               "with 16 pipelined requests per write in the HTTP benchmark "
+               "([bench/http/results.md](../http/results.md), another run): "
+               f"{ours / ngx:.1f}× (goal ≥1×: {'met' if ours >= ngx else 'NOT met'})."]
     md.append("")
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write("\n".join(md))
