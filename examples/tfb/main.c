@@ -15,7 +15,9 @@
  *   GET /fortunes             the Fortune table as an HTML page
  *
  * --dsn is a libpq connection string (examples/tfb/setup-db.sh prints one);
- * --pool is the number of database connections of each worker. The server
+ * --pool is the number of database connections of each worker; --memcached
+ * puts the cached-queries cache in memcached instead of each worker's LRU
+ * (in builds with the memcached module). The server
  * writes Date (updated every second) and Server headers on every response.
  * examples/tfb/run.sh starts a database and the app with one command.
  */
@@ -35,6 +37,7 @@
 
 static struct {
     const char *dsn;
+    const char *memcached; /* HOST:PORT, or NULL for the in-process cache */
     unsigned pool;
     struct hp_router *router;
 } cfg = {.dsn = "host=127.0.0.1 port=5432 dbname=hello_world user=benchmarkdbuser "
@@ -162,17 +165,39 @@ static int worker_start(void *data, struct hp_loop *loop)
         .max_waiting = 1u << 16, /* 500-row requests from many connections */
     };
 
-    return hp_pg_pool_new(&w->db, loop, &po);
+    int err = hp_pg_pool_new(&w->db, loop, &po);
+
+#ifdef TFB_HAVE_MEMCACHED
+    if (err == 0 && cfg.memcached != NULL) {
+        struct hp_mc_opts mo = {.servers = &cfg.memcached, .nservers = 1};
+
+        if ((err = hp_mc_new(&w->mc, loop, &mo)) != 0) {
+            fprintf(stderr, "tfb: --memcached %s: %s\n", cfg.memcached, hp_strerror(err));
+            hp_pg_pool_free(w->db);
+            w->db = NULL;
+        }
+    }
+#endif
+    return err;
 }
 
-/* SIGINT/SIGTERM: close the pool (queries still out get -ECANCELED, their
- * requests answer 503) so the loop can end; later requests answer 503. */
+/* SIGINT/SIGTERM: close the pool (and the memcached client): requests still
+ * waiting for them get -ECANCELED and answer 503, later ones answer 503 too,
+ * and the loop can end. */
 static void worker_stop(void *data)
 {
     struct tfb_worker *w = data;
     struct hp_pg_pool *db = w->db;
 
     w->db = NULL;
+#ifdef TFB_HAVE_MEMCACHED
+    if (w->mc != NULL) {
+        struct hp_mc *mc = w->mc;
+
+        w->mc = NULL;
+        hp_mc_free(mc);
+    }
+#endif
     hp_pg_pool_free(db);
 }
 
@@ -207,9 +232,14 @@ static int option(const char *opt, const char *value)
         return 2;
     }
     if (strcmp(opt, "--memcached") == 0 && value != NULL) {
+#ifdef TFB_HAVE_MEMCACHED
+        cfg.memcached = value;
+        return 2;
+#else
         fprintf(stderr, "tfb: --memcached: this build has no memcached client; "
                         "leave the flag out to use the in-process LRU cache\n");
         return -1;
+#endif
     }
     return 0;
 }

@@ -16,6 +16,9 @@
 #include <hellepoll/json.h>
 #include <hellepoll/mustache.h>
 #include <hellepoll/pg.h>
+#ifdef TFB_HAVE_MEMCACHED
+#include <hellepoll/memcached.h>
+#endif
 
 #include "cache.h"
 
@@ -25,8 +28,11 @@
 
 /** One per worker (loop thread); the server's data pointer. */
 struct tfb_worker {
-    struct hp_pg_pool *db;       /* NULL once the worker is stopping */
-    struct tfb_cache cache;      /* World rows for /cached-queries */
+    struct hp_pg_pool *db;  /* NULL once the worker is stopping */
+    struct tfb_cache cache; /* World rows for /cached-queries, unless mc is set */
+#ifdef TFB_HAVE_MEMCACHED
+    struct hp_mc *mc; /* --memcached: the cache is there instead (NULL: stopping, or none) */
+#endif
     struct hp_json json;         /* reused by every JSON response */
     struct hp_mustache_buf page; /* reused by every fortunes page */
     uint64_t rng;                /* state of tfb_random_id() */

@@ -8,6 +8,10 @@
  * per row. When the last one is in, the batch answers: /updates first sends
  * one UPDATE for all its rows and answers when that has succeeded.
  *
+ * /cached-queries looks every row up in the cache first (the worker's LRU,
+ * or memcached with --memcached) and reads the misses from the database,
+ * storing what it read (read-through).
+ *
  * A batch never finishes its request while a query of its own is still
  * out: the arena holds the slots the callbacks write to.
  */
@@ -80,6 +84,62 @@ static int reply_rows(struct batch *b)
     return tfb_reply_json(b->req, b->w);
 }
 
+/* ---- the cache ---------------------------------------------------------- */
+
+#ifdef TFB_HAVE_MEMCACHED
+static void on_cache_stored(struct hp_mc *mc, int status, const struct hp_mc_reply *reply,
+                            void *arg)
+{
+    /* Best effort: a value that did not get stored is read again next time. */
+    (void)mc;
+    (void)status;
+    (void)reply;
+    (void)arg;
+}
+
+/* The memcached key of a row: "world:ID". */
+static struct hp_str world_key(char *buf, size_t cap, int32_t id)
+{
+    int n = snprintf(buf, cap, "world:%d", (int)id);
+
+    return (struct hp_str){buf, n < 0 ? 0 : (size_t)n};
+}
+
+static bool parse_number(struct hp_str s, int32_t *out)
+{
+    int32_t n = 0;
+
+    if (s.len == 0 || s.len > 9)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return false;
+        n = n * 10 + (s.ptr[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+#endif
+
+static void cache_store(struct tfb_worker *w, int32_t id, int32_t number)
+{
+#ifdef TFB_HAVE_MEMCACHED
+    if (w->mc != NULL) {
+        char key[24], value[16];
+        int n = snprintf(value, sizeof(value), "%d", (int)number);
+        struct hp_mc_req quiet = {.flags = HP_MC_QUIET};
+
+        /* Best effort: a row not stored is read from the database again next time. */
+        int err = hp_mc_set(w->mc, world_key(key, sizeof(key), id), value, (size_t)n, &quiet,
+                            on_cache_stored, NULL);
+
+        (void)err;
+        return;
+    }
+#endif
+    tfb_cache_put(&w->cache, id, number);
+}
+
 /* ---- reading rows ----------------------------------------------------- */
 
 static void on_row(const struct hp_pg_result *res, int status, void *arg)
@@ -98,7 +158,7 @@ static void on_row(const struct hp_pg_result *res, int status, void *arg)
         s->row->id = id;
         s->row->random_number = number;
         if (b->kind == BATCH_CACHED) /* read-through: remember what the table said */
-            tfb_cache_put(&b->w->cache, id, number);
+            cache_store(b->w, id, number);
     }
     if (--b->pending == 0)
         finish(b);
@@ -119,6 +179,47 @@ static void read_row(struct batch *b, struct slot *s)
         if (b->err == 0)
             b->err = err;
     }
+}
+
+#ifdef TFB_HAVE_MEMCACHED
+static void on_cache_got(struct hp_mc *mc, int status, const struct hp_mc_reply *reply, void *arg)
+{
+    struct slot *s = arg;
+    struct batch *b = s->batch;
+
+    bool hit = status == 0 && reply->code == HP_MC_OK && reply->has_value &&
+               parse_number(reply->value, &s->row->random_number);
+
+    (void)mc;
+    if (!hit && (status == -ECANCELED || b->w->db == NULL)) {
+        if (b->err == 0)
+            b->err = -ECANCELED; /* the worker is stopping */
+    } else if (!hit) {
+        read_row(b, s); /* a miss, or the cache failed: read through to the database */
+    }
+    if (--b->pending == 0)
+        finish(b);
+}
+#endif
+
+/* Row @p s from the cache, or from the database on a miss. */
+static void cached_row(struct batch *b, struct slot *s)
+{
+#ifdef TFB_HAVE_MEMCACHED
+    if (b->w->mc != NULL) {
+        char key[24];
+
+        b->pending++;
+        if (hp_mc_get(b->w->mc, world_key(key, sizeof(key), s->row->id), NULL, on_cache_got, s) ==
+            0)
+            return;
+        b->pending--; /* memcached is down or busy: the database answers */
+        read_row(b, s);
+        return;
+    }
+#endif
+    if (!tfb_cache_get(&b->w->cache, s->row->id, &s->row->random_number))
+        read_row(b, s);
 }
 
 /* ---- updating them ---------------------------------------------------- */
@@ -231,10 +332,11 @@ static int start(struct hp_http_req *req, enum batch_kind kind, unsigned n)
         struct world *row = &b->rows[i];
 
         row->id = tfb_random_id(w);
-        if (kind == BATCH_CACHED && tfb_cache_get(&w->cache, row->id, &row->random_number))
-            continue;
         b->slots[i] = (struct slot){.batch = b, .row = row};
-        read_row(b, &b->slots[i]);
+        if (kind == BATCH_CACHED)
+            cached_row(b, &b->slots[i]);
+        else
+            read_row(b, &b->slots[i]);
     }
     /* Callbacks never run inside the calls above: nothing has finished yet. */
     if (b->pending == 0)
