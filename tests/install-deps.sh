@@ -9,8 +9,12 @@ pkgs=(build-essential cmake pkg-config libcmocka-dev clang libclang-rt-14-dev va
       curl python3 ca-certificates
       # modules and their examples
       libjansson-dev libhiredis-dev libpq-dev
+      # libmemcached: ketama placement is checked against it; bench/clients compares with it
+      libmemcached-dev
       # real servers the client tests start themselves
       postgresql redis-server memcached
+      # redis-benchmark (bench/clients)
+      redis-tools
       # real clients
       chromium chromium-driver
       # bench/tfb's chart

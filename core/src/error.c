@@ -27,7 +27,8 @@ static const struct {
     NAME(ENETUNREACH),  NAME(ECONNABORTED), NAME(ECONNRESET),      NAME(ENOBUFS),
     NAME(EISCONN),      NAME(ENOTCONN),     NAME(ETIMEDOUT),       NAME(ECONNREFUSED),
     NAME(EHOSTUNREACH), NAME(EALREADY),     NAME(EINPROGRESS),     NAME(ECANCELED),
-    NAME(EOVERFLOW),
+    NAME(EOVERFLOW),    NAME(E2BIG),        NAME(EFBIG),           NAME(EDOM),
+    NAME(EBADMSG),      NAME(EILSEQ),       NAME(EPROTO),
 };
 
 static const char *errno_name(int e)
@@ -49,6 +50,8 @@ const char *hp_err_name(int err)
         return "HP_EOF";
     case HP_ECLOSED:
         return "HP_ECLOSED";
+    case HP_ESERVER:
+        return "HP_ESERVER";
     default:
         break;
     }
@@ -66,6 +69,8 @@ const char *hp_strerror(int err)
         return "end of file";
     case HP_ECLOSED:
         return "handle is closing or closed";
+    case HP_ESERVER:
+        return "the server answered with an error";
     default:
         break;
     }

@@ -111,6 +111,12 @@ struct hp_loop {
     /* The descriptor being handed to an accept callback: non-blocking already. */
     int accepted_fd;
 
+    /* Thread pool (pool.c): created by the first submission. */
+    struct hp__pool *pool;
+    size_t work_n; /* submitted, done callback not run yet (loop thread only) */
+    unsigned pool_threads, pool_max_queue;
+    bool pool_stopping;
+
     /* Stream input buffers of HP__BUF_SIZE, kept for reuse (tcp.c). */
     char *buf_pool[HP__BUF_POOL];
     unsigned buf_pool_n;
@@ -147,6 +153,14 @@ void hp__io_free_table(struct hp_loop *loop);
 /* Posts (post.c). */
 int hp__post_init(struct hp_loop *loop);
 void hp__post_free(struct hp_loop *loop);
+/* Signal the wakeup descriptor from any thread (the pool's completions). */
+void hp__loop_wake(struct hp_loop *loop);
+
+/* Thread pool (pool.c): run the finished items' callbacks (from the wakeup
+ * watcher); shut down, running every callback still owed (hp_loop_free). */
+struct hp__pool;
+int hp__pool_complete(struct hp_loop *loop);
+void hp__pool_free(struct hp_loop *loop);
 
 /* Streams (tcp.c): the input buffer pool and the stream work phase. */
 void hp__buf_pool_free(struct hp_loop *loop);

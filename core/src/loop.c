@@ -100,7 +100,7 @@ err_free_loop:
 size_t hp_loop_active_handles(const struct hp_loop *loop)
 {
     return loop->io_active + loop->heap_len + loop->defer_n + loop->signal_n + loop->closing_n +
-           atomic_load(&loop->post_n);
+           atomic_load(&loop->post_n) + loop->work_n;
 }
 
 bool hp_loop_is_alive(const struct hp_loop *loop)
@@ -112,9 +112,10 @@ int hp_loop_free(struct hp_loop *loop)
 {
     if (!loop)
         return 0;
-    /* Posts still queued are cancelled below; anything else is the caller's. */
-    if (hp_loop_active_handles(loop) != atomic_load(&loop->post_n))
+    /* Posts still queued and pool work are cancelled below; anything else is the caller's. */
+    if (hp_loop_active_handles(loop) != atomic_load(&loop->post_n) + loop->work_n)
         return -EBUSY;
+    hp__pool_free(loop); /* first: its callbacks may still post */
     hp__post_free(loop);
     hp__signal_free(loop);
     loop->ops->destroy(loop->backend);

@@ -100,6 +100,13 @@ static void on_wake(struct hp_io *io, unsigned events, int status)
     (void)status;
     wake_drain(loop);
     run_posts(loop, take_all(loop), 0);
+    if (loop->pool)
+        hp__pool_complete(loop);
+}
+
+void hp__loop_wake(struct hp_loop *loop)
+{
+    wake_signal(loop);
 }
 
 int hp__post_init(struct hp_loop *loop)

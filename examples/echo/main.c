@@ -3,8 +3,9 @@
  * of the request:
  *   {"method": "...", "target": "...", "version": "HTTP/1.1",
  *    "headers": [["Name", "value"], ...], "body": "..."}
- * Headers are in arrival order with their original case; bytes above 0x7F
- * and control characters are escaped as \u00XX.
+ * Headers are in arrival order with their original case. Bytes are taken
+ * as Latin-1: 0x7F and above are escaped as \u00XX, so every byte survives;
+ * control characters as \b \f \n \r \t or \u00XX (json.h).
  *
  * Usage: echo [--host ADDR] [--port N] [--workers N] [limits...] [--help]
  * Runs N loops, one per thread, each with its own server on the same port
@@ -12,126 +13,58 @@
  * connections, in-flight responses are finished, then it exits 0.
  * The options, threads and signals are in examples/common/serve.c.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/http.h>
+#include <hellepoll/json.h>
 
 #include "serve.h"
 
-/* Per worker: scratch for the response, reused by every request. */
-struct scratch {
-    char *json;
-    size_t json_cap;
-};
-
-/* Make room for @p n more bytes after @p len; 0 or -ENOMEM. */
-static int reserve(struct scratch *w, size_t len, size_t n)
-{
-    size_t cap = w->json_cap ? w->json_cap : 4096;
-    char *p;
-
-    if (len + n <= w->json_cap)
-        return 0;
-    while (cap < len + n)
-        cap *= 2;
-    if ((p = realloc(w->json, cap)) == NULL)
-        return -ENOMEM;
-    w->json = p;
-    w->json_cap = cap;
-    return 0;
-}
-
-/* Append @p s as a JSON string (quotes included); returns the new length. */
-static size_t put_json_string(char *out, size_t len, struct hp_str s)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    out[len++] = '"';
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\') {
-            out[len++] = '\\';
-            out[len++] = (char)c;
-        } else if (c == '\n') {
-            out[len++] = '\\';
-            out[len++] = 'n';
-        } else if (c == '\r') {
-            out[len++] = '\\';
-            out[len++] = 'r';
-        } else if (c == '\t') {
-            out[len++] = '\\';
-            out[len++] = 't';
-        } else if (c < 0x20 || c >= 0x7f) {
-            memcpy(out + len, "\\u00", 4);
-            out[len + 4] = hex[c >> 4];
-            out[len + 5] = hex[c & 15];
-            len += 6;
-        } else {
-            out[len++] = (char)c;
-        }
-    }
-    out[len++] = '"';
-    return len;
-}
-
-static size_t put_lit(char *out, size_t len, const char *s)
-{
-    size_t n = strlen(s);
-
-    memcpy(out + len, s, n);
-    return len + n;
-}
-
-/* Worst case of a JSON string of @p n bytes: every byte escaped, plus quotes. */
-#define JSON_MAX(n) (6 * (n) + 2)
-
+/*
+ * The request as JSON. The writer is per worker and reset for every
+ * request, so it allocates only while it grows. HP_JSON_LATIN1 keeps every
+ * byte (headers and bodies need not be UTF-8); HP_JSON_SPACED gives the
+ * ", " and ": " separators this output has always had.
+ */
 static int on_request(struct hp_http_req *req)
 {
-    struct scratch *w = hp_http_server_data(req->server);
-    size_t nh = hp_http_req_header_count(req), need, len = 0;
-    struct hp_str name, value;
+    struct hp_json *w = hp_http_server_data(req->server);
+    size_t nh = hp_http_req_header_count(req);
+    struct hp_str name, value, out;
     int err;
 
-    need = 96 + JSON_MAX(req->method.len) + JSON_MAX(req->target.len) + JSON_MAX(req->body.len);
-    for (size_t i = 0; i < nh && hp_http_req_header_at(req, i, &name, &value); i++)
-        need += 8 + JSON_MAX(name.len) + JSON_MAX(value.len);
-    if ((err = reserve(w, 0, need)) != 0)
-        return err;
-    len = put_lit(w->json, len, "{\"method\": ");
-    len = put_json_string(w->json, len, req->method);
-    len = put_lit(w->json, len, ", \"target\": ");
-    len = put_json_string(w->json, len, req->target);
-    len = put_lit(w->json, len,
-                  req->version_minor ? ", \"version\": \"HTTP/1.1\", \"headers\": ["
-                                     : ", \"version\": \"HTTP/1.0\", \"headers\": [");
+    hp_json_reset(w);
+    hp_json_obj_begin(w);
+    hp_json_kv_str(w, HP_STR_LIT("method"), req->method);
+    hp_json_kv_str(w, HP_STR_LIT("target"), req->target);
+    hp_json_kv_str(w, HP_STR_LIT("version"),
+                   req->version_minor ? HP_STR_LIT("HTTP/1.1") : HP_STR_LIT("HTTP/1.0"));
+    hp_json_key(w, HP_STR_LIT("headers"));
+    hp_json_arr_begin(w);
     for (size_t i = 0; i < nh && hp_http_req_header_at(req, i, &name, &value); i++) {
-        len = put_lit(w->json, len, i ? ", [" : "[");
-        len = put_json_string(w->json, len, name);
-        len = put_lit(w->json, len, ", ");
-        len = put_json_string(w->json, len, value);
-        len = put_lit(w->json, len, "]");
+        hp_json_arr_begin(w);
+        hp_json_str(w, name);
+        hp_json_str(w, value);
+        hp_json_arr_end(w);
     }
-    len = put_lit(w->json, len, "], \"body\": ");
-    len = put_json_string(w->json, len, req->body);
-    len = put_lit(w->json, len, "}");
-    return hp_http_reply(req, 200, HP_STR_LIT("application/json"), w->json, len);
+    hp_json_arr_end(w);
+    hp_json_kv_str(w, HP_STR_LIT("body"), req->body);
+    hp_json_obj_end(w);
+    if ((err = hp_json_finish(w, &out)) != 0)
+        return err;
+    return hp_http_reply(req, 200, HP_STR_LIT("application/json"), out.ptr, out.len);
 }
 
 static void *worker_data(unsigned index)
 {
-    static struct scratch scratch[HP_EXAMPLE_MAX_WORKERS];
+    static struct hp_json writers[HP_EXAMPLE_MAX_WORKERS];
 
-    return &scratch[index];
+    hp_json_init_alloc(&writers[index], NULL, HP_JSON_LATIN1 | HP_JSON_SPACED);
+    return &writers[index];
 }
 
 static void worker_done(void *data)
 {
-    struct scratch *w = data;
-
-    free(w->json);
+    hp_json_free(data);
 }
 
 int main(int argc, char **argv)

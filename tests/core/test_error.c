@@ -46,13 +46,15 @@ static void test_error_names_hellepoll_codes(void **state)
     (void)state;
     assert_string_equal(hp_err_name(HP_EOF), "HP_EOF");
     assert_string_equal(hp_err_name(HP_ECLOSED), "HP_ECLOSED");
+    assert_string_equal(hp_err_name(HP_ESERVER), "HP_ESERVER");
+    assert_string_equal(hp_strerror(HP_ESERVER), "the server answered with an error");
 }
 
 static void test_error_unknown_codes_are_named_unknown(void **state)
 {
     (void)state;
     assert_string_equal(hp_err_name(-4000), "UNKNOWN");
-    assert_string_equal(hp_err_name(-4093), "UNKNOWN");
+    assert_string_equal(hp_err_name(-4092), "UNKNOWN");
     assert_string_equal(hp_err_name(INT_MIN), "UNKNOWN");
     assert_string_equal(hp_err_name(-100000), "UNKNOWN");
 }
@@ -65,6 +67,7 @@ static void test_error_hellepoll_codes_lie_below_every_errno(void **state)
     for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++) {
         assert_true(HP_EOF < errnos[i].code);
         assert_true(HP_ECLOSED < errnos[i].code);
+        assert_true(HP_ESERVER < errnos[i].code);
     }
 }
 

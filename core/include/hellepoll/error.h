@@ -14,6 +14,7 @@
 enum hp_error {
     HP_EOF = -4095,     /**< The peer closed its sending side. */
     HP_ECLOSED = -4094, /**< The handle is closing or closed. */
+    HP_ESERVER = -4093, /**< A server answered with an error; its message comes with the reply. */
 };
 
 /**

@@ -1,6 +1,7 @@
 /**
  * @file hellepoll.h
- * The core, in one include: loop, IO watchers, timers, signals, TCP.
+ * The core, in one include: loop, IO watchers, timers, signals, TCP, the
+ * thread pool and file requests.
  * HTTP users add <hellepoll/http.h>.
  *
  * Threading: a loop and its handles belong to one thread; only
@@ -12,10 +13,13 @@
 #include <hellepoll/buf.h>
 #include <hellepoll/defs.h>
 #include <hellepoll/error.h>
+#include <hellepoll/fs.h>
 #include <hellepoll/io.h>
 #include <hellepoll/log.h>
 #include <hellepoll/loop.h>
+#include <hellepoll/pool.h>
 #include <hellepoll/signal.h>
+#include <hellepoll/str.h>
 #include <hellepoll/tcp.h>
 #include <hellepoll/timer.h>
 

@@ -100,6 +100,7 @@ static void settle(struct http_conn *c)
 static void rq_init(struct http_conn *c, struct req_blk *rq)
 {
     rq->req.data = NULL;
+    rq->route = NULL;
     rq->req.server = conn_srv(c);
     rq->req.loop = conn_srv(c)->loop;
     rq->conn = c;

@@ -113,6 +113,7 @@ struct req_blk {
     struct hp_stream_chunk taken[2]; /* the head, then the body (see take_input()) */
     struct http_conn *conn;          /* NULL once orphaned */
     struct arena_chunk *arena;       /* hp_http_req_alloc() beyond arena_inline */
+    const void *route;               /* route_dispatch.c's state (in the arena), or NULL */
     size_t arena_used;               /* bytes of arena_inline given out */
     _Alignas(16) char arena_inline[ARENA_INLINE];
     char hdrs_inline[256];

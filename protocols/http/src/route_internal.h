@@ -1,0 +1,234 @@
+/*
+ * route_internal.h - the router's tables, shared by its files (never
+ * installed). Files and who calls whom (one way):
+ *   route_pattern.c  parses pattern text into segments (no router state)
+ *   router.c         the public build API: routes, conflicts, the tree, freeze
+ *   route_match.c    hp_router_match(): the lookup, read-only on a frozen tree
+ *   route_url.c      percent-decoding, path cleaning, reverse URLs
+ *   route_dispatch.c hp_router_dispatch() and the request's parameters
+ *
+ * The tree: one node per position after a segment. A node has static
+ * edges (labels of one or, after freezing, several segments joined by '/'),
+ * regex-constrained parameter children, one plain parameter child, and two
+ * leaves: routes that end at the node, and catch-all routes (and mounts)
+ * that take the rest of the path after it. A leaf holds one route per
+ * method slot plus one for any method.
+ */
+#ifndef HP_ROUTE_INTERNAL_H
+#define HP_ROUTE_INTERNAL_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <hellepoll/buf.h>
+#include <hellepoll/defs.h>
+#include <hellepoll/router.h>
+
+/* Method slots: the nine standard methods, then tokens a router registers. */
+enum {
+    M_GET,
+    M_HEAD,
+    M_POST,
+    M_PUT,
+    M_DELETE,
+    M_OPTIONS,
+    M_PATCH,
+    M_CONNECT,
+    M_TRACE,
+    M_STD,        /* first custom slot */
+    M_OTHER = 30, /* a method no route names: only "any" routes take it */
+    M_ANY = 31,   /* the "any method" slot of a leaf */
+    M_SLOTS = 32,
+};
+
+/* Segment kinds, in precedence order (lower wins). */
+enum { SEG_STATIC, SEG_REGEX, SEG_PARAM, SEG_CATCHALL };
+
+#define ROUTE_MAX_SEGS     64
+#define ROUTE_MAX_REGEX_IN 255 /* longest decoded segment a constraint is tried on */
+
+struct rseg {
+    uint8_t kind;
+    struct hp_str text; /* static text, or the parameter's name */
+    struct hp_str re;   /* SEG_REGEX: the constraint's source */
+};
+
+/* What a route does when it matches. */
+enum { R_HANDLER, R_MOUNT_HANDLER, R_MOUNT_ROUTER };
+
+struct iroute {
+    struct hp_route pub; /* first: hp_route_match.route points here */
+    struct hp_str names[HP_ROUTE_MAX_PARAMS];
+    struct rseg *segs; /* in the same allocation */
+    uint8_t nsegs;
+    uint8_t nparams;
+    uint8_t slot; /* method slot, or M_ANY */
+    uint8_t kind; /* R_* */
+    const struct hp_router *sub;
+    struct rnode *node; /* where the route ends (its regexes: along the way) */
+    struct iroute *next;
+    char text[]; /* pattern, method and name copies */
+};
+
+struct rleaf {
+    const struct iroute *by[M_SLOTS];
+    uint32_t mask; /* bit per slot that has a route (M_ANY included) */
+};
+
+struct redge {
+    /*
+     * Frozen: the label's first 8 bytes, and for shorter labels the '/'
+     * that must follow them, as a little-endian word and the mask of the
+     * bytes that count (see find_edge() in route_match.c).
+     */
+    uint64_t head, mask, mask_end; /* mask_end: without the '/' (label ends the path) */
+    uint32_t len;
+    const struct redge *hnext; /* frozen, indexed nodes: next edge in the same idx bucket */
+    uint8_t first;             /* label[0], or 0 for the empty label (a trailing slash) */
+    char *label;
+    struct rnode *child;
+};
+
+struct rregex {
+    regex_t re;
+    char *src;
+    struct rnode *child;
+};
+
+/* What a frozen node offers beyond its leaf (route_match.c switches on it). */
+enum node_kind {
+    K_END,     /* nothing: the path must end here */
+    K_STATIC,  /* static edges only */
+    K_PARAM,   /* a plain parameter only */
+    K_MIXED,   /* static edges and a plain parameter */
+    K_COMPLEX, /* regex children or a catch-all: the general case */
+};
+
+struct rnode {
+    uint8_t kind;             /* frozen: enum node_kind, what the lookup has to try here */
+    uint8_t pdepth;           /* parameters before this node's children */
+    uint16_t nst;             /* static edges */
+    uint32_t nrx;             /* regex children */
+    const struct redge **idx; /* frozen, more than 2 edges: hp__route_hash2() -> first edge */
+    struct redge *st;
+    struct rnode *param;
+    struct rleaf *leaf;     /* routes ending here */
+    struct rleaf *catchall; /* routes taking the rest after here */
+    struct rregex *rx;
+};
+
+struct hp_router {
+    struct rnode *root;
+    struct hp_router_opts opts;
+    struct hp_allocator alloc;
+    struct iroute *routes, *last;
+    uint32_t all_mask; /* every slot used, for OPTIONS * */
+    bool frozen;
+    uint8_t ncustom;
+    char *custom[M_OTHER - M_STD];
+    char err[256];
+};
+
+/*
+ * The bucket of a segment in a node's edge index: its first two bytes (the
+ * second is '/' or, at the end of the path, 0 for a one-byte segment), from
+ * the segment word (route_match.c: the path's bytes in memory order).
+ */
+static inline unsigned hp__route_hash2(uint64_t v)
+{
+    uint32_t two;
+    unsigned char b[8];
+
+    memcpy(b, &v, 8);
+    two = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+    return (unsigned)((two * 0x9e3779b1u) >> 24);
+}
+
+/* Allocation through the router's allocator. */
+void *hp__route_alloc(const struct hp_router *r, size_t n);
+void *hp__route_realloc(const struct hp_router *r, void *p, size_t n);
+void hp__route_free(const struct hp_router *r, void *p);
+
+/*
+ * Parse @p pattern into @p segs (views into @p pattern).
+ * @return the number of segments, or -EINVAL with a message in @p err.
+ */
+int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t errlen);
+
+/* The first four bytes of a method token as one number (any byte order). */
+#define HP__M4(a, b, c, d) \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+/* The slot of a standard method token, or M_OTHER. */
+static inline unsigned hp__route_slot_std(const char *m, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)m;
+    uint32_t w;
+
+    if (len < 3 || len > 7)
+        return M_OTHER;
+    w = HP__M4(u[0], u[1], u[2], len > 3 ? u[3] : 0);
+    switch (len) {
+    case 3:
+        return w == HP__M4('G', 'E', 'T', 0)   ? M_GET
+               : w == HP__M4('P', 'U', 'T', 0) ? M_PUT
+                                               : M_OTHER;
+    case 4:
+        return w == HP__M4('P', 'O', 'S', 'T')   ? M_POST
+               : w == HP__M4('H', 'E', 'A', 'D') ? M_HEAD
+                                                 : M_OTHER;
+    case 5:
+        if (w == HP__M4('P', 'A', 'T', 'C') && u[4] == 'H')
+            return M_PATCH;
+        return w == HP__M4('T', 'R', 'A', 'C') && u[4] == 'E' ? M_TRACE : M_OTHER;
+    case 6:
+        return w == HP__M4('D', 'E', 'L', 'E') && u[4] == 'T' && u[5] == 'E' ? M_DELETE : M_OTHER;
+    default:
+        if (w == HP__M4('O', 'P', 'T', 'I') && u[4] == 'O' && u[5] == 'N' && u[6] == 'S')
+            return M_OPTIONS;
+        return w == HP__M4('C', 'O', 'N', 'N') && u[4] == 'E' && u[5] == 'C' && u[6] == 'T'
+                   ? M_CONNECT
+                   : M_OTHER;
+    }
+}
+
+/* The slot of a method token: standard, registered custom, or M_OTHER. */
+unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
+
+/* hp_router_match() with the method's slot already known. */
+int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
+                          struct hp_route_match *m);
+
+/* The token of a slot ("GET", a custom one), or NULL. */
+const char *hp__route_slot_name(const struct hp_router *r, unsigned slot);
+
+/*
+ * Does the decoded segment @p s match the anchored constraint @p re?
+ * false for segments that are malformed or longer than ROUTE_MAX_REGEX_IN.
+ */
+bool hp__route_regex_ok(const regex_t *re, const char *s, size_t len);
+
+/* Is the raw segment [s, s+len) "." or ".." (with '.' possibly as %2e)? */
+bool hp__route_dot_segment(const char *s, size_t len);
+
+/* How clean a catch-all or mount remainder is. */
+enum { REST_OK, REST_UNCLEAN, REST_BAD };
+
+/*
+ * Check a remainder that starts after a '/' (a catch-all value): no empty
+ * segment but a final one, no dot-segment raw or %2e-encoded (REST_UNCLEAN:
+ * cleaning fixes it), no malformed escape and no dot-segment made by a
+ * decoded %2F or %5C (REST_BAD: 400).
+ */
+int hp__route_rest_check(const char *s, size_t len);
+
+/* Is there a malformed percent escape in [s, s+len)? */
+bool hp__route_bad_escape(const char *s, size_t len);
+
+/* Would hp_router_clean_path() change @p path? */
+bool hp__route_unclean(const char *s, size_t len);
+
+#endif

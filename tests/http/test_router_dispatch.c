@@ -1,0 +1,275 @@
+/*
+ * tests/http/test_router_dispatch.c - hp_router_dispatch() end to end, over
+ * a socketpair adopted by a server on a real loop: parameters read later
+ * from a timer (they live in the request's arena), the application's own
+ * 404/405/400 handlers, a mounted handler and a mounted router, redirects
+ * keeping the query, and parameters of one request not leaking into the
+ * next one on the connection. The loop runs in bounded run_once calls.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hellepoll/hellepoll.h>
+#include <hellepoll/http.h>
+#include <hellepoll/router.h>
+
+#include "testutil.h"
+
+struct fixture {
+    struct hp_loop *loop;
+    struct hp_http_server *srv;
+    struct hp_router *router, *api;
+    struct hp_timer timer;
+    struct hp_http_req *held;
+    int client;
+    char in[16384];
+    size_t in_len;
+    bool down;
+};
+
+static struct fixture fx;
+
+/* "name=value;..." of the dispatched route, then its data string. */
+static int echo_params(struct hp_http_req *req)
+{
+    char out[1024];
+    size_t n = 0;
+    struct hp_str name, value;
+
+    for (size_t i = 0; hp_route_param_at(req, i, &name, &value); i++)
+        n += (size_t)snprintf(out + n, sizeof(out) - n, "%.*s=%.*s;", (int)name.len, name.ptr,
+                              (int)value.len, value.ptr);
+    n += (size_t)snprintf(out + n, sizeof(out) - n, "[%s]",
+                          hp_route_of(req) ? (const char *)hp_route_of(req)->data : "-");
+    return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), out, n);
+}
+
+static int on_later(struct hp_http_req *req)
+{
+    fx.held = req; /* answered from the timer, parameters read then */
+    return hp_timer_start(&fx.timer, 5, 0);
+}
+
+static void on_timer(struct hp_timer *t)
+{
+    struct hp_http_req *req = fx.held;
+
+    (void)t;
+    fx.held = NULL;
+    (void)echo_params(req);
+}
+
+static int on_files(struct hp_http_req *req)
+{
+    struct hp_str rest = hp_route_rest(req);
+    char out[256];
+    int n = snprintf(out, sizeof(out), "rest=%.*s", (int)rest.len, rest.ptr);
+
+    return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), out, (size_t)n);
+}
+
+static int my_404(struct hp_http_req *req)
+{
+    assert_null(hp_route_of(req));
+    assert_int_equal(hp_route_param_count(req), 0);
+    return hp_http_reply(req, 404, HP_STR_LIT("text/plain"), "custom 404", 10);
+}
+
+static int my_405(struct hp_http_req *req)
+{
+    return hp_http_reply(req, 405, HP_STR_LIT("text/plain"), "custom 405", 10);
+}
+
+static int my_400(struct hp_http_req *req)
+{
+    return hp_http_reply(req, 400, HP_STR_LIT("text/plain"), "custom 400", 10);
+}
+
+static int on_request(struct hp_http_req *req)
+{
+    return hp_router_dispatch(fx.router, req);
+}
+
+static char tag_api[] = "api", tag_up[] = "up", tag_later[] = "later", tag_del[] = "del",
+            tag_dir[] = "dir";
+
+static void build(bool custom)
+{
+    struct hp_router_opts o = {.redirect_trailing_slash = true};
+
+    if (custom) {
+        o.not_found = my_404;
+        o.method_not_allowed = my_405;
+        o.bad_request = my_400;
+    }
+    assert_int_equal(hp_router_new(&fx.api, NULL), 0);
+    assert_int_equal(hp_router_add(fx.api, "GET", "/v1/{thing}", echo_params, tag_api), 0);
+    assert_int_equal(hp_router_freeze(fx.api), 0);
+    assert_int_equal(hp_router_new(&fx.router, &o), 0);
+    assert_int_equal(
+        hp_router_add(fx.router, "GET", "/users/{id}/posts/{post}", echo_params, tag_up), 0);
+    assert_int_equal(hp_router_add(fx.router, "GET", "/later/{a}/{b...}", on_later, tag_later), 0);
+    assert_int_equal(hp_router_add(fx.router, "DELETE", "/users/{id}", echo_params, tag_del), 0);
+    assert_int_equal(hp_router_add(fx.router, "GET", "/dir/", echo_params, tag_dir), 0);
+    assert_int_equal(hp_router_add(fx.router, "GET", "/nohandler", NULL, NULL), 0);
+    assert_int_equal(hp_router_mount_handler(fx.router, "/files", on_files, NULL), 0);
+    assert_int_equal(hp_router_mount(fx.router, "/api", fx.api), 0);
+    assert_int_equal(hp_router_freeze(fx.router), 0);
+}
+
+static int setup_with(bool custom)
+{
+    struct hp_http_server_opts opts = {.on_request = on_request, .no_listen = true};
+    int sv[2];
+
+    memset(&fx, 0, sizeof(fx));
+    build(custom);
+    fx.loop = hp_test_loop_new(NULL);
+    hp_timer_init(fx.loop, &fx.timer, on_timer);
+    if (hp_http_server_new(&fx.srv, fx.loop, &opts) != 0)
+        return -1;
+    hp_test_socketpair(sv);
+    fx.client = sv[1];
+    return hp_http_server_adopt(fx.srv, sv[0]);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_with(false);
+}
+
+static int setup_custom(void **state)
+{
+    (void)state;
+    return setup_with(true);
+}
+
+static void on_down(struct hp_http_server *srv)
+{
+    (void)srv;
+    fx.down = true;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (fx.client >= 0)
+        close(fx.client);
+    hp_http_server_shutdown(fx.srv, 0, on_down);
+    hp_test_run_until(fx.loop, &fx.down);
+    assert_int_equal(hp_http_server_free(fx.srv), 0);
+    hp_timer_stop(&fx.timer);
+    hp_test_loop_free(fx.loop);
+    hp_router_free(fx.router);
+    hp_router_free(fx.api);
+    return 0;
+}
+
+static void send_str(const char *s)
+{
+    hp_test_write_all(fx.client, s, strlen(s));
+}
+
+/* Run the loop until the client has received @p n occurrences of @p needle. */
+static void receive_until(const char *needle, size_t n)
+{
+    for (int round = 0; round < 400; round++) {
+        size_t found = 0;
+        const char *p = fx.in;
+        while ((p = strstr(p, needle)) != NULL) {
+            found++;
+            p += strlen(needle);
+        }
+        if (found >= n)
+            return;
+        assert_true(hp_loop_run_once(fx.loop, 25) >= 0);
+        ssize_t r = read(fx.client, fx.in + fx.in_len, sizeof(fx.in) - 1 - fx.in_len);
+        if (r > 0) {
+            fx.in_len += (size_t)r;
+            fx.in[fx.in_len] = '\0';
+        }
+    }
+    fail_msg("never received %zu x '%s'; got: %s", n, needle, fx.in);
+}
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+static void test_dispatch_decodes_parameters_into_the_request(void **state)
+{
+    (void)state;
+    send_str(GET("/users/caf%C3%A9/posts/a%2Fb"));
+    receive_until("[up]", 1);
+    assert_non_null(strstr(fx.in, "id=caf\xc3\xa9;post=a/b;[up]"));
+}
+
+static void test_dispatch_parameters_outlive_the_handler_call(void **state)
+{
+    (void)state;
+    /* The timer answers after a pipelined request has been read behind it. */
+    send_str(GET("/later/x%20y/deep/er") GET("/users/1/posts/2"));
+    receive_until("[up]", 1);
+    assert_non_null(strstr(fx.in, "a=x y;b=deep/er;[later]"));
+    assert_true(strstr(fx.in, "[later]") < strstr(fx.in, "[up]"));
+}
+
+static void test_dispatch_own_answers(void **state)
+{
+    (void)state;
+    send_str(GET("/nothing") "PUT /users/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n" GET(
+        "/users/%zz/posts/1") GET("/dir?q=1") GET("/a/../dir/?x")
+                 GET("/nohandler") "OPTIONS /users/7 HTTP/1.1\r\nHost: t\r\n\r\n");
+    receive_until("HTTP/1.1 204", 1);
+    assert_non_null(strstr(fx.in, "HTTP/1.1 404 Not Found\r\n"));
+    assert_non_null(strstr(fx.in, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert_non_null(strstr(fx.in, "Allow: DELETE, OPTIONS\r\n"));
+    assert_non_null(strstr(fx.in, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_non_null(strstr(fx.in, "Location: /dir/?q=1\r\n"));
+    assert_non_null(strstr(fx.in, "Location: /dir/?x\r\n"));
+    assert_non_null(strstr(fx.in, "HTTP/1.1 501 Not Implemented\r\n"));
+    assert_non_null(strstr(fx.in, "HTTP/1.1 204 No Content\r\n"));
+}
+
+static void test_dispatch_replaced_answers(void **state)
+{
+    (void)state;
+    send_str(GET("/nothing") "POST /users/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n" GET(
+        "/users/1/posts/%"));
+    receive_until("custom 400", 1);
+    assert_non_null(strstr(fx.in, "custom 404"));
+    assert_non_null(strstr(fx.in, "custom 405"));
+    assert_non_null(strstr(fx.in, "Allow: DELETE, OPTIONS\r\n")); /* added before the handler */
+}
+
+static void test_dispatch_mounts(void **state)
+{
+    (void)state;
+    send_str(GET("/files/a/b.txt") GET("/api/v1/widgets") GET("/api/v2/x") GET("/files/..%2Fetc"));
+    receive_until("HTTP/1.1 400", 1);
+    assert_non_null(strstr(fx.in, "rest=/a/b.txt"));
+    assert_non_null(strstr(fx.in, "thing=widgets;[api]"));
+    assert_non_null(strstr(fx.in, "HTTP/1.1 404"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dispatch_decodes_parameters_into_the_request, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_parameters_outlive_the_handler_call, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_own_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_replaced_answers, setup_custom, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_mounts, setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("http/router_dispatch", tests, NULL, NULL);
+}
