@@ -171,6 +171,7 @@ log "database: $dsn"
     echo "node: $(node --version), pg $(node -p "require('$here/.deps/node_modules/pg/package.json').version")"
     echo "tornado: $("$py" -c 'import tornado, asyncpg; print(tornado.version, "asyncpg", asyncpg.__version__)')"
     echo "wrk: $(wrk --version 2>&1 | head -1)"
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg) (loadavg; the CPUs are shared)"
     echo "apps: $apps; tests: $tests"
     echo "wrk: -t1 -c$conns -d${dur}s (warm-up ${warm}s), $rounds round(s), medians; pool $pool; app on CPU $app_cpu, PostgreSQL and wrk on CPU $other_cpu"
 } >"$out/meta.txt"
@@ -272,5 +273,6 @@ for app in $apps; do
 done
 done
 
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/meta.txt"
 publish_report "$out"
 cat "$out/results.md"
