@@ -16,7 +16,9 @@ pkgs=(build-essential cmake pkg-config libcmocka-dev clang libclang-rt-14-dev va
       # redis-benchmark (bench/clients)
       redis-tools
       # real clients
-      chromium chromium-driver)
+      chromium chromium-driver
+      # bench/tfb's chart
+      python3-matplotlib)
 # npm (for zig, the macOS cross-compiler) only if missing: where Node.js comes
 # from elsewhere (nodesource), Debian's npm conflicts with it.
 command -v npm >/dev/null || pkgs+=(npm)
