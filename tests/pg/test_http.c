@@ -259,7 +259,8 @@ static void test_client_leaving_cancels_its_query(void **state)
     close(ok.fd);
     assert_true(hp_loop_now(a->loop) - t0 < 4000);
     hp_pg_pool_stats(a->pool, &st);
-    assert_int_equal(st.cancels, 2);
+    /* The queries that had reached the server (two, or one on a loaded machine) got PQcancel. */
+    assert_true(st.cancels >= 1 && st.cancels <= 2);
 }
 
 static int group_setup(void **state)
