@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -43,6 +45,11 @@ static int on_request(struct hp_http_req *req)
     S.method = req->method_id;
     if (req->path.len == 5 && memcmp(req->path.ptr, "/fail", 5) == 0)
         return -EIO; /* the server answers 500 */
+    if (req->path.len == 6 && memcmp(req->path.ptr, "/twice", 6) == 0) {
+        /* Misuse: the request is gone after the first reply. */
+        (void)hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
+        return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
+    }
     return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
 }
 
@@ -279,9 +286,51 @@ static void test_strict_max_body_beyond_what_the_input_can_buffer_is_refused(voi
     assert_int_equal(hp_http_server_free(srv), 0);
 }
 
+/*
+ * Debug builds make a finished request's misuse loud: a second reply on it
+ * dies (assertion, or ASan's use-after-free report) instead of answering
+ * some other request. Run in a child process, which must not exit cleanly.
+ */
+static void test_strict_reply_after_finish_dies_in_debug_builds(void **state)
+{
+    pid_t pid;
+    int status;
+
+    (void)state;
+#ifdef NDEBUG
+    skip(); /* release builds recycle the block: the rule is the caller's */
+#endif
+    if (getenv("HP_TEST_VALGRIND") != NULL)
+        skip(); /* the child's report would count as the parent's error under valgrind */
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct hp_http_server_opts opts = {.on_request = on_request, .no_listen = true};
+        struct hp_loop *loop = hp_test_loop_new(NULL);
+        struct hp_http_server *srv;
+        struct rc_client c = {.fd = -1};
+
+        if (hp_http_server_new(&srv, loop, &opts) != 0)
+            _exit(3);
+        rc_open_adopted(&c, srv);
+        rc_send_str(&c, "GET /twice HTTP/1.1\r\nHost: t\r\n\r\n");
+        for (int i = 0; i < 200; i++) {
+            rc_pump(&c);
+            (void)hp_loop_run_once(loop, 5);
+        }
+        _exit(0); /* survived the misuse: not loud */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* Killed by the assertion (SIGABRT), or ASan's report's exit status; 3 is a setup failure. */
+    assert_true(WIFSIGNALED(status) ||
+                (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strict_reply_after_finish_dies_in_debug_builds),
         cmocka_unit_test_setup_teardown(test_strict_error_response_to_head_has_no_body, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
