@@ -3,6 +3,7 @@
  * installed). Files and who calls whom (one way):
  *   route_pattern.c  parses pattern text into segments (no router state)
  *   router.c         the public build API: routes, conflicts, the tree, freeze
+ *   route_fast.c     at freeze: the per-method lookup trees (struct fnode)
  *   route_match.c    hp_router_match(): the lookup, read-only on a frozen tree
  *   route_url.c      percent-decoding, path cleaning, reverse URLs
  *   route_dispatch.c hp_router_dispatch() and the request's parameters
@@ -120,8 +121,55 @@ struct rnode {
     struct rregex *rx;
 };
 
+/*
+ * The per-method lookup trees (route_fast.c builds them when freezing,
+ * route_match.c walks them first). The tree of slot S is the tree above
+ * with every subtree pruned that holds no route S can take (its own, GET's
+ * for HEAD, any method's), chains of single edges joined again, and each
+ * leaf reduced to the one route S takes there. The walk on it is greedy:
+ * the static edge if one matches, else the plain parameter; it never
+ * backtracks, and gives up (NULL) wherever that could be wrong: a dead end,
+ * a node whose regex children come before its parameter (param is NULL
+ * then), or catch-alls. A greedy walk that reaches a route has followed the
+ * first branch of the full walk at every node, so it finds what the full
+ * walk finds; when it gives up, the full walk runs.
+ *
+ * Static edges are found by hashing the segment's first bytes: as many as
+ * every label of the node has before its first '/' plus that '/' (the
+ * node's kmask; at most 8), read from the path with its end reading as
+ * '/', into a per-node power-of-two table sized so that different keys do
+ * not share a bucket where possible. An edge then matches if the path's 8
+ * bytes agree with the label and the '/' after it (head, hmask; labels of 8
+ * bytes or more compare the rest too). The empty label (a trailing slash)
+ * is not hashed: it is the node's "empty" edge, tried after a miss.
+ */
+struct fedge {
+    uint64_t head, hmask;      /* the label's first 8 bytes with the '/' after it */
+    const struct fedge *hnext; /* the next edge with the same bucket */
+    const struct fnode *child;
+    uint32_t len;
+    uint32_t slow; /* 8 bytes or more: compare the rest */
+    const char *label;
+};
+
+struct fnode {
+    const struct iroute *leaf;      /* the route the slot takes where the path ends here */
+    const struct fnode *param;      /* the plain parameter, when the walk may take it */
+    const struct fedge *const *idx; /* NULL without hashed edges */
+    const struct fedge *empty;      /* the empty label's edge, or NULL */
+    uint64_t kmask;                 /* the key's bytes */
+    uint8_t shift;                  /* bucket = (word & kmask) * FAST_MULT >> shift */
+    uint8_t pdepth;
+    uint16_t nst;
+};
+
+#define FAST_MULT 0x9e3779b97f4a7c15u
+
 struct hp_router {
     struct rnode *root;
+    /* Frozen: the lookup tree per slot (M_OTHER: any-method routes), or NULL. */
+    const struct fnode *fast[M_OTHER + 1];
+    uint32_t fast_own; /* slots whose tree is their own (the rest share M_OTHER's) */
     struct hp_router_opts opts;
     struct hp_allocator alloc;
     struct iroute *routes, *last;
@@ -147,6 +195,10 @@ static inline unsigned hp__route_hash2(uint64_t v)
     return (unsigned)((two * 0x9e3779b1u) >> 24);
 }
 
+/* Build (freezing) and free the per-method trees. @return 0 or -ENOMEM. */
+int hp__route_fast_build(struct hp_router *r);
+void hp__route_fast_free(struct hp_router *r);
+
 /* Allocation through the router's allocator. */
 void *hp__route_alloc(const struct hp_router *r, size_t n);
 void *hp__route_realloc(const struct hp_router *r, void *p, size_t n);
@@ -158,40 +210,26 @@ void hp__route_free(const struct hp_router *r, void *p);
  */
 int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t errlen);
 
-/* The first four bytes of a method token as one number (any byte order). */
-#define HP__M4(a, b, c, d) \
-    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
-
-/* The slot of a standard method token, or M_OTHER. */
+/* The slot of a standard method token, or M_OTHER (memcmp of constants: word compares). */
 static inline unsigned hp__route_slot_std(const char *m, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)m;
-    uint32_t w;
-
-    if (len < 3 || len > 7)
-        return M_OTHER;
-    w = HP__M4(u[0], u[1], u[2], len > 3 ? u[3] : 0);
     switch (len) {
     case 3:
-        return w == HP__M4('G', 'E', 'T', 0)   ? M_GET
-               : w == HP__M4('P', 'U', 'T', 0) ? M_PUT
-                                               : M_OTHER;
+        return memcmp(m, "GET", 3) == 0 ? M_GET : memcmp(m, "PUT", 3) == 0 ? M_PUT : M_OTHER;
     case 4:
-        return w == HP__M4('P', 'O', 'S', 'T')   ? M_POST
-               : w == HP__M4('H', 'E', 'A', 'D') ? M_HEAD
-                                                 : M_OTHER;
+        return memcmp(m, "POST", 4) == 0 ? M_POST : memcmp(m, "HEAD", 4) == 0 ? M_HEAD : M_OTHER;
     case 5:
-        if (w == HP__M4('P', 'A', 'T', 'C') && u[4] == 'H')
-            return M_PATCH;
-        return w == HP__M4('T', 'R', 'A', 'C') && u[4] == 'E' ? M_TRACE : M_OTHER;
+        return memcmp(m, "PATCH", 5) == 0   ? M_PATCH
+               : memcmp(m, "TRACE", 5) == 0 ? M_TRACE
+                                            : M_OTHER;
     case 6:
-        return w == HP__M4('D', 'E', 'L', 'E') && u[4] == 'T' && u[5] == 'E' ? M_DELETE : M_OTHER;
+        return memcmp(m, "DELETE", 6) == 0 ? M_DELETE : M_OTHER;
+    case 7:
+        return memcmp(m, "OPTIONS", 7) == 0   ? M_OPTIONS
+               : memcmp(m, "CONNECT", 7) == 0 ? M_CONNECT
+                                              : M_OTHER;
     default:
-        if (w == HP__M4('O', 'P', 'T', 'I') && u[4] == 'O' && u[5] == 'N' && u[6] == 'S')
-            return M_OPTIONS;
-        return w == HP__M4('C', 'O', 'N', 'N') && u[4] == 'E' && u[5] == 'C' && u[6] == 'T'
-                   ? M_CONNECT
-                   : M_OTHER;
+        return M_OTHER;
     }
 }
 

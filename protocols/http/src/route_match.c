@@ -447,8 +447,9 @@ static void collect_allow(const struct hp_router *r, struct walk *w, struct hp_s
     w->allow = all.allow;
 }
 
-HOT int match_inline(const struct hp_router *r, unsigned slot, struct hp_str path,
-                     struct hp_route_match *m)
+/* The full walk: everything the greedy one gave up on, and every miss. */
+__attribute__((noinline)) static int match_full(const struct hp_router *r, unsigned slot,
+                                                struct hp_str path, struct hp_route_match *m)
 {
     struct walk w = {.start = path.ptr, .end = path.ptr + path.len, .m = m, .slot = slot};
     const struct iroute *rt;
@@ -473,10 +474,148 @@ HOT int match_inline(const struct hp_router *r, unsigned slot, struct hp_str pat
     return miss(r, &w, path);
 }
 
+/* ---- the greedy walk on the per-method trees (route_internal.h) ---------- */
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#define FAST_SSE2 1
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FAST_SWAR 1
+#endif
+
+/*
+ * The offset of the first '/' in the 8 bytes of word @p v (memory order),
+ * or 8 if there is none.
+ */
+HOT unsigned first_slash(uint64_t v)
+{
+#if defined(FAST_SSE2)
+    __m128i x = _mm_cvtsi64_si128((long long)v);
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+
+    return (unsigned)__builtin_ctz(m | 0x100);
+#elif defined(FAST_SWAR)
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x = v ^ (ones * '/');
+    uint64_t z = (x - ones) & ~x & highs; /* exact up to the first '/' */
+
+    return z != 0 ? (unsigned)__builtin_ctzll(z) >> 3 : 8;
+#else
+    unsigned char b[8];
+    unsigned i = 0;
+
+    memcpy(b, &v, 8);
+    while (i < 8 && b[i] != '/')
+        i++;
+    return i;
+#endif
+}
+
+/* A label of 8 bytes or more whose first 8 matched: the rest, and the '/' or end after it. */
+static bool fedge_long(const struct fedge *e, const char *s, size_t left)
+{
+    size_t len = e->len;
+
+    if (len > left)
+        return false;
+    for (size_t i = 8; i + 8 < len; i += 8) {
+        if (load64(s + i) != load64(e->label + i))
+            return false;
+    }
+    if (len > 8 && load64(s + len - 8) != load64(e->label + len - 8))
+        return false;
+    return len == left || s[len] == '/';
+}
+
+/*
+ * hp__router_match_slot(): the greedy walk (see route_internal.h) on the
+ * slot's tree, and the full walk when there is none or it gives up. The
+ * walk calls nothing on its common path, so that it has the registers to
+ * itself, and a miss costs the full walk on top (a bounded repeat).
+ *
+ * Segment words: the 8 bytes at a segment's start, loaded from the path, or
+ * near its end from pad (the path's last bytes, then '/'), so that nothing
+ * is read outside the path and the end reads as '/'.
+ */
+__attribute__((noinline)) static int fast_match(const struct hp_router *r, unsigned slot,
+                                                struct hp_str path, struct hp_route_match *m)
+{
+    const struct fnode *n = r->fast[slot];
+    const char *p = path.ptr, *end = path.ptr + path.len;
+    uintptr_t lim = (uintptr_t)end - 9; /* p < lim: a whole word after p + 1 */
+    struct hp_str *vp = m->values;
+    unsigned char pad[16];
+
+    if (n == NULL || path.len == 0 || *p != '/')
+        goto full;
+    memset(pad + 8, '/', 8);
+    if (path.len >= 8) {
+        memcpy(pad, end - 8, 8);
+    } else {
+        for (size_t i = 0; i < path.len; i++) /* no call for a few bytes */
+            pad[8 - path.len + i] = (unsigned char)p[i];
+    }
+    for (;;) {
+        const struct fedge *e;
+        const char *s, *q;
+        uint64_t v;
+        unsigned c, k;
+        if (p == end)
+            break;
+        s = p + 1;
+        v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + 8 - (end - s));
+        if (n->idx != NULL) {
+            for (e = n->idx[((v & n->kmask) * FAST_MULT) >> n->shift]; e != NULL; e = e->hnext) {
+                if (((v ^ e->head) & e->hmask) == 0 &&
+                    (!e->slow || fedge_long(e, s, (size_t)(end - s)))) {
+                    p = s + e->len;
+                    n = e->child;
+                    goto next;
+                }
+            }
+        }
+        c = first_byte(v) - '%';
+        if (n->param == NULL || c <= (unsigned)('/' - '%'))
+            goto odd;
+    param:
+        k = first_slash(v);
+        q = s + k;
+        while (k == 8) { /* a long value */
+            v = (uintptr_t)q < lim + 1 ? load64(q) : load64((const char *)pad + 8 - (end - q));
+            k = first_slash(v);
+            q += k;
+        }
+        *vp++ = (struct hp_str){s, (size_t)(q - s)}; /* at its pdepth: greedy, no catch-alls */
+        p = q;
+        n = n->param;
+        continue;
+    odd:
+        /* An empty segment (the empty label's, never a parameter), or a
+         * value starting with one of %&'()*+,-./ : '.' and '%' could make a
+         * dot-segment, the full walk decides. */
+        c += '%';
+        if (c == '/' && (e = n->empty) != NULL) {
+            p = s;
+            n = e->child;
+            continue;
+        }
+        if (n->param == NULL || c == '/' || c == '.' || c == '%')
+            goto full;
+        goto param;
+    next:;
+    }
+    if (n->leaf == NULL)
+        goto full;
+    m->rest.len = 0;
+    return found(m, n->leaf);
+full:
+    return match_full(r, slot, path, m);
+}
+
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
                           struct hp_route_match *m)
 {
-    return match_inline(r, slot, path, m);
+    return fast_match(r, slot, path, m);
 }
 
 int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
@@ -486,5 +625,5 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
 
     if (slot == M_OTHER && r->ncustom != 0)
         slot = hp__route_slot(r, method.ptr, method.len);
-    return match_inline(r, slot, path, m);
+    return fast_match(r, slot, path, m);
 }

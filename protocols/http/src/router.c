@@ -157,6 +157,7 @@ void hp_router_free(struct hp_router *r)
 
     if (r == NULL)
         return;
+    hp__route_fast_free(r);
     node_free(r, r->root);
     for (rt = r->routes; rt != NULL; rt = next) {
         next = rt->next;
@@ -620,7 +621,7 @@ int hp_router_freeze(struct hp_router *r)
     if (r->frozen)
         return 0;
     /* Re-running after -ENOMEM is fine: compressing and indexing are idempotent. */
-    if ((rc = freeze_node(r, r->root)) != 0)
+    if ((rc = freeze_node(r, r->root)) != 0 || (rc = hp__route_fast_build(r)) != 0)
         return rc;
     r->frozen = true;
     return 0;
