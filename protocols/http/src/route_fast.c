@@ -13,12 +13,12 @@
 
 #include "route_internal.h"
 
-/* One node, its edges, its bucket table and its labels in one block. */
+/* One node, its table, its other edges and its labels in one block. */
 struct fblock {
     struct fnode n;
-    uint8_t complex;    /* routes the greedy walk cannot reach: never joined away */
-    struct fedge *st;   /* nst edges, after this header */
-    struct fedge st0[]; /* the edges, then idx, then the labels */
+    uint8_t complex;            /* routes the greedy walk cannot reach: never joined away */
+    const struct fedge **edges; /* its nst edges, wherever they are */
+    struct fedge tbl[];         /* slots, chained edges, then edges[] and the labels */
 };
 
 /* The route of leaf @p lf that slot @p slot takes (as pick() in route_match.c). */
@@ -59,7 +59,7 @@ static void fnode_free(const struct hp_router *r, const struct fnode *n)
     if (n == NULL)
         return;
     for (uint32_t i = 0; i < n->nst; i++)
-        fnode_free(r, b->st[i].child);
+        fnode_free(r, b->edges[i]->child);
     fnode_free(r, n->param);
     hp__route_free(r, (void *)(uintptr_t)b);
 }
@@ -96,36 +96,66 @@ static uint64_t label_word(const char *label, size_t len, size_t n, uint64_t *ma
     return v & *mask;
 }
 
-static unsigned bucket(uint64_t key, unsigned shift)
+static unsigned bucket(uint64_t key, uint64_t mult, unsigned shift)
 {
-    return (unsigned)((key * FAST_MULT) >> shift);
+    return (unsigned)((key * mult) >> shift);
 }
 
-/* The smallest table (bits) with no two different keys in one bucket, or the least shared. */
-static unsigned table_bits(const struct tedge *te, uint32_t n)
+/* Odd multipliers to try (splitmix64 of the attempt). */
+static uint64_t mult_of(unsigned t)
 {
-    unsigned lo = 1, best = 1;
-    uint32_t best_c = UINT32_MAX;
+    uint64_t z = 0x9e3779b97f4a7c15u * (t + 1);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return (z ^ (z >> 31)) | 1;
+}
+
+/* Pairs of different keys in one slot for table size 1 << bits. */
+static uint32_t collisions(const struct tedge *te, uint32_t n, uint64_t mult, unsigned bits)
+{
+    uint32_t c = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < i; j++) {
+            if (te[i].len != 0 && te[j].len != 0 && te[i].key != te[j].key &&
+                bucket(te[i].key, mult, 64 - bits) == bucket(te[j].key, mult, 64 - bits))
+                c++;
+        }
+    }
+    return c;
+}
+
+/* The smallest table and a multiplier with no shared slot, or the least shared. */
+static void table_shape(const struct tedge *te, uint32_t n, unsigned *bits, uint64_t *mult)
+{
+    unsigned lo = 1;
+    uint32_t best = UINT32_MAX;
 
     while ((1u << lo) < n)
         lo++;
-    for (unsigned k = lo; k <= lo + 3 && k <= 12; k++) {
-        uint32_t c = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            for (uint32_t j = 0; j < i; j++) {
-                if (te[i].len != 0 && te[j].len != 0 && te[i].key != te[j].key &&
-                    bucket(te[i].key, 64 - k) == bucket(te[j].key, 64 - k))
-                    c++;
+    for (unsigned k = lo; k <= lo + 3 && k <= 12 && best != 0; k++) {
+        for (unsigned t = 0; t < 64 && best != 0; t++) {
+            uint32_t c = collisions(te, n, mult_of(t), k);
+            if (c < best) {
+                best = c;
+                *bits = k;
+                *mult = mult_of(t);
             }
         }
-        if (c < best_c) {
-            best_c = c;
-            best = k;
-        }
-        if (c == 0)
-            break;
     }
-    return best;
+}
+
+static void fill_edge(struct fedge *e, const char *label, size_t len, const struct fnode *child)
+{
+    memset(e, 0, sizeof(*e));
+    e->label = label;
+    e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
+    e->slow = len > 16;
+    if (len >= 8)
+        memcpy(&e->tailw, label + len - 8, 8);
+    e->len = (uint32_t)len;
+    e->child = child;
 }
 
 /* The node block for @p n's parts (labels copied, @p te's buffers freed by the caller). */
@@ -133,11 +163,11 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
                               const struct iroute *leaf, const struct fnode *param, bool complex,
                               struct tedge *te, uint32_t nst)
 {
-    size_t nlab = 0, off, kb = 8, nidx = 0;
+    size_t nlab = 0, kb = 8, nidx = 0, nslot = 0, off;
     unsigned bits = 0;
-    uint64_t kmask = 0;
+    uint64_t kmask = 0, mult = 1;
     struct fblock *b;
-    const struct fedge **idx;
+    struct fedge *over;
     char *lab;
 
     for (uint32_t i = 0; i < nst; i++) {
@@ -149,10 +179,13 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
     }
     for (uint32_t i = 0; i < nst; i++)
         te[i].key = label_word(te[i].label, te[i].len, kb, &kmask);
-    if (nidx != 0)
-        bits = table_bits(te, nst);
-    off = sizeof(*b) + nst * sizeof(struct fedge);
-    b = hp__route_alloc(r, off + (nidx ? (sizeof(*idx) << bits) : 0) + nlab);
+    if (nidx != 0) {
+        table_shape(te, nst, &bits, &mult);
+        nslot = (size_t)1 << bits;
+    }
+    /* slots, then room for every edge off the table (chained, or the empty one) */
+    off = sizeof(*b) + (nslot + nst) * sizeof(struct fedge);
+    b = hp__route_alloc(r, off + nst * sizeof(*b->edges) + nlab);
     if (b == NULL)
         return NULL;
     memset(b, 0, sizeof(*b));
@@ -161,36 +194,40 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
     b->n.pdepth = n->pdepth;
     b->n.nst = (uint16_t)nst;
     b->complex = complex;
-    b->st = b->st0;
-    idx = (const struct fedge **)(void *)((char *)b + off);
-    lab = (char *)b + off + (nidx ? (sizeof(*idx) << bits) : 0);
-    if (nidx != 0) {
-        b->n.idx = idx;
+    b->edges = (const struct fedge **)(void *)((char *)b + off);
+    lab = (char *)b + off + nst * sizeof(*b->edges);
+    over = b->tbl + nslot;
+    if (nslot != 0) {
+        b->n.tbl = b->tbl;
         b->n.kmask = kmask;
-        b->n.shift = (uint8_t)(64 - bits);
-        for (size_t i = 0; i < ((size_t)1 << bits); i++)
-            idx[i] = NULL;
+        b->n.mult = mult;
+        b->n.shift = 64 - bits;
+        for (size_t i = 0; i < nslot; i++) { /* empty: "matches" as slow, then fails */
+            memset(&b->tbl[i], 0, sizeof(b->tbl[i]));
+            b->tbl[i].slow = 1;
+            b->tbl[i].len = UINT32_MAX;
+        }
     }
     for (uint32_t i = 0; i < nst; i++) {
-        struct fedge *e = &b->st[i];
         size_t len = te[i].len;
-        const struct fedge **k;
+        struct fedge *e, *slot;
         memcpy(lab, te[i].label, len);
         lab[len] = '\0';
-        e->label = lab;
-        lab += len + 1;
-        e->head = label_word(e->label, len, len < 8 ? len + 1 : 8, &e->hmask);
-        e->slow = len >= 8;
-        e->len = (uint32_t)len;
-        e->child = te[i].child;
-        e->hnext = NULL;
         if (len == 0) {
+            e = over++;
             b->n.empty = e;
-            continue;
+        } else if ((slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)])->label == NULL) {
+            e = slot;
+        } else { /* taken: chain it, and make the slot's edge look further */
+            e = over++;
+            while (slot->hnext != NULL)
+                slot = (struct fedge *)(uintptr_t)slot->hnext;
+            slot->hnext = e;
+            b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)].slow = 1;
         }
-        for (k = &idx[bucket(te[i].key, b->n.shift)]; *k != NULL; k = &b->st[*k - b->st].hnext)
-            ;
-        *k = e;
+        fill_edge(e, lab, len, te[i].child);
+        b->edges[i] = e;
+        lab += len + 1;
     }
     return &b->n;
 }
@@ -238,9 +275,9 @@ static struct fnode *build(const struct hp_router *r, const struct rnode *n, uns
         for (;;) {
             struct tedge *t = &te[nst - 1];
             const struct fblock *cb = (const struct fblock *)(const void *)t->child;
-            const struct fedge *ce = cb->st;
+            const struct fedge *ce = cb->n.nst == 1 ? cb->edges[0] : NULL;
             char *l;
-            if (cb->n.leaf != NULL || cb->n.param != NULL || cb->complex || cb->n.nst != 1 ||
+            if (cb->n.leaf != NULL || cb->n.param != NULL || cb->complex || ce == NULL ||
                 ce->len == 0)
                 break;
             if ((l = hp__route_alloc(r, t->len + 1 + ce->len + 1)) == NULL)

@@ -137,33 +137,36 @@ struct rnode {
  * Static edges are found by hashing the segment's first bytes: as many as
  * every label of the node has before its first '/' plus that '/' (the
  * node's kmask; at most 8), read from the path with its end reading as
- * '/', into a per-node power-of-two table sized so that different keys do
- * not share a bucket where possible. An edge then matches if the path's 8
- * bytes agree with the label and the '/' after it (head, hmask; labels of 8
- * bytes or more compare the rest too). The empty label (a trailing slash)
- * is not hashed: it is the node's "empty" edge, tried after a miss.
+ * '/', into a per-node power-of-two table of edges; the multiplier and size
+ * are chosen when freezing so that different keys do not share a slot
+ * where possible (others are chained, and so are labels with equal keys).
+ * An edge matches if the path's 8 bytes agree with the label and the '/'
+ * after it (head, hmask); labels of 8 to 16 bytes compare their last 8
+ * too (tailw), longer ones the rest (slow). Empty slots always "match" as slow with an impossible
+ * length, so the common path has one compare. The empty label (a trailing slash) is not hashed: it
+ * is the node's "empty" edge, tried after a miss.
  */
 struct fedge {
-    uint64_t head, hmask;      /* the label's first 8 bytes with the '/' after it */
-    const struct fedge *hnext; /* the next edge with the same bucket */
+    uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */
     const struct fnode *child;
     uint32_t len;
-    uint32_t slow; /* 8 bytes or more: compare the rest */
+    uint32_t slow;             /* over 16 bytes, chained, or an empty slot: fedge_slow() */
+    uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
+    const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
+    uint64_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
 struct fnode {
-    const struct iroute *leaf;      /* the route the slot takes where the path ends here */
-    const struct fnode *param;      /* the plain parameter, when the walk may take it */
-    const struct fedge *const *idx; /* NULL without hashed edges */
-    const struct fedge *empty;      /* the empty label's edge, or NULL */
-    uint64_t kmask;                 /* the key's bytes */
-    uint8_t shift;                  /* bucket = (word & kmask) * FAST_MULT >> shift */
-    uint8_t pdepth;
+    const struct fedge *tbl; /* NULL without hashed edges */
+    uint64_t kmask, mult;    /* slot = (word & kmask) * mult >> shift */
+    uint64_t shift;
+    const struct fnode *param; /* the plain parameter, when the walk may take it */
+    const struct iroute *leaf; /* the route the slot takes where the path ends here */
+    const struct fedge *empty; /* the empty label's edge, or NULL */
     uint16_t nst;
+    uint8_t pdepth;
 };
-
-#define FAST_MULT 0x9e3779b97f4a7c15u
 
 struct hp_router {
     struct rnode *root;

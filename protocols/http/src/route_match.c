@@ -511,20 +511,32 @@ HOT unsigned first_slash(uint64_t v)
 #endif
 }
 
-/* A label of 8 bytes or more whose first 8 matched: the rest, and the '/' or end after it. */
-static bool fedge_long(const struct fedge *e, const char *s, size_t left)
+/*
+ * The edge of a slot marked slow (a long label, a chain, or empty) that the
+ * segment at @p s (word @p v, @p left bytes to the path's end) is, or NULL.
+ */
+__attribute__((noinline)) static const struct fedge *fedge_slow(const struct fedge *e, uint64_t v,
+                                                                const char *s, size_t left)
 {
-    size_t len = e->len;
-
-    if (len > left)
-        return false;
-    for (size_t i = 8; i + 8 < len; i += 8) {
-        if (load64(s + i) != load64(e->label + i))
-            return false;
+    for (; e != NULL; e = e->hnext) {
+        size_t len = e->len;
+        if (((v ^ e->head) & e->hmask) != 0)
+            continue;
+        if (len < 8)
+            return e;
+        if (len > left)
+            continue;
+        for (size_t i = 8; i + 8 < len; i += 8) {
+            if (load64(s + i) != load64(e->label + i))
+                goto next;
+        }
+        if (len > 8 && load64(s + len - 8) != load64(e->label + len - 8))
+            continue;
+        if (len == left || s[len] == '/')
+            return e;
+    next:;
     }
-    if (len > 8 && load64(s + len - 8) != load64(e->label + len - 8))
-        return false;
-    return len == left || s[len] == '/';
+    return NULL;
 }
 
 /*
@@ -564,14 +576,20 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
             break;
         s = p + 1;
         v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + 8 - (end - s));
-        if (n->idx != NULL) {
-            for (e = n->idx[((v & n->kmask) * FAST_MULT) >> n->shift]; e != NULL; e = e->hnext) {
-                if (((v ^ e->head) & e->hmask) == 0 &&
-                    (!e->slow || fedge_long(e, s, (size_t)(end - s)))) {
-                    p = s + e->len;
-                    n = e->child;
-                    goto next;
-                }
+        if (n->tbl != NULL) {
+            e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
+            if (e->slow)
+                e = fedge_slow(e, v, s, (size_t)(end - s));
+            else if (((v ^ e->head) & e->hmask) != 0)
+                e = NULL;
+            else if (e->len >= 8 &&
+                     (e->len > (size_t)(end - s) || load64(s + e->len - 8) != e->tailw ||
+                      (s + e->len != end && s[e->len] != '/')))
+                e = NULL;
+            if (e != NULL) {
+                p = s + e->len;
+                n = e->child;
+                continue;
             }
         }
         c = first_byte(v) - '%';
@@ -602,7 +620,6 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         if (n->param == NULL || c == '/' || c == '.' || c == '%')
             goto full;
         goto param;
-    next:;
     }
     if (n->leaf == NULL)
         goto full;
@@ -625,5 +642,5 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
 
     if (slot == M_OTHER && r->ncustom != 0)
         slot = hp__route_slot(r, method.ptr, method.len);
-    return fast_match(r, slot, path, m);
+    return hp__router_match_slot(r, slot, path, m);
 }
