@@ -152,6 +152,7 @@ static void fill_edge(struct fedge *e, const char *label, size_t len, const stru
     e->label = label;
     e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
     e->slow = len > 16;
+    e->more = len >= 8;
     if (len >= 8)
         memcpy(&e->tailw, label + len - 8, 8);
     e->len = (uint32_t)len;
@@ -205,6 +206,7 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         for (size_t i = 0; i < nslot; i++) { /* empty: "matches" as slow, then fails */
             memset(&b->tbl[i], 0, sizeof(b->tbl[i]));
             b->tbl[i].slow = 1;
+            b->tbl[i].more = 1;
             b->tbl[i].len = UINT32_MAX;
         }
     }
@@ -223,7 +225,9 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
             while (slot->hnext != NULL)
                 slot = (struct fedge *)(uintptr_t)slot->hnext;
             slot->hnext = e;
-            b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)].slow = 1;
+            slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)];
+            slot->slow = 1;
+            slot->more = 1;
         }
         fill_edge(e, lab, len, te[i].child);
         b->edges[i] = e;

@@ -152,9 +152,9 @@ struct fedge {
     uint32_t len;
     uint32_t slow;             /* over 16 bytes, chained, or an empty slot: fedge_slow() */
     uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
+    uint64_t more;             /* 0 when head says it all (short, alone in its slot) */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
-    uint64_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
 struct fnode {
