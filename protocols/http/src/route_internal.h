@@ -49,6 +49,7 @@ enum {
 enum { SEG_STATIC, SEG_REGEX, SEG_PARAM, SEG_CATCHALL };
 
 #define ROUTE_MAX_SEGS     64
+#define ROUTE_MAX_MOUNTS   16  /* routers mounted in mounted routers: names seen this deep */
 #define ROUTE_MAX_REGEX_IN 255 /* longest decoded segment a constraint is tried on */
 
 struct rseg {
@@ -242,6 +243,15 @@ unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
 /* hp_router_match() with the method's slot already known. */
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
                           struct hp_route_match *m);
+
+/*
+ * The route named @p name in @p r, or in a router mounted in it (at most
+ * ROUTE_MAX_MOUNTS deep, own names first, then mounts in the order added),
+ * or NULL. @p mounts (may be NULL) gets the mount routes on the way,
+ * outermost first, and *@p depth (may be NULL; 0 on the way in) their number.
+ */
+const struct iroute *hp__route_named(const struct hp_router *r, const char *name,
+                                     const struct iroute **mounts, unsigned *depth);
 
 /* The token of a slot ("GET", a custom one), or NULL. */
 const char *hp__route_slot_name(const struct hp_router *r, unsigned slot);
