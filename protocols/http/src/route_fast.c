@@ -151,8 +151,9 @@ static void fill_edge(struct fedge *e, const char *label, size_t len, const stru
     memset(e, 0, sizeof(*e));
     e->label = label;
     e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
-    e->slow = len > 16;
-    e->more = len >= 8;
+    /* Over 16 bytes, or ending with '/' (the full tree joins "dir" and the
+     * empty label into "dir/"): its head could match the end's padding. */
+    e->slow = len > 16 || (len > 0 && label[len - 1] == '/');
     if (len >= 8)
         memcpy(&e->tailw, label + len - 8, 8);
     e->len = (uint32_t)len;
@@ -206,7 +207,6 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         for (size_t i = 0; i < nslot; i++) { /* empty: "matches" as slow, then fails */
             memset(&b->tbl[i], 0, sizeof(b->tbl[i]));
             b->tbl[i].slow = 1;
-            b->tbl[i].more = 1;
             b->tbl[i].len = UINT32_MAX;
         }
     }
@@ -227,7 +227,6 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
             slot->hnext = e;
             slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)];
             slot->slow = 1;
-            slot->more = 1;
         }
         fill_edge(e, lab, len, te[i].child);
         b->edges[i] = e;

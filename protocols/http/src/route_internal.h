@@ -153,7 +153,6 @@ struct fedge {
     uint32_t len;
     uint32_t slow;             /* over 16 bytes, chained, or an empty slot: fedge_slow() */
     uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
-    uint64_t more;             /* 0 when head says it all (short, alone in its slot) */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
 };
@@ -239,6 +238,10 @@ static inline unsigned hp__route_slot_std(const char *m, size_t len)
 
 /* The slot of a method token: standard, registered custom, or M_OTHER. */
 unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
+
+/* The full walk alone (no per-method tree): what the greedy walk must agree with. */
+int hp__router_match_full(const struct hp_router *r, unsigned slot, struct hp_str path,
+                          struct hp_route_match *m);
 
 /* hp_router_match() with the method's slot already known. */
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,

@@ -448,8 +448,8 @@ static void collect_allow(const struct hp_router *r, struct walk *w, struct hp_s
 }
 
 /* The full walk: everything the greedy one gave up on, and every miss. */
-__attribute__((noinline)) static int match_full(const struct hp_router *r, unsigned slot,
-                                                struct hp_str path, struct hp_route_match *m)
+__attribute__((noinline)) int hp__router_match_full(const struct hp_router *r, unsigned slot,
+                                                    struct hp_str path, struct hp_route_match *m)
 {
     struct walk w = {.start = path.ptr, .end = path.ptr + path.len, .m = m, .slot = slot};
     const struct iroute *rt;
@@ -520,12 +520,10 @@ __attribute__((noinline)) static const struct fedge *fedge_slow(const struct fed
 {
     for (; e != NULL; e = e->hnext) {
         size_t len = e->len;
-        if (((v ^ e->head) & e->hmask) != 0)
+        if (((v ^ e->head) & e->hmask) != 0 || len > left)
             continue;
         if (len < 8)
             return e;
-        if (len > left)
-            continue;
         for (size_t i = 8; i + 8 < len; i += 8) {
             if (load64(s + i) != load64(e->label + i))
                 goto next;
@@ -626,7 +624,7 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
     m->rest.len = 0;
     return found(m, n->leaf);
 full:
-    return match_full(r, slot, path, m);
+    return hp__router_match_full(r, slot, path, m);
 }
 
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
