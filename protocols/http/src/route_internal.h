@@ -155,6 +155,7 @@ struct fedge {
     uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
+    uint64_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
 struct fnode {

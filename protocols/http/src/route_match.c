@@ -487,22 +487,22 @@ __attribute__((noinline)) int hp__router_match_full(const struct hp_router *r, u
  * The offset of the first '/' in the 8 bytes of word @p v (memory order),
  * or 8 if there is none.
  */
-HOT unsigned first_slash(uint64_t v)
+HOT size_t first_slash(uint64_t v)
 {
 #if defined(FAST_SSE2)
     __m128i x = _mm_cvtsi64_si128((long long)v);
     unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
 
-    return (unsigned)__builtin_ctz(m | 0x100);
+    return (size_t)__builtin_ctz(m | 0x100);
 #elif defined(FAST_SWAR)
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     uint64_t x = v ^ (ones * '/');
     uint64_t z = (x - ones) & ~x & highs; /* exact up to the first '/' */
 
-    return z != 0 ? (unsigned)__builtin_ctzll(z) >> 3 : 8;
+    return z != 0 ? (size_t)__builtin_ctzll(z) >> 3 : 8;
 #else
     unsigned char b[8];
-    unsigned i = 0;
+    size_t i = 0;
 
     memcpy(b, &v, 8);
     while (i < 8 && b[i] != '/')
@@ -569,7 +569,8 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         const struct fedge *e;
         const char *s, *q;
         uint64_t v;
-        unsigned c, k;
+        unsigned c;
+        size_t k;
         if (p == end)
             break;
         s = p + 1;
@@ -633,12 +634,19 @@ int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_st
     return fast_match(r, slot, path, m);
 }
 
+/* A method that is not a standard one: the router's own tokens. */
+__attribute__((noinline)) static int match_custom(const struct hp_router *r, struct hp_str method,
+                                                  struct hp_str path, struct hp_route_match *m)
+{
+    return fast_match(r, hp__route_slot(r, method.ptr, method.len), path, m);
+}
+
 int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
                     struct hp_route_match *m)
 {
     unsigned slot = hp__route_slot_std(method.ptr, method.len);
 
     if (slot == M_OTHER && r->ncustom != 0)
-        slot = hp__route_slot(r, method.ptr, method.len);
-    return hp__router_match_slot(r, slot, path, m);
+        return match_custom(r, method, path, m);
+    return fast_match(r, slot, path, m);
 }
