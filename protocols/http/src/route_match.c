@@ -7,6 +7,12 @@
  * path's shape. The walk reads the tree and writes only the caller's match
  * struct: no allocation, no lock, any number of threads.
  *
+ * A lookup first tries the greedy walk on the method's own tree
+ * (route_internal.h, built by route_fast.c: no backtracking, no calls on
+ * its common path), which either finds what the full walk would find or
+ * gives up; then the full walk runs (bounded: at most twice the work).
+ * tests/fuzz/fuzz_router.c checks that the two always agree.
+ *
  * Clean paths only: static labels cannot contain escapes, empty segments
  * or dot-segments (route_pattern.c), parameters refuse empty and dot
  * values, catch-alls check their remainder. So whatever matched was clean,
