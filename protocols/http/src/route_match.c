@@ -553,6 +553,15 @@ __attribute__((noinline)) static const struct fedge *fedge_slow(const struct fed
  * near its end from pad (the path's last bytes, then '/'), so that nothing
  * is read outside the path and the end reads as '/'.
  */
+/* The full walk for a lookup the greedy walk parked in @p m (see fast_match()). */
+__attribute__((noinline)) static int match_parked(struct hp_route_match *m)
+{
+    const struct hp_router *r = (const struct hp_router *)(const void *)m->names;
+
+    m->names = NULL;
+    return hp__router_match_full(r, m->allow, m->rest, m);
+}
+
 __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsigned slot,
                                                 struct hp_str path, struct hp_route_match *m)
 {
@@ -563,7 +572,13 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
     unsigned char pad[16];
 
     if (n == NULL || path.len == 0 || *p != '/')
-        goto full;
+        return hp__router_match_full(r, slot, path, m);
+    /* What the full walk needs, parked in the caller's match struct (every
+     * field is written again by either walk), so that the walk's registers
+     * go to the walk. */
+    m->rest = path;
+    m->allow = slot;
+    m->names = (const struct hp_str *)(const void *)r;
     memset(pad + 8, '/', 8);
     if (path.len >= 8) {
         memcpy(pad, end - 8, 8);
@@ -580,7 +595,7 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         if (p == end)
             break;
         s = p + 1;
-        v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + 8 - (end - s));
+        v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + (8 + (s - end)));
         if (n->tbl != NULL) {
             e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
             if (e->slow)
@@ -604,7 +619,7 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         k = first_slash(v);
         q = s + k;
         while (k == 8) { /* a long value */
-            v = (uintptr_t)q < lim + 1 ? load64(q) : load64((const char *)pad + 8 - (end - q));
+            v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
             k = first_slash(v);
             q += k;
         }
@@ -631,7 +646,7 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
     m->rest.len = 0;
     return found(m, n->leaf);
 full:
-    return hp__router_match_full(r, slot, path, m);
+    return match_parked(m);
 }
 
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
