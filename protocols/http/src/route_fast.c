@@ -157,7 +157,16 @@ static void fill_edge(struct fedge *e, const char *label, size_t len, const stru
     if (len >= 8)
         memcpy(&e->tailw, label + len - 8, 8);
     e->len = (uint32_t)len;
+    e->quick = len < 8 && !e->slow ? (uint32_t)len : UINT32_MAX;
     e->child = child;
+}
+
+/* An empty slot: its head "matches" anything, at a length no path has. */
+static void fill_empty(struct fedge *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->len = UINT32_MAX;
+    e->quick = UINT32_MAX;
 }
 
 /* The node block for @p n's parts (labels copied, @p te's buffers freed by the caller). */
@@ -204,11 +213,8 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         b->n.kmask = kmask;
         b->n.mult = mult;
         b->n.shift = 64 - bits;
-        for (size_t i = 0; i < nslot; i++) { /* empty: "matches" as slow, then fails */
-            memset(&b->tbl[i], 0, sizeof(b->tbl[i]));
-            b->tbl[i].slow = 1;
-            b->tbl[i].len = UINT32_MAX;
-        }
+        for (size_t i = 0; i < nslot; i++)
+            fill_empty(&b->tbl[i]);
     }
     for (uint32_t i = 0; i < nst; i++) {
         size_t len = te[i].len;
@@ -219,14 +225,12 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
             e = over++;
             b->n.empty = e;
         } else if ((slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)])->label == NULL) {
-            e = slot;
-        } else { /* taken: chain it, and make the slot's edge look further */
-            e = over++;
+            e = slot; /* the slot's first edge */
+        } else {      /* shared: chained after it */
             while (slot->hnext != NULL)
                 slot = (struct fedge *)(uintptr_t)slot->hnext;
+            e = over++;
             slot->hnext = e;
-            slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)];
-            slot->slow = 1;
         }
         fill_edge(e, lab, len, te[i].child);
         b->edges[i] = e;

@@ -143,19 +143,22 @@ struct rnode {
  * where possible (others are chained, and so are labels with equal keys).
  * An edge matches if the path's 8 bytes agree with the label and the '/'
  * after it (head, hmask); labels of 8 to 16 bytes compare their last 8
- * too (tailw), longer ones the rest (slow). Empty slots always "match" as slow with an impossible
- * length, so the common path has one compare. The empty label (a trailing slash) is not hashed: it
- * is the node's "empty" edge, tried after a miss.
+ * too (tailw), longer ones (and ones ending in '/') the rest (slow, out
+ * of line, which also follows the slot's chain). The common hit is one
+ * masked compare and a length under 8 (quick). Empty slots match any word
+ * at a length no path has. The empty label (a trailing slash) is not
+ * hashed: it is the node's "empty" edge, tried after a miss.
  */
 struct fedge {
     uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */
     const struct fnode *child;
     uint32_t len;
-    uint32_t slow;             /* over 16 bytes, chained, or an empty slot: fedge_slow() */
+    uint32_t quick;            /* len if head says it all (under 8 bytes, not slow), else ~0 */
     uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
-    uint64_t pad_; /* 64 bytes: a slot is a shift away */
+    uint32_t slow; /* over 16 bytes, or ends in '/': fedge_slow() */
+    uint32_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
 struct fnode {

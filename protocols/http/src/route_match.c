@@ -499,7 +499,7 @@ HOT size_t first_slash(uint64_t v)
     __m128i x = _mm_cvtsi64_si128((long long)v);
     unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
 
-    return (size_t)__builtin_ctz(m | 0x100);
+    return (size_t)__builtin_ctzll((uint64_t)m | 0x100);
 #elif defined(FAST_SWAR)
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     uint64_t x = v ^ (ones * '/');
@@ -598,14 +598,21 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + (8 + (s - end)));
         if (n->tbl != NULL) {
             e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
-            if (e->slow)
-                e = fedge_slow(e, v, s, (size_t)(end - s));
-            else if (((v ^ e->head) & e->hmask) != 0)
-                e = NULL;
-            else if (e->len >= 8 &&
-                     (e->len > (size_t)(end - s) || load64(s + e->len - 8) != e->tailw ||
-                      (s + e->len != end && s[e->len] != '/')))
-                e = NULL;
+            if (((v ^ e->head) & e->hmask) == 0) {
+                if (e->quick < 8) { /* the common hit: a short label */
+                    p = s + e->quick;
+                    n = e->child;
+                    continue;
+                }
+                if (!e->slow && e->len <= (size_t)(end - s) && load64(s + e->len - 8) == e->tailw &&
+                    (s + e->len == end || s[e->len] == '/')) {
+                    p = s + e->len; /* 8 to 16 bytes */
+                    n = e->child;
+                    continue;
+                }
+            }
+            /* A long label, or others in the slot. */
+            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, s, (size_t)(end - s)) : NULL;
             if (e != NULL) {
                 p = s + e->len;
                 n = e->child;
