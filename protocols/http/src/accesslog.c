@@ -2,7 +2,10 @@
  * accesslog.c - access-log lines rendered into a buffer as requests end,
  * written in batches (see accesslog.h). The wall-clock time text is made at
  * most once per second, when the loop's cached time passes the next second
- * boundary, as the Date header is (date.c).
+ * boundary, as the Date header is (date.c). Client fields are escaped
+ * sixteen bytes at a time (put_field): most need no escaping and are copied
+ * whole. A line's cost per request is measured by bench/http/accesslog.sh
+ * (results in bench/http/accesslog.md).
  */
 #include <errno.h>
 #include <fcntl.h>
