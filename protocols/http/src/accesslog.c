@@ -391,6 +391,10 @@ static char *put_json(char *w, struct hp_str s, const char *lo, const char *hi)
 
 static char *put_u64(char *w, uint64_t v)
 {
+    if (v < 10) { /* the usual duration */
+        *w = (char)('0' + v);
+        return w + 1;
+    }
     put_dec(&w, v);
     return w;
 }
@@ -476,11 +480,10 @@ static char *put_json_line(struct hp_accesslog *log, char *w, const struct line 
         w = put_json(w, l->target, l->lo, l->hi);
         w = PUT_S(w, "\",\"version\":\"HTTP/1.");
         *w++ = (char)('0' + req->version_minor);
-        *w++ = '"';
+        w = PUT_S(w, "\",\"status\":");
     } else {
-        w = PUT_S(w, "null,\"target\":null,\"version\":null");
+        w = PUT_S(w, "null,\"target\":null,\"version\":null,\"status\":");
     }
-    w = PUT_S(w, ",\"status\":");
     w = put_status(w, e->status);
     w = PUT_S(w, ",\"bytes\":");
     w = put_u64(w, e->body_bytes);
