@@ -1,7 +1,8 @@
 /*
  * tests/http/test_error_page.c - the error-page hook (hp_http_server_opts.
- * error_page) over loopback TCP: the server's own 400, 413, 414 and the 500
- * for a released request carry the application's body and Content-Type
+ * error_page) over loopback TCP: the server's own 400, 413, 414, the 500
+ * for a released request and the 503 for a connection over the limit carry
+ * the application's body and Content-Type
  * with a Content-Length that frames them, HEAD gets none of the body, the
  * bytes are copied (the test clobbers them right after), a page that could
  * break the framing is refused for the default one, and without a hook the
@@ -93,7 +94,7 @@ static void on_log(void *ctx, const struct hp_http_req *req, const struct hp_htt
     S.logged_status = e->status;
 }
 
-static void start(bool hook)
+static void start(bool hook, uint32_t max_connections)
 {
     struct hp_http_server_opts opts = {
         .on_request = on_request,
@@ -103,6 +104,7 @@ static void start(bool hook)
         .on_log = on_log,
         .error_page = hook ? error_page : NULL,
         .error_page_data = &S,
+        .max_connections = max_connections,
     };
 
     memset(&S, 0, sizeof(S));
@@ -131,14 +133,14 @@ static int teardown(void **state)
 static int setup_hook(void **state)
 {
     (void)state;
-    start(true);
+    start(true, 0);
     return 0;
 }
 
 static int setup_plain(void **state)
 {
     (void)state;
-    start(false);
+    start(false, 0);
     return 0;
 }
 
@@ -150,7 +152,8 @@ static void exchange(const char *req, size_t len, int status, bool head, struct 
 {
     rc_close(&S.c, false);
     rc_open_tcp(&S.c, (uint16_t)hp_http_server_port(S.srv));
-    rc_send(&S.c, req, len);
+    if (len != 0)
+        rc_send(&S.c, req, len);
     for (int i = 0; i < 4000 && !S.c.eof; i++) {
         rc_pump(&S.c);
         assert_true(hp_loop_run_once(S.loop, 5) >= 0);
@@ -300,6 +303,46 @@ static void test_without_a_hook_the_bodies_are_unchanged(void **state)
     assert_int_equal(S.calls, 0);
 }
 
+static int setup_busy(void **state)
+{
+    (void)state;
+    start(true, 1);
+    return 0;
+}
+
+/* With max_connections 1, a second connection is refused with the 503 page (and no request read).
+ */
+static void test_a_refused_connection_gets_the_503_page(void **state)
+{
+    struct rc_client first = {.fd = -1};
+    struct rc_resp r;
+    char want[512];
+    int n;
+
+    (void)state;
+    rc_open_tcp(&first, (uint16_t)hp_http_server_port(S.srv));
+    rc_send_str(&first, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 4000 && rc_count(&first, "200 OK") == 0; i++) {
+        rc_pump(&first);
+        assert_true(hp_loop_run_once(S.loop, 5) >= 0);
+    }
+    assert_int_equal(rc_count(&first, "200 OK"), 1); /* the one connection allowed is in */
+    exchange("", 0, 503, false, &r);
+    assert_string_equal(S.reason, "the server is at its connection limit");
+    n = snprintf(want, sizeof(want), "<h1>503 %s</h1><p>%s</p>\n", hp_http_status_reason(503),
+                 S.reason);
+    assert_int_equal(r.body_len, (size_t)n);
+    assert_memory_equal(r.body, want, (size_t)n);
+    assert_non_null(strstr(S.c.in, "\r\nContent-Type: text/html; charset=utf-8\r\n"));
+    rc_resp_free(&r);
+    S.mode = DECLINE; /* the default: no body */
+    exchange("", 0, 503, false, &r);
+    assert_int_equal(r.body_len, 0);
+    assert_int_equal(r.content_length, 0);
+    rc_resp_free(&r);
+    rc_close(&first, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +359,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pages_that_could_break_framing_are_refused, setup_hook,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_without_a_hook_the_bodies_are_unchanged, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_connection_gets_the_503_page, setup_busy,
                                         teardown),
     };
 

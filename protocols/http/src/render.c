@@ -348,6 +348,30 @@ int hp__http_error_response(struct http_conn *c, int status, const char *reason,
     return 0;
 }
 
+size_t hp__http_refusal(const struct hp_http_server *srv, const char *reason, char *buf, size_t cap)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+    struct hp_http_error_page pg;
+    char *w = buf;
+
+    if (!custom_page(srv, 503, reason, &pg) || 128 + pg.content_type.len + pg.body.len > cap) {
+        memcpy(buf, busy, sizeof(busy) - 1); /* cap is at least 128 */
+        return sizeof(busy) - 1;
+    }
+    w += status_line(503, w);
+    if (pg.content_type.len != 0) {
+        PUT_LIT(&w, "Content-Type: ");
+        put_lit(&w, pg.content_type.ptr, pg.content_type.len);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, "Content-Length: ");
+    put_dec(&w, pg.body.len);
+    PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
+    put_lit(&w, pg.body.ptr, pg.body.len);
+    return (size_t)(w - buf);
+}
+
 void hp__http_send_continue(struct http_conn *c)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";

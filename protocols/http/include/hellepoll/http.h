@@ -152,8 +152,11 @@ struct hp_http_error_page {
  * malformed request), 408 (a head or body not received in time), 413, 414,
  * 431, 500 (a handler that failed or released its request without a
  * reply), 501, 505 and any other error status the server answers with
- * before closing the connection. (Responses your handlers send, and the
- * router's 404/405, which the router lets you replace, do not come here.)
+ * before closing the connection, and the 503 for a connection refused at
+ * max_connections or during shutdown (sent in one best-effort write: a page
+ * that does not fit 4 KiB with its head gets the default, empty, body).
+ * (Responses your handlers send, and the router's 404/405, which the router
+ * lets you replace, do not come here.)
  *
  * Runs synchronously on the loop's thread, while the server renders the
  * response: it must not block and must not call into the server. @p status
@@ -161,8 +164,9 @@ struct hp_http_error_page {
  * ("invalid character in method"; never NULL; from the parser, not from the
  * client). Fill @p out and return 0 to send that body, or return anything
  * else to send the default one ("<status> <phrase>: <reason>\n",
- * text/plain). The bytes @p out points to are copied before the call
- * returns to the server and need only live until then.
+ * text/plain). The server copies (or writes out) the bytes @p out points
+ * to before it calls anything else of the application's: they need not
+ * outlive that.
  *
  * The server keeps the framing: it writes the status line, Date, Server,
  * Content-Length (the body's length), Connection: close, and for a HEAD
