@@ -450,18 +450,14 @@ static void line_fields(struct line *l, const struct req_blk *rq)
     l->target = (struct hp_str){base + ps->target_off, ps->target_len};
     /* One pass for both fields; the first of each wins. */
     for (; f < end; f++) {
-        switch (f->name_len) {
-        case 7:
-            if (l->referer.len == 0 && name_is(base + f->name_off, 7, "referer"))
-                l->referer = (struct hp_str){base + f->value_off, f->value_len};
-            break;
-        case 10:
-            if (l->agent.len == 0 && name_is(base + f->name_off, 10, "user-agent"))
-                l->agent = (struct hp_str){base + f->value_off, f->value_len};
-            break;
-        default:
-            break;
-        }
+        unsigned k = (unsigned)f->name_len - 7u; /* 0: "referer"'s length, 3: "user-agent"'s */
+
+        if (k > 3)
+            continue; /* most fields: one test */
+        if (k == 3 && l->agent.len == 0 && name_is(base + f->name_off, 10, "user-agent"))
+            l->agent = (struct hp_str){base + f->value_off, f->value_len};
+        else if (k == 0 && l->referer.len == 0 && name_is(base + f->name_off, 7, "referer"))
+            l->referer = (struct hp_str){base + f->value_off, f->value_len};
     }
 }
 
