@@ -216,7 +216,9 @@ HP_API int hp_router_mount_handler(struct hp_router *r, const char *prefix,
                                    hp_http_handler *handler, void *data);
 
 /**
- * Make the router immutable and ready for lookups (builds its indexes).
+ * Make the router immutable and ready for lookups (builds its indexes,
+ * among them one lookup tree per method the routes name: about twice the
+ * memory of the routes alone, e.g. 295 KB for the 203 GitHub API routes).
  * Calling it again does nothing.
  * @return 0 or -ENOMEM (the router then stays unfrozen and usable).
  */
