@@ -199,6 +199,7 @@ static bool client_read(struct client *c, bool *eof)
         c->cap = c->cap ? c->cap * 2 : 131072;
         c->in = realloc(c->in, c->cap + 1);
         assert_non_null(c->in);
+        c->in[c->len] = '\0';
     }
     ssize_t r = recv(c->fd, c->in + c->len, c->cap - c->len, MSG_DONTWAIT);
     if (r == 0)
