@@ -8,9 +8,10 @@
  * turn a render error half-way into a 500. The price is one copy of the
  * page into the connection's output, small next to rendering it.
  *
- * The buffer is per thread (a pthread key, freed by its destructor when the
- * thread exits): a server and its handlers run on one loop thread, so one
- * buffer serves every request of that thread. A call from inside a render
+ * The buffer is per thread (found through a _Thread_local pointer; a
+ * pthread key holds it too, only so that the key's destructor frees it
+ * when the thread exits): a server and its handlers run on one loop thread,
+ * so one buffer serves every request of that thread. A call from inside a render
  * on the same thread (a lambda replying to another request) finds it busy
  * and renders into a buffer of its own.
  */
@@ -30,6 +31,7 @@ struct page {
     bool busy;
 };
 
+static _Thread_local struct page *mine; /* this thread's, once made */
 static pthread_key_t key;
 static bool have_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -38,6 +40,7 @@ static void page_free(void *p)
 {
     struct page *pg = p;
 
+    mine = NULL;
     hp_mustache_buf_free(&pg->buf);
     free(pg);
 }
@@ -50,19 +53,17 @@ static void make_key(void)
 /* The thread's buffer, or NULL (no key, out of memory, or busy). */
 static struct page *thread_page(void)
 {
-    struct page *pg;
+    struct page *pg = mine;
 
-    pthread_once(&once, make_key);
-    if (!have_key)
-        return NULL;
-    pg = pthread_getspecific(key);
     if (pg == NULL) {
-        if ((pg = calloc(1, sizeof(*pg))) == NULL)
+        pthread_once(&once, make_key);
+        if (!have_key || (pg = calloc(1, sizeof(*pg))) == NULL)
             return NULL;
         if (pthread_setspecific(key, pg) != 0) {
             free(pg);
             return NULL;
         }
+        mine = pg;
     }
     return pg->busy ? NULL : pg;
 }
@@ -103,7 +104,8 @@ int hp_mustache_reply(struct hp_http_req *req, int status, struct hp_str content
         pg->busy = false;
         if (pg->buf.cap > KEEP_MAX)
             hp_mustache_buf_free(&pg->buf);
+    } else {
+        hp_mustache_buf_free(&own);
     }
-    hp_mustache_buf_free(&own);
     return rc;
 }
