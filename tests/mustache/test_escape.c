@@ -2,11 +2,10 @@
  * tests/mustache/test_escape.c - HTML escaping against a byte-by-byte
  * reference, on every path: this file is built three times with the
  * engine's sources (tests/mustache/CMakeLists.txt): as shipped (AVX2 when
- * the CPU has it), kept to SSE2 (HP_MUSTACHE_NO_AVX2) and the portable loop
- * (HP_MUSTACHE_PORTABLE). Inputs sit at the very end of a block of their
- * own size and outputs get exactly the room the engine promises to need
- * (6 * n + HP__MU_SLACK), so under ASan a read past the input or a write
- * past that room fails the test.
+ * the CPU has it), kept to SSSE3 (HP_MUSTACHE_NO_AVX2), to SSE2 (and
+ * HP_MUSTACHE_NO_SSSE3) and to the portable loop (HP_MUSTACHE_PORTABLE). Inputs sit at the very end
+ * of a block of their own size and outputs get exactly the room the engine promises to need (6 * n
+ * + HP__MU_SLACK), so under ASan a read past the input or a write past that room fails the test.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -2,11 +2,11 @@
  * escape.c - HTML escaping of & < > " ' (as &amp; &lt; &gt; &quot; &#39;).
  *
  * On x86-64 the input goes through one branch-free step per 32-byte window
- * (SSE2, which every x86-64 has, or AVX2 when the CPU has it, chosen once
- * at run time):
+ * (AVX2 when the CPU has it, else SSSE3, else SSE2, which every x86-64 has;
+ * chosen once at run time):
  *
  *   1. copy the window's 32 bytes to the output as they are;
- *   2. find the first byte in it that may need escaping, with a sentinel bit
+ *   2. find the first byte in it that needs escaping, with a sentinel bit
  *      at 32 so that "none" means the byte just after the window;
  *   3. write that byte's table entry over the copy at its place (8 bytes:
  *      an entity, or the byte itself if it needs none) and move both
@@ -14,13 +14,13 @@
  *
  * A window with a special byte thus costs the same as one without, and
  * nothing is copied twice except the bytes after a special, which the next
- * window copies again to their shifted place. The AVX2 test is exact (the
- * five specials have five different low nibbles: one vpshufb maps every
- * byte to the special sharing its low nibble, one compare keeps the equal
- * ones); SSE2 has no byte shuffle, so its test is the two-operation range
- * 0x22..0x3e, and a candidate that needs no escaping (a digit, say) is
- * handled like a special of length 1. The last <= 32 bytes go through a
- * copy padded with zeros, so no load reads past the input. Elsewhere a
+ * window copies again to their shifted place. AVX2 and SSSE3 find the
+ * specials exactly (the five have five different low nibbles: one byte
+ * shuffle maps every byte to the special sharing its low nibble, one
+ * compare keeps the equal ones). SSE2 has no byte shuffle: its two-op test
+ * lets through a few harmless bytes too (digits, : ; = ? $ %), which it
+ * passes over inside the window. The last <= 32 bytes go through
+ * a copy padded with zeros, so no load reads past the input. Elsewhere a
  * portable loop copies runs with memcpy.
  *
  * Every path may write up to HP__MU_SLACK bytes past the returned length;
@@ -30,14 +30,16 @@
 
 #include "internal.h"
 
-/* Build-time defines, for measuring and testing: HP_MUSTACHE_NO_AVX2 keeps
- * to SSE2, HP_MUSTACHE_PORTABLE to the portable loop. */
+/* Build-time defines, for measuring and testing: HP_MUSTACHE_NO_AVX2 leaves
+ * out AVX2, HP_MUSTACHE_NO_SSSE3 SSSE3 (both: SSE2 only), HP_MUSTACHE_PORTABLE
+ * keeps to the portable loop. */
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(HP_MUSTACHE_PORTABLE)
 #include <cpuid.h>
 #include <immintrin.h>
 #define HP_ESCAPE_X86    1
 #define HP__TARGET_AVX2  __attribute__((target("avx2,bmi")))
+#define HP__TARGET_SSSE3 __attribute__((target("ssse3")))
 #define HP__TARGET_XSAVE __attribute__((target("xsave")))
 #endif
 
@@ -84,18 +86,83 @@ static bool has_avx2(void)
 }
 #endif
 
-/* 0: not asked yet, 1: SSE2, 2: AVX2. Asked on first use; a race only asks twice. */
+/* 0: not asked yet, 1: SSE2, 2: SSSE3, 3: AVX2. Asked on first use; a race only asks twice. */
 static _Atomic int isa;
 
-/*
- * SSE2: copy the 32 bytes at s to d and return the first candidate's index,
- * or 32 if there is none. (b + 0x41) as a signed byte is > 98 exactly for b
- * in 0x22..0x3e. BSF (asked for directly: the builtin's int costs a sign
- * extension) is defined here: the sentinel bit makes the operand nonzero.
- */
-static inline size_t window_sse2(char *d, const char *s)
+static int detect(void)
 {
-    const __m128i k = _mm_set1_epi8(0x41), lim = _mm_set1_epi8(98);
+#ifndef HP_MUSTACHE_NO_AVX2
+    if (has_avx2())
+        return 3;
+#endif
+#ifndef HP_MUSTACHE_NO_SSSE3
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 9)))
+        return 2;
+#endif
+    return 1;
+}
+
+/* BSF of a nonzero m (asked for directly: the builtin's int costs a sign extension). */
+#define BSF(i, m) __asm__("bsfq %1, %0" : "=r"(i) : "r"(m) : "cc")
+
+/*
+ * SSE2: copy the 32 bytes at s to d and return the first special's index,
+ * or 32 if there is none. (b ^ 0x49) > 0x6a as signed bytes holds for
+ * " $ % & ' 0-9 : ; < = > ? and nothing else (of the two-op tests SSE2
+ * offers, the one that lets through the fewest bytes common in text, found
+ * by trying them all: spaces, letters, commas, full stops, hyphens, slashes
+ * and UTF-8 stay out); a candidate that needs no entity is passed over here
+ * rather than stepped over, which would cost a whole step each.
+ */
+static inline size_t window_sse2(char *d, const char *s, size_t *cp, size_t *gp)
+{
+    const __m128i k = _mm_set1_epi8(0x49), lim = _mm_set1_epi8(0x6a);
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+    uint64_t m;
+    size_t i, c, g;
+
+    _mm_storeu_si128((__m128i *)(void *)d, a);
+    _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+    a = _mm_cmpgt_epi8(_mm_xor_si128(a, k), lim);
+    b = _mm_cmpgt_epi8(_mm_xor_si128(b, k), lim);
+    m = (uint64_t)(unsigned)_mm_movemask_epi8(a) | (uint64_t)(unsigned)_mm_movemask_epi8(b) << 16 |
+        (uint64_t)1 << 32;
+    BSF(i, m);
+    c = (unsigned char)s[i];
+    g = grow[c];
+    if (__builtin_expect(g == 0, 0)) {
+        while (i < 32 && g == 0) {
+            m &= m - 1; /* the sentinel stays */
+            BSF(i, m);
+            c = (unsigned char)s[i];
+            g = grow[c];
+        }
+    }
+    *cp = c;
+    *gp = g;
+    return i;
+}
+
+/* For the tail: the index alone. */
+static inline size_t first_sse2(char *d, const char *s)
+{
+    size_t c, g;
+
+    return window_sse2(d, s, &c, &g);
+}
+
+/* The five specials have five different low nibbles: PSHUFB maps every byte
+ * to the special sharing its low nibble (0xff, which matches no byte it can
+ * meet, where there is none; 0 for bytes >= 0x80), one compare keeps the
+ * equal ones. */
+#define SPECIALS_LUT -1, -1, 0x22, -1, -1, -1, 0x26, 0x27, -1, -1, -1, -1, 0x3c, -1, 0x3e, -1
+
+/* SSSE3: as SSE2, with the exact test. */
+static HP__TARGET_SSSE3 inline size_t window_ssse3(char *d, const char *s)
+{
+    const __m128i lut = _mm_setr_epi8(SPECIALS_LUT);
     __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
     __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
     uint64_t m;
@@ -103,22 +170,18 @@ static inline size_t window_sse2(char *d, const char *s)
 
     _mm_storeu_si128((__m128i *)(void *)d, a);
     _mm_storeu_si128((__m128i *)(void *)(d + 16), b);
-    a = _mm_cmpgt_epi8(_mm_add_epi8(a, k), lim);
-    b = _mm_cmpgt_epi8(_mm_add_epi8(b, k), lim);
+    a = _mm_cmpeq_epi8(_mm_shuffle_epi8(lut, a), a);
+    b = _mm_cmpeq_epi8(_mm_shuffle_epi8(lut, b), b);
     m = (uint64_t)(unsigned)_mm_movemask_epi8(a) | (uint64_t)(unsigned)_mm_movemask_epi8(b) << 16 |
         (uint64_t)1 << 32;
-    __asm__("bsfq %1, %0" : "=r"(i) : "r"(m) : "cc");
+    BSF(i, m);
     return i;
 }
 
-/* AVX2: the same, exactly the five specials (see the file comment); BMI1's
- * TZCNT gives 32 for no candidate. */
+/* AVX2: the exact test on 32 bytes at once; BMI1's TZCNT gives 32 for none. */
 static HP__TARGET_AVX2 inline size_t window_avx2(char *d, const char *s)
 {
-    /* low nibble 2 '"', 6 '&', 7 '\'', 12 '<', 14 '>'; 0xff matches no byte it can meet */
-    const __m256i lut =
-        _mm256_setr_epi8(-1, -1, 0x22, -1, -1, -1, 0x26, 0x27, -1, -1, -1, -1, 0x3c, -1, 0x3e, -1,
-                         -1, -1, 0x22, -1, -1, -1, 0x26, 0x27, -1, -1, -1, -1, 0x3c, -1, 0x3e, -1);
+    const __m256i lut = _mm256_setr_epi8(SPECIALS_LUT, SPECIALS_LUT);
     __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)s);
 
     _mm256_storeu_si256((__m256i *)(void *)d, a);
@@ -134,6 +197,14 @@ static HP__TARGET_AVX2 inline size_t window_avx2(char *d, const char *s)
  * distance rather than the output pointer makes the entry's length one add.
  */
 #define OUT(s, delta) ((char *)((uintptr_t)(s) + (delta)))
+/* SSE2's step: its window function also hands over the byte and its growth. */
+#define STEP_SSE2(window, s, delta)                             \
+    do {                                                        \
+        size_t c_, g_, i_ = window(OUT(s, delta), s, &c_, &g_); \
+        (s) += i_ + 1;                                          \
+        memcpy(OUT(s, delta) - 1, &ent[c_], 8);                 \
+        (delta) += g_;                                          \
+    } while (0)
 #define STEP(window, s, delta)                  \
     do {                                        \
         size_t i_ = window(OUT(s, delta), s);   \
@@ -195,52 +266,29 @@ static inline void copy_small(char *d, const char *s, size_t n)
     }
 }
 
-/* A step needs 33 bytes; a step moves s by at most 33. */
-static char *escape_sse2(char *d, const char *s, size_t n)
-{
-    const char *end = s + n;
-    uintptr_t delta = (uintptr_t)d - (uintptr_t)s;
-
-    if (n >= 66) {
-        for (const char *last = end - 66; s <= last;) {
-            STEP(window_sse2, s, delta);
-            STEP(window_sse2, s, delta);
-        }
+/* A step needs 33 bytes and moves s by at most 33: two steps per loop test. */
+#define ESCAPE_FN(name, attr, STEP, window, first)           \
+    static attr char *name(char *d, const char *s, size_t n) \
+    {                                                        \
+        const char *end = s + n;                             \
+        uintptr_t delta = (uintptr_t)d - (uintptr_t)s;       \
+                                                             \
+        if (n >= 66) {                                       \
+            for (const char *last = end - 66; s <= last;) {  \
+                STEP(window, s, delta);                      \
+                STEP(window, s, delta);                      \
+            }                                                \
+        }                                                    \
+        while (end - s > 32)                                 \
+            STEP(window, s, delta);                          \
+        d = OUT(s, delta);                                   \
+        TAIL(first, d, s, (size_t)(end - s));                \
+        return d;                                            \
     }
-    while (end - s > 32)
-        STEP(window_sse2, s, delta);
-    d = OUT(s, delta);
-    TAIL(window_sse2, d, s, (size_t)(end - s));
-    return d;
-}
 
-static HP__TARGET_AVX2 char *escape_avx2(char *d, const char *s, size_t n)
-{
-    const char *end = s + n;
-    uintptr_t delta = (uintptr_t)d - (uintptr_t)s;
-
-    /* two steps per test: the loop's compare costs half */
-    if (n >= 66) {
-        for (const char *last = end - 66; s <= last;) {
-            STEP(window_avx2, s, delta);
-            STEP(window_avx2, s, delta);
-        }
-    }
-    while (end - s > 32)
-        STEP(window_avx2, s, delta);
-    d = OUT(s, delta);
-    TAIL(window_avx2, d, s, (size_t)(end - s));
-    return d;
-}
-
-static int detect(void)
-{
-#ifndef HP_MUSTACHE_NO_AVX2
-    if (has_avx2())
-        return 2;
-#endif
-    return 1;
-}
+ESCAPE_FN(escape_sse2, , STEP_SSE2, window_sse2, first_sse2)
+ESCAPE_FN(escape_ssse3, HP__TARGET_SSSE3, STEP, window_ssse3, window_ssse3)
+ESCAPE_FN(escape_avx2, HP__TARGET_AVX2, STEP, window_avx2, window_avx2)
 
 size_t hp__escape(char *dst, const char *src, size_t n)
 {
@@ -248,7 +296,10 @@ size_t hp__escape(char *dst, const char *src, size_t n)
 
     if (__builtin_expect(k == 0, 0))
         isa = k = detect();
-    return (size_t)((k == 2 ? escape_avx2(dst, src, n) : escape_sse2(dst, src, n)) - dst);
+    return (size_t)((k == 3   ? escape_avx2(dst, src, n)
+                     : k == 2 ? escape_ssse3(dst, src, n)
+                              : escape_sse2(dst, src, n)) -
+                    dst);
 }
 #else
 size_t hp__escape(char *dst, const char *src, size_t n)
