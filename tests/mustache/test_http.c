@@ -5,7 +5,8 @@
  * and pages of 3 MiB that outgrow the kept buffer, several on one
  * connection); a render error is answered 500 and the connection serves
  * the next request; a bad status is -EINVAL and still finishes the request;
- * a client that left gets nothing and the call returns HP_ECLOSED; a server
+ * a client that left gets nothing and the call returns HP_ECLOSED; a reply
+ * from a lambda inside another page's render gets a buffer of its own; a server
  * on a thread of its own renders there and the thread's buffer goes with
  * the thread (ASan and valgrind check that nothing leaks). The loop is
  * driven with bounded run_once calls; nothing sleeps.
@@ -62,6 +63,17 @@ static const char small_want[] =
     "<h1>Caf\xc3\xa9 &#39;menu&#39;</h1><ul><li id=\"1\">fish &amp; chips</li><li id=\"2\">"
     "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</li></ul>\n";
 
+/* A page whose lambda, while it renders, replies to the held request. */
+struct nested {
+    struct hp_mustache_lambda lam;
+};
+static const struct hp_mustache_field nested_fields[] = {
+    HP_MUSTACHE_FIELD(struct nested, lam, &hp_mustache_type_lambda),
+};
+static const struct hp_mustache_type nested_type =
+    HP_MUSTACHE_STRUCT_TYPE(struct nested, nested_fields);
+static const char nested_src[] = "[{{lam}}]";
+
 #define BIG_ROWS 30000
 static struct row big_rows[BIG_ROWS];
 static struct page big_page = {big_rows, BIG_ROWS, "big"};
@@ -71,8 +83,9 @@ static struct page big_page = {big_rows, BIG_ROWS, "big"};
 struct fixture {
     struct hp_loop *loop;
     struct hp_http_server *srv;
-    struct hp_mustache *tmpl;
-    struct hp_http_req *held; /* /hold: answered by the test */
+    struct hp_mustache *tmpl, *nested_tmpl;
+    struct hp_http_req *held; /* /hold: answered by the test, or by /nested's lambda */
+    int inner_rc;             /* what the lambda's hp_mustache_reply() returned */
     int port;
     int last_rc; /* what hp_mustache_reply() returned last */
     size_t replies, aborts;
@@ -95,10 +108,31 @@ static int reply(struct hp_http_req *req, int status, const struct page *page,
     return 0; /* finished either way */
 }
 
+/* Replies to the held request from inside another render on this thread. */
+static int reply_held(void *ud, const struct hp_str *section, struct hp_mustache_buf *out,
+                      bool *literal)
+{
+    struct hp_http_req *held = fx.held;
+
+    (void)ud;
+    (void)section;
+    (void)literal;
+    fx.held = NULL;
+    fx.inner_rc = hp_mustache_reply(held, 200, HP_STR_LIT("text/html; charset=utf-8"), fx.tmpl,
+                                    &page_type, &small_page, NULL);
+    return hp_mustache_buf_append(out, "inner", 5);
+}
+
 static int on_request(struct hp_http_req *req)
 {
     static const struct hp_mustache_render_opts strict = {.strict = true};
 
+    if (path_is(req, "/nested")) {
+        static const struct nested n = {{reply_held, NULL}};
+        fx.last_rc = hp_mustache_reply(req, 200, HP_STR_LIT("text/html; charset=utf-8"),
+                                       fx.nested_tmpl, &nested_type, &n, NULL);
+        return 0;
+    }
     if (path_is(req, "/hold")) {
         fx.held = req;
         return 0;
@@ -141,6 +175,9 @@ static int setup(void **state)
     fx.loop = hp_test_loop_new(NULL);
     assert_int_equal(
         hp_mustache_compile(&fx.tmpl, "page", page_src, sizeof(page_src) - 1, NULL, &err), 0);
+    assert_int_equal(hp_mustache_compile(&fx.nested_tmpl, "nested", nested_src,
+                                         sizeof(nested_src) - 1, NULL, &err),
+                     0);
     server_start(fx.loop, &fx.srv, &fx.port);
     return 0;
 }
@@ -160,6 +197,7 @@ static int teardown(void **state)
     assert_int_equal(hp_http_server_free(fx.srv), 0);
     hp_test_loop_free(fx.loop);
     hp_mustache_free(fx.tmpl);
+    hp_mustache_free(fx.nested_tmpl);
     return 0;
 }
 
@@ -415,6 +453,34 @@ static void test_client_that_left_gets_eclosed(void **state)
     /* teardown's hp_http_server_free() == 0 proves the request was finished */
 }
 
+static void test_reply_from_inside_a_render_uses_a_buffer_of_its_own(void **state)
+{
+    struct client a, b;
+    struct response r;
+    bool eof = false;
+
+    (void)state;
+    client_open(&a, fx.port);
+    hp_test_write_all(a.fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+    for (int i = 0; i < 500 && fx.held == NULL; i++)
+        assert_true(hp_loop_run_once(fx.loop, 10) >= 0);
+    assert_non_null(fx.held);
+    client_open(&b, fx.port);
+    get(&b, "GET", "/nested", &r); /* its lambda answers a's request meanwhile */
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 7);
+    assert_memory_equal(r.body, "[inner]", 7);
+    assert_int_equal(fx.last_rc, 0);
+    assert_int_equal(fx.inner_rc, 0);
+    assert_null(fx.held);
+    client_response(&a, &r, false, &eof);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, sizeof(small_want) - 1);
+    assert_memory_equal(r.body, small_want, r.body_len);
+    client_close(&a);
+    client_close(&b);
+}
+
 /* A server on a thread of its own: the thread's page buffer is freed when it exits. */
 struct threaded {
     int port;
@@ -517,6 +583,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_status_is_einval_and_still_finishes_the_request,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_that_left_gets_eclosed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_from_inside_a_render_uses_a_buffer_of_its_own,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_thread_renders_and_its_buffer_goes_with_it,
                                         setup, teardown),
     };
