@@ -1,8 +1,9 @@
 /**
  * @file redis.h
- * A Redis client on the loop, built on hiredis's asynchronous API and the
- * adapter in <hellepoll/redis-adapter.h> (target hellepoll::redis,
- * pkg-config hellepoll-redis).
+ * A Redis client on the loop, built on hiredis's command formatter and
+ * reply reader over a hellepoll stream (target hellepoll::redis, pkg-config
+ * hellepoll-redis). Replies are hiredis's struct redisReply. For hiredis's
+ * own asynchronous API on a hellepoll loop see <hellepoll/redis-adapter.h>.
  *
  * One struct hp_redis is one connection. Commands from any number of
  * callers are pipelined on it: each is appended to the output as it is
@@ -20,9 +21,6 @@
  * Timeouts. A command not answered within command_timeout_ms means the
  * server has stopped answering: the connection is dropped, every command in
  * flight on it fails with -ETIMEDOUT and the client reconnects.
- *
- * hiredis writes with write(2): the process must ignore SIGPIPE
- * (signal(SIGPIPE, SIG_IGN)), or a server that closes its side kills it.
  *
  * Threading: like every handle, a client belongs to its loop's thread.
  */
@@ -54,7 +52,8 @@ struct redisReply;
  *               sent something that is not Redis protocol. -ECANCELED:
  *               hp_redis_free() was called. Other negative errno: as named.
  * @param reply  the reply (NULL unless status is 0 or HP_ESERVER), owned by
- *               hiredis and valid only during the callback.
+ *               the client and valid only during the callback (do not pass
+ *               it to freeReplyObject()).
  * @param arg    as passed to the command.
  * The callback may issue commands and may call hp_redis_free() on @p r.
  */
