@@ -465,10 +465,9 @@ static int write_out(struct hp_redis *r)
 static void on_flush(struct hp_defer *d)
 {
     struct hp_redis *r = d->data;
-    int err;
 
-    if (r->state == ST_UP && (err = write_out(r)) != 0)
-        conn_fail(r, err == -ENOMEM ? -ENOMEM : -ECONNRESET);
+    if (r->state == ST_UP && write_out(r) != 0)
+        conn_fail(r, -ECONNRESET);
 }
 
 /* ---- reading ---- */
@@ -526,18 +525,26 @@ static int dispatch(struct hp_redis *r, redisReply *reply)
     return 0;
 }
 
-/* Read once and run the callbacks of every complete reply. @return 0 or the error to fail with. */
+/*
+ * Read what has arrived (a few buffers at most: the loop comes back for the
+ * rest) and run the callbacks of every complete reply.
+ * @return 0 or the error to fail the connection with.
+ */
 static int read_in(struct hp_redis *r)
 {
     char buf[16384];
-    ssize_t n = hp_io_read(&r->io, buf, sizeof(buf));
+    ssize_t n;
+    int reads = 0;
 
-    if (n == -EAGAIN)
-        return 0;
-    if (n < 0)
-        return -ECONNRESET; /* HP_EOF too: the server closed the connection */
-    if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK)
-        return -ENOMEM;
+    do {
+        n = hp_io_read(&r->io, buf, sizeof(buf));
+        if (n == -EAGAIN)
+            break;
+        if (n < 0)
+            return -ECONNRESET; /* HP_EOF too: the server closed the connection */
+        if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK)
+            return -ENOMEM;
+    } while ((size_t)n == sizeof(buf) && ++reads < 4);
     while (r->state == ST_UP) {
         void *reply = NULL;
         int err;
@@ -562,10 +569,10 @@ static void on_io(struct hp_io *io, unsigned events, int status)
     hold(r);
     if (r->state == ST_CONNECTING) {
         err = connected(r, events, status);
-        if (err == 0)
-            err = write_out(r);
+        if (err == 0 && write_out(r) != 0)
+            err = -ECONNRESET;
         if (err)
-            conn_fail(r, err == -ENOMEM ? -ENOMEM : err);
+            conn_fail(r, err);
         release(r);
         return;
     }

@@ -137,7 +137,7 @@ HP_API HP_NODISCARD int hp_redis_command_argv(struct hp_redis *r, hp_redis_cb *c
  * survives reconnects (it is sent again on every new connection; messages
  * published while disconnected are lost, as with Redis itself). From the
  * first subscription on, the client is a subscriber: hp_redis_command()
- * returns -EBUSY.
+ * returns -EBUSY, until the server has confirmed the end of the last one.
  * @return 0, -EEXIST (already subscribed), -EINVAL, HP_ECLOSED, -ENOMEM.
  */
 HP_API HP_NODISCARD int hp_redis_subscribe(struct hp_redis *r, const char *channel,
