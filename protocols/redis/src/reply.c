@@ -107,7 +107,7 @@ static void *create_array(const redisReadTask *task, int elements)
 #endif
     redisReply *rep;
 
-    if (n > (SIZE_MAX - sizeof(struct robj) - alignof(max_align_t)) / sizeof(redisReply *))
+    if (n > HP__REDIS_MAX_ELEMENTS)
         return NULL;
     rep = obj_new(task, task->type, n * sizeof(redisReply *));
     if (rep == NULL)

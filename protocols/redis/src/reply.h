@@ -17,6 +17,10 @@
 #include <hiredis/read.h>
 #include <stddef.h>
 
+/** Elements an array reply may have: a larger one fails as out of memory
+ *  (a server's "*999999999" would otherwise allocate gigabytes at once). */
+#define HP__REDIS_MAX_ELEMENTS ((size_t)1 << 24)
+
 /** Arena bytes per connection: many small replies, or one larger. */
 #define HP__REDIS_ARENA_BYTES 4096
 
