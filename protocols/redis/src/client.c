@@ -126,6 +126,15 @@ static char *put_uint(char *p, size_t v)
     char tmp[24];
     int n = 0;
 
+    if (v < 10) { /* argument counts and most lengths */
+        *p++ = (char)('0' + (int)v);
+        return p;
+    }
+    if (v < 100) {
+        *p++ = (char)('0' + (int)(v / 10));
+        *p++ = (char)('0' + (int)(v % 10));
+        return p;
+    }
     do {
         tmp[n++] = (char)('0' + (int)(v % 10));
         v /= 10;
