@@ -469,6 +469,50 @@ static void test_garbage(void **state)
     close_client();
 }
 
+/* A reply announcing 100M elements: refused (-ENOMEM) without allocating them. */
+static int huge_fd = -1;
+
+static void on_huge(struct hp_listener *l, int fd, int status)
+{
+    static const char huge[] = "*100000000\r\n";
+
+    (void)l;
+    if (status != 0)
+        return;
+    hp_test_write_all(fd, huge, sizeof(huge) - 1);
+    /* Half-close, kept open: a close with the PING unread would reset the connection. */
+    shutdown(fd, SHUT_WR);
+    if (huge_fd >= 0)
+        close(huge_fd);
+    huge_fd = fd;
+}
+
+static void test_huge_array(void **state)
+{
+    struct hp_listener l;
+    struct hp_listener_opts lo = {.host = "127.0.0.1"};
+    struct call c = {0};
+
+    (void)state;
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    assert_int_equal(hp_listener_start(fx.loop, &l, &lo, on_huge), 0);
+    {
+        struct hp_redis_opts o = {.port = (uint16_t)hp_listener_port(&l)};
+
+        assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    }
+    assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -ENOMEM);
+    hp_listener_stop(&l);
+    close_client();
+    if (huge_fd >= 0)
+        close(huge_fd);
+    huge_fd = -1;
+}
+
 static void test_refused(void **state)
 {
     struct call c = {0};
@@ -700,12 +744,13 @@ static void test_pubsub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),         cmocka_unit_test(test_replies),
-        cmocka_unit_test(test_pipelining),       cmocka_unit_test(test_pending_bound),
-        cmocka_unit_test(test_timeout),          cmocka_unit_test(test_kill_restart),
-        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_connect_timeout),  cmocka_unit_test(test_free_in_flight),
-        cmocka_unit_test(test_free_in_callback), cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_commands),       cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_pipelining),     cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_timeout),        cmocka_unit_test(test_kill_restart),
+        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_huge_array),
+        cmocka_unit_test(test_refused),        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_pubsub),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

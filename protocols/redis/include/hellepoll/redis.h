@@ -49,7 +49,10 @@ struct redisReply;
  *               another connect errno): the connection failed before the
  *               command was sent. -ECONNRESET: the connection was lost
  *               (the command may or may not have run). -EPROTO: the server
- *               sent something that is not Redis protocol. -ECANCELED:
+ *               sent something that is not Redis protocol. -ENOMEM: out of
+ *               memory, or a reply array of more than 16M (2^24) elements,
+ *               which is refused without allocating it (the connection is
+ *               dropped like one that failed). -ECANCELED:
  *               hp_redis_free() was called. Other negative errno: as named.
  * @param reply  the reply (NULL unless status is 0 or HP_ESERVER), owned by
  *               the client and valid only during the callback (do not pass
