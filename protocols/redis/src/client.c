@@ -76,6 +76,8 @@ struct hp_redis {
     bool freeing;
     unsigned busy;              /* > 0 while the client's code runs user callbacks */
     struct hp_defer flush;      /* write the output at the end of the iteration */
+    bool flush_queued;          /* flush started, not run yet */
+    bool write_armed;           /* write interest: output the socket did not take */
     struct hp_timer conn_timer; /* connect timeout, then reconnect delay */
     struct hp_timer cmd_timer;  /* the oldest waiting command's deadline */
     char *out;                  /* output: out[out_off..out_len) not written yet */
@@ -145,6 +147,38 @@ static char *put_uint(char *p, size_t v)
 }
 
 /*
+ * memcpy() for the short strings commands are mostly made of, without the
+ * call: two overlapping word moves for 4..16 bytes.
+ */
+static inline void copy_short(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n < 4) {
+        if (n > 0)
+            dst[0] = src[0];
+        if (n > 1)
+            dst[1] = src[1];
+        if (n > 2)
+            dst[2] = src[2];
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/*
  * Append RESP for argv to the output, written by hand: hiredis's
  * redisFormatCommandArgv builds it with sds appends and reallocations.
  * @return 0, -EINVAL (a length too large), -ENOMEM.
@@ -175,7 +209,7 @@ static int append_argv(struct hp_redis *r, int argc, const char *const *argv, co
         p = put_uint(p, len);
         *p++ = '\r';
         *p++ = '\n';
-        memcpy(p, argv[i], len);
+        copy_short(p, argv[i], len);
         p += len;
         *p++ = '\r';
         *p++ = '\n';
@@ -187,8 +221,10 @@ static int append_argv(struct hp_redis *r, int argc, const char *const *argv, co
 /* Write the output at the end of this iteration (unless a write waits for the socket). */
 static void want_flush(struct hp_redis *r)
 {
-    if (r->state == ST_UP && !(hp_io_events(&r->io) & HP_WRITABLE))
+    if (r->state == ST_UP && !r->flush_queued && !r->write_armed) {
+        r->flush_queued = true;
         hp_defer_start(&r->flush);
+    }
 }
 
 /* ---- commands ---- */
@@ -293,6 +329,8 @@ static void close_socket(struct hp_redis *r)
     hp_timer_stop(&r->conn_timer);
     hp_timer_stop(&r->cmd_timer);
     hp_defer_stop(&r->flush);
+    r->flush_queued = false;
+    r->write_armed = false;
     r->out_len = r->out_off = 0;
 }
 
@@ -465,16 +503,23 @@ static int write_out(struct hp_redis *r)
         return (int)n;
     if ((size_t)n == left) {
         r->out_len = r->out_off = 0;
-        return hp_io_events(&r->io) & HP_WRITABLE ? hp_io_start(&r->io, HP_READABLE) : 0;
+        if (!r->write_armed)
+            return 0;
+        r->write_armed = false;
+        return hp_io_start(&r->io, HP_READABLE);
     }
     r->out_off += (size_t)n;
-    return hp_io_events(&r->io) & HP_WRITABLE ? 0 : hp_io_start(&r->io, HP_READABLE | HP_WRITABLE);
+    if (r->write_armed)
+        return 0;
+    r->write_armed = true;
+    return hp_io_start(&r->io, HP_READABLE | HP_WRITABLE);
 }
 
 static void on_flush(struct hp_defer *d)
 {
     struct hp_redis *r = d->data;
 
+    r->flush_queued = false;
     if (r->state == ST_UP && write_out(r) != 0)
         conn_fail(r, -ECONNRESET);
 }
