@@ -3,6 +3,8 @@
 #   for each driver (epoll, poll, kqueue on the test-only emulation):
 #     Debug + ASan/UBSan, and Release; all with -Werror, gcc;
 #   a clang build of the library, examples and tests (-Werror);
+#   the redis module and its tests against hiredis 1.2 built from npm sources
+#   (tests/redis/hiredis1.sh; skipped loudly without npm or the registry);
 #   the test suite once under valgrind (leak check);
 #   every libFuzzer target for HP_FUZZ_SECONDS each (default 30) if clang is there;
 #   the macOS cross-builds (kqueue and poll) with zig, if .ci/cross-macos.sh exists.
@@ -61,6 +63,14 @@ if [ $quick = 0 ]; then
     fi
     if command -v clang >/dev/null; then
         run_config clang-epoll -DBACKEND=epoll -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug
+    fi
+    # The redis module against hiredis 1.2 (sources from npm; skips loudly without npm).
+    if [ -f tests/redis/hiredis1.sh ] && pkg-config --exists hiredis 2>/dev/null; then
+        if bash tests/redis/hiredis1.sh "$root/hiredis1"; then
+            summary+=("hiredis 1.x: redis module, adapter and tests built and run (or skipped, see above)")
+        else
+            failed+=("hiredis 1.x (tests/redis/hiredis1.sh)")
+        fi
     fi
     if command -v valgrind >/dev/null; then
         echo "=== valgrind: core tests (epoll, Debug, no sanitizer)"

@@ -195,6 +195,121 @@ static void test_commands(void **state)
     close_client();
 }
 
+/*
+ * Replies of every shape, read back inside their callbacks: arrays larger
+ * than the client's reply arena, nested and empty arrays, a value spread
+ * over many reads, and small replies after them (the arena reused).
+ */
+enum shape { SHAPE_LIST, SHAPE_NESTED, SHAPE_BIG };
+
+struct check {
+    enum shape shape;
+    unsigned runs;
+    bool ok;
+};
+
+#define LIST_N 200
+#define BIG_N  (300 * 1024)
+
+static void on_check(struct hp_redis *r, int status, struct redisReply *reply, void *arg)
+{
+    struct check *k = arg;
+    char want[16];
+    bool ok = status == 0 && reply != NULL;
+
+    (void)r;
+    k->runs++;
+    fx.done++;
+    if (ok && k->shape == SHAPE_LIST) {
+        ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == LIST_N;
+        for (size_t i = 0; ok && i < LIST_N; i++) {
+            snprintf(want, sizeof(want), "e%zu", i);
+            ok = reply->element[i]->type == REDIS_REPLY_STRING &&
+                 reply->element[i]->len == strlen(want) &&
+                 strcmp(reply->element[i]->str, want) == 0;
+        }
+    } else if (ok && k->shape == SHAPE_NESTED) {
+        redisReply **e = reply->element;
+
+        ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+             e[0]->type == REDIS_REPLY_INTEGER && e[0]->integer == 1 &&
+             e[1]->type == REDIS_REPLY_ARRAY && e[1]->elements == 2 &&
+             e[1]->element[0]->type == REDIS_REPLY_INTEGER && e[1]->element[0]->integer == 2 &&
+             e[1]->element[1]->type == REDIS_REPLY_STRING &&
+             strcmp(e[1]->element[1]->str, "x") == 0 && e[2]->type == REDIS_REPLY_ARRAY &&
+             e[2]->elements == 0;
+    } else if (ok) {
+        ok = reply->type == REDIS_REPLY_STRING && reply->len == BIG_N && reply->str[BIG_N] == 0;
+        for (size_t i = 0; ok && i < BIG_N; i++)
+            ok = reply->str[i] == (char)('a' + i % 26);
+    }
+    k->ok = ok;
+}
+
+static void test_replies(void **state)
+{
+    static const char *args[LIST_N + 2];
+    static char names[LIST_N][16];
+    static char big[BIG_N];
+    struct check lists[10], nested[3], bigk = {.shape = SHAPE_BIG};
+    const char *set[] = {"SET", "bigval", big};
+    size_t set_len[] = {3, 6, BIG_N};
+    struct call c;
+    size_t want;
+
+    (void)state;
+    if (srv.pid == 0)
+        skip();
+    open_client(srv.port, 0);
+    run_cmd("DEL rl");
+    args[0] = "RPUSH";
+    args[1] = "rl";
+    for (int i = 0; i < LIST_N; i++) {
+        snprintf(names[i], sizeof(names[i]), "e%d", i);
+        args[i + 2] = names[i];
+    }
+    assert_int_equal(hp_redis_command_argv(fx.r, on_call, &c, LIST_N + 2, args, NULL), 0);
+    for (size_t i = 0; i < BIG_N; i++)
+        big[i] = (char)('a' + i % 26);
+    /* 7 MB in one iteration: more than the socket takes at once, the rest on writability. */
+    for (int i = 0; i < 24; i++)
+        assert_int_equal(hp_redis_command_argv(fx.r, on_call, &c, 3, set, set_len), 0);
+    hp_test_run_until_count(fx.loop, &fx.done, fx.done + 25);
+    assert_int_equal(c.status, 0);
+    /* Pipelined: the replies arrive together, several per read. */
+    want = fx.done;
+    for (int i = 0; i < 10; i++) {
+        lists[i] = (struct check){.shape = SHAPE_LIST};
+        assert_int_equal(hp_redis_command(fx.r, on_check, &lists[i], "LRANGE rl 0 -1"), 0);
+        want++;
+        if (i < 3) {
+            nested[i] = (struct check){.shape = SHAPE_NESTED};
+            assert_int_equal(
+                hp_redis_command(fx.r, on_check, &nested[i], "EVAL %s 0", "return {1,{2,'x'},{}}"),
+                0);
+            want++;
+        }
+    }
+    assert_int_equal(hp_redis_command(fx.r, on_check, &bigk, "GET bigval"), 0);
+    want++;
+    hp_test_run_until_count(fx.loop, &fx.done, want);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(lists[i].runs, 1);
+        assert_true(lists[i].ok);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(nested[i].runs, 1);
+        assert_true(nested[i].ok);
+    }
+    assert_int_equal(bigk.runs, 1);
+    assert_true(bigk.ok);
+    c = run_cmd("PING");
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.str, "PONG");
+    assert_int_equal(hp_redis_connects(fx.r), 1);
+    close_client();
+}
+
 /* 2000 callers at once: one connection, answers in order, each exactly once. */
 static void test_pipelining(void **state)
 {
@@ -355,6 +470,50 @@ static void test_garbage(void **state)
     assert_false(hp_redis_is_connected(fx.r) && c.status == 0);
     hp_listener_stop(&l);
     close_client();
+}
+
+/* A reply announcing 100M elements: refused (-ENOMEM) without allocating them. */
+static int huge_fd = -1;
+
+static void on_huge(struct hp_listener *l, int fd, int status)
+{
+    static const char huge[] = "*100000000\r\n";
+
+    (void)l;
+    if (status != 0)
+        return;
+    hp_test_write_all(fd, huge, sizeof(huge) - 1);
+    /* Half-close, kept open: a close with the PING unread would reset the connection. */
+    shutdown(fd, SHUT_WR);
+    if (huge_fd >= 0)
+        close(huge_fd);
+    huge_fd = fd;
+}
+
+static void test_huge_array(void **state)
+{
+    struct hp_listener l;
+    struct hp_listener_opts lo = {.host = "127.0.0.1"};
+    struct call c = {0};
+
+    (void)state;
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    assert_int_equal(hp_listener_start(fx.loop, &l, &lo, on_huge), 0);
+    {
+        struct hp_redis_opts o = {.port = (uint16_t)hp_listener_port(&l)};
+
+        assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    }
+    assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -ENOMEM);
+    hp_listener_stop(&l);
+    close_client();
+    if (huge_fd >= 0)
+        close(huge_fd);
+    huge_fd = -1;
 }
 
 static void test_refused(void **state)
@@ -560,6 +719,26 @@ static void test_pubsub(void **state)
     for (int i = 0; i < 5; i++)
         assert_true(hp_loop_run_once(fx.loop, 10) >= 0);
     assert_int_equal(msgs, 2);
+    /* Once the server confirmed the unsubscribe, sub takes commands again. */
+    {
+        struct call p = {0};
+        uint64_t end;
+        int err;
+
+        fx.r = sub;
+        hp_loop_update_time(fx.loop);
+        end = hp_loop_now(fx.loop) + HP_TEST_DEADLINE_MS;
+        while ((err = hp_redis_command(sub, on_call, &p, "PING")) == -EBUSY) {
+            assert_true(hp_loop_run_once(fx.loop, 20) >= 0);
+            assert_true(hp_loop_now(fx.loop) < end);
+        }
+        assert_int_equal(err, 0);
+        hp_test_run_until_count(fx.loop, &fx.done, fx.done + 1);
+        assert_int_equal(p.runs, 1);
+        assert_int_equal(p.status, 0);
+        assert_string_equal(p.str, "PONG");
+        assert_false(hp_redis_is_subscribed(sub));
+    }
     hp_redis_free(sub);
     hp_redis_free(pub);
     hp_test_loop_free(fx.loop);
@@ -568,9 +747,10 @@ static void test_pubsub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),       cmocka_unit_test(test_pipelining),
-        cmocka_unit_test(test_pending_bound),  cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_kill_restart),   cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_commands),       cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_pipelining),     cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_timeout),        cmocka_unit_test(test_kill_restart),
+        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_huge_array),
         cmocka_unit_test(test_refused),        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_pubsub),

@@ -1,63 +1,89 @@
 /*
- * client.c - the Redis client: one hiredis async context at a time, attached
- * with the hellepoll adapter, plus what hiredis 0.14 lacks: connect and
- * command timeouts on loop timers, reconnect with backoff, a bound on
- * waiting commands, subscriptions that survive reconnects, and the
- * exactly-once callback rule.
+ * client.c - the Redis client: one connection (a non-blocking socket on an
+ * hp_io watcher), commands in RESP formatted by hiredis (or by hand for
+ * argv), replies parsed by hiredis's reader into an arena (reply.c) and
+ * matched in order to a FIFO of waiting commands. Plus what hiredis 0.14
+ * lacks: connect and command timeouts on loop timers, reconnect with
+ * backoff, a bound on waiting commands, subscriptions that survive
+ * reconnects, and the exactly-once callback rule.
  *
- * Lifetimes. Every command has a record (struct cmd) that is hiredis's
- * privdata. A record is free again once both its user callback has run and
- * hiredis has let go of it (called its reply function, maybe with NULL).
- * Commands waiting for their user callback sit in a FIFO (r->head/tail), in
- * the order they were sent, which is the order Redis answers: one timer for
- * the oldest is all command timeouts need.
+ * Why not hiredis's asynchronous layer (which <hellepoll/redis-adapter.h>
+ * still serves, for its users): per command it parses the formatted command
+ * again (strtol, strncasecmp for the pub/sub commands), allocates and frees
+ * a callback node, keeps its output in an sds that is freed and allocated
+ * again after each complete write, and has the reader malloc and free every
+ * reply: together more instructions than the client's own work.
  *
- * The client itself is freed only when hiredis has let go of its context
- * (the adapter's cleanup hook, which we wrap): hp_redis_free() from inside a
- * reply callback makes hiredis free the context after the callback returns,
- * and the callbacks hiredis still runs then must find the client alive.
+ * Writing: commands collect in one output buffer during a loop iteration and
+ * are written at its end (hp_defer); only what the kernel did not take arms
+ * write interest. One timer watches the oldest command.
+ *
+ * Failure: a connection that fails (connect error or timeout, EOF, reset, a
+ * command timeout, garbage) is closed first, then everything waiting on it
+ * gets the error, then a backoff delay later it connects again. The socket
+ * closes synchronously, so hp_redis_free() releases everything at once;
+ * while the client's own code runs user callbacks (r->busy) a free from
+ * inside them is completed when that code is done.
+ *
+ * Pub/sub: with a subscription the connection is a subscriber (RESP2):
+ * every reply is a subscribe/unsubscribe confirmation or a message, matched
+ * to the subscriptions by channel. A subscription given up is freed when the
+ * server confirms its UNSUBSCRIBE (or the connection ends); once none is
+ * left, commands are accepted again.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <hellepoll/redis-adapter.h>
+#include <hellepoll/hellepoll.h>
 #include <hellepoll/redis.h>
 
-enum state { ST_DOWN, ST_CONNECTING, ST_UP };
+#include "reply.h"
+
+/* ST_CLOSED: the socket was closed by a failure; callbacks for it still run. */
+enum state { ST_DOWN, ST_CONNECTING, ST_UP, ST_CLOSED };
 
 struct cmd {
-    struct hp_redis *r;
+    struct cmd *next; /* FIFO while waiting; free list when free */
     hp_redis_cb *cb;
     void *arg;
     uint64_t deadline;
-    struct cmd *next, *prev; /* FIFO while waiting; free list (next) when free */
-    bool waiting;            /* user callback not run yet */
-    bool in_hiredis;         /* hiredis holds it as privdata */
 };
 
 struct sub {
     struct sub *next;
     hp_redis_msg_cb *cb;
     void *arg;
-    struct hp_redis *r;
-    bool active;     /* the user wants it */
-    bool in_hiredis; /* hiredis holds it as privdata */
-    bool confirmed;  /* the server confirmed it on this connection */
+    size_t len;
+    bool active;    /* the user wants it */
+    bool confirmed; /* the server confirmed it on this connection */
     char channel[];
 };
 
 struct hp_redis {
     struct hp_loop *loop;
-    redisAsyncContext *ac;
-    void (*adapter_cleanup)(void *privdata);
+    struct hp_io io;
+    int fd;
     enum state state;
-    int drop_reason; /* error for commands when we drop the connection ourselves */
     bool freeing;
-    unsigned busy;              /* > 0 while a client function runs user callbacks */
+    unsigned busy;              /* > 0 while the client's code runs user callbacks */
+    struct hp_defer flush;      /* write the output at the end of the iteration */
+    bool flush_queued;          /* flush started, not run yet */
+    bool write_armed;           /* write interest: output the socket did not take */
     struct hp_timer conn_timer; /* connect timeout, then reconnect delay */
     struct hp_timer cmd_timer;  /* the oldest waiting command's deadline */
-    struct cmd *head, *tail;    /* waiting, oldest first */
+    char *out;                  /* output: out[out_off..out_len) not written yet */
+    size_t out_len, out_off, out_cap;
+    redisReader *reader;
+    struct cmd *head, *tail; /* waiting, oldest first */
     struct cmd *free_cmds;
     struct sub *subs;
     size_t pending;
@@ -68,115 +94,169 @@ struct hp_redis {
     unsigned connect_timeout_ms, command_timeout_ms, reconnect_min_ms, reconnect_max_ms;
     unsigned max_pending;
     void *data;
+    struct hp__redis_arena arena;
 };
 
-static void start_connect(struct hp_redis *r);
+static void conn_open(struct hp_redis *r);
 
-/* Reconnect after the backoff delay, doubling it for the next failure. */
-static void schedule_reconnect(struct hp_redis *r)
+/* ---- output ---- */
+
+/* Room for @p n more bytes of output. @return 0 or -ENOMEM. */
+static int reserve(struct hp_redis *r, size_t n)
 {
-    (void)hp_timer_start(&r->conn_timer, r->backoff_ms, 0); /* -ENOMEM: stays down */
-    r->backoff_ms =
-        r->backoff_ms > r->reconnect_max_ms / 2 ? r->reconnect_max_ms : r->backoff_ms * 2;
+    size_t cap;
+    char *p;
+
+    if (r->out_cap - r->out_len >= n)
+        return 0;
+    if (n > SIZE_MAX / 2 - r->out_len)
+        return -ENOMEM;
+    cap = r->out_cap ? r->out_cap : 256;
+    while (cap - r->out_len < n)
+        cap *= 2;
+    p = realloc(r->out, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    r->out = p;
+    r->out_cap = cap;
+    return 0;
 }
 
-/* The status for commands hiredis gives up on (NULL reply). */
-static int drop_status(const struct hp_redis *r, const redisAsyncContext *ac)
+/* Decimal digits of @p v at @p p; returns the end. */
+static char *put_uint(char *p, size_t v)
 {
-    if (r->drop_reason)
-        return r->drop_reason;
-    switch (ac->c.err) {
-    case REDIS_ERR_PROTOCOL:
-        return -EPROTO;
-    case REDIS_ERR_OOM:
-        return -ENOMEM;
-    case REDIS_ERR_EOF:
-    case REDIS_ERR_IO:
-        return -ECONNRESET;
-    default:
-        return r->state == ST_UP ? -ECONNRESET : -ECONNREFUSED;
+    char tmp[24];
+    int n = 0;
+
+    if (v < 10) { /* argument counts and most lengths */
+        *p++ = (char)('0' + (int)v);
+        return p;
+    }
+    if (v < 100) {
+        *p++ = (char)('0' + (int)(v / 10));
+        *p++ = (char)('0' + (int)(v % 10));
+        return p;
+    }
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/*
+ * memcpy() for the short strings commands are mostly made of, without the
+ * call: two overlapping word moves for 4..16 bytes.
+ */
+static inline void copy_short(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n < 4) {
+        if (n > 0)
+            dst[0] = src[0];
+        if (n > 1)
+            dst[1] = src[1];
+        if (n > 2)
+            dst[2] = src[2];
+    } else {
+        memcpy(dst, src, n);
     }
 }
 
-static void unlink_cmd(struct hp_redis *r, struct cmd *c)
+/*
+ * Append RESP for argv to the output, written by hand: hiredis's
+ * redisFormatCommandArgv builds it with sds appends and reallocations.
+ * @return 0, -EINVAL (a length too large), -ENOMEM.
+ */
+static int append_argv(struct hp_redis *r, int argc, const char *const *argv, const size_t *argvlen)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        r->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        r->tail = c->prev;
-    c->next = c->prev = NULL;
-    c->waiting = false;
-    r->pending--;
+    size_t need = 16;
+    char *p;
+
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+
+        if (len > SIZE_MAX / 4 - need)
+            return -EINVAL;
+        need += len + 24 + 5; /* "$" len CRLF bytes CRLF */
+    }
+    if (reserve(r, need) != 0)
+        return -ENOMEM;
+    p = r->out + r->out_len;
+    *p++ = '*';
+    p = put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+
+        *p++ = '$';
+        p = put_uint(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        copy_short(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    r->out_len = (size_t)(p - r->out);
+    return 0;
 }
 
-static void recycle(struct hp_redis *r, struct cmd *c)
+/* Write the output at the end of this iteration (unless a write waits for the socket). */
+static void want_flush(struct hp_redis *r)
 {
-    if (c->waiting || c->in_hiredis)
-        return;
+    if (r->state == ST_UP && !r->flush_queued && !r->write_armed) {
+        r->flush_queued = true;
+        hp_defer_start(&r->flush);
+    }
+}
+
+/* ---- commands ---- */
+
+static void cmd_put(struct hp_redis *r, struct cmd *c)
+{
     c->next = r->free_cmds;
     r->free_cmds = c;
 }
 
-/* Run the user callback of a waiting command (once). */
-static void finish(struct hp_redis *r, struct cmd *c, int status, redisReply *reply)
+/* Complete the oldest command: recycle its record, run its callback. */
+static void complete(struct hp_redis *r, int status, redisReply *reply)
 {
-    unlink_cmd(r, c);
-    c->cb(r, status, (struct redisReply *)reply, c->arg);
+    struct cmd *c = r->head;
+    hp_redis_cb *cb = c->cb;
+    void *arg = c->arg;
+
+    r->head = c->next;
+    if (r->head == NULL)
+        r->tail = NULL;
+    r->pending--;
+    cmd_put(r, c);
+    cb(r, status, (struct redisReply *)reply, arg);
 }
 
-static void on_reply(redisAsyncContext *ac, void *rep, void *privdata)
-{
-    struct cmd *c = privdata;
-    struct hp_redis *r = c->r;
-    redisReply *reply = rep;
-
-    c->in_hiredis = false;
-    if (c->waiting) {
-        if (reply == NULL)
-            finish(r, c, drop_status(r, ac), NULL);
-        else
-            finish(r, c, reply->type == REDIS_REPLY_ERROR ? HP_ESERVER : 0, reply);
-    }
-    recycle(r, c);
-}
-
-/* Everything waiting fails with @p status (from the client's own calls). */
 static void fail_all(struct hp_redis *r, int status)
 {
     while (r->head)
-        finish(r, r->head, status, NULL);
+        complete(r, status, NULL);
 }
 
-static void free_client(struct hp_redis *r);
-
-/* Keep the client alive across user callbacks run by the client itself. */
-static void hold(struct hp_redis *r)
-{
-    r->busy++;
-}
-
-static void release(struct hp_redis *r)
-{
-    if (--r->busy == 0 && r->freeing && r->ac == NULL)
-        free_client(r);
-}
-
-/* Drop the current connection ourselves: commands in flight get @p reason. */
-static void drop(struct hp_redis *r, int reason)
-{
-    if (r->ac == NULL)
-        return;
-    hold(r);
-    r->drop_reason = reason;
-    fail_all(r, reason); /* a callback may free the client */
-    if (!r->freeing && r->ac)
-        redisAsyncFree(r->ac); /* the cleanup hook follows, at once or after a callback */
-    release(r);
-}
+/* ---- connection lifecycle ---- */
 
 static void free_client(struct hp_redis *r)
 {
@@ -185,6 +265,9 @@ static void free_client(struct hp_redis *r)
 
     hp_timer_stop(&r->conn_timer);
     hp_timer_stop(&r->cmd_timer);
+    hp_defer_stop(&r->flush);
+    if (r->reader)
+        redisReaderFree(r->reader); /* before the arena it builds replies in */
     while ((c = r->free_cmds) != NULL) {
         r->free_cmds = c->next;
         free(c);
@@ -193,106 +276,81 @@ static void free_client(struct hp_redis *r)
         r->subs = s->next;
         free(s);
     }
+    free(r->out);
     free(r->host);
     free(r);
 }
 
-/* Subscriptions the user gave up on and hiredis no longer holds. */
-static void prune_subs(struct hp_redis *r)
+/* Keep the client allocated while its code runs user callbacks. */
+static void hold(struct hp_redis *r)
+{
+    r->busy++;
+}
+
+static void release(struct hp_redis *r)
+{
+    if (--r->busy == 0 && r->freeing)
+        free_client(r);
+}
+
+/* Reconnect after the backoff delay, doubling it for the next failure. */
+static void schedule_reconnect(struct hp_redis *r)
+{
+    r->state = ST_DOWN;
+    (void)hp_timer_start(&r->conn_timer, r->backoff_ms, 0); /* -ENOMEM: stays down */
+    r->backoff_ms =
+        r->backoff_ms > r->reconnect_max_ms / 2 ? r->reconnect_max_ms : r->backoff_ms * 2;
+}
+
+/* The connection is gone: subscriptions given up end, the others wait for the next one. */
+static void reset_subs(struct hp_redis *r)
 {
     struct sub **p = &r->subs, *s;
 
     while ((s = *p) != NULL) {
-        if (!s->active && !s->in_hiredis) {
+        if (!s->active) {
             *p = s->next;
             free(s);
         } else {
+            s->confirmed = false;
             p = &s->next;
         }
     }
 }
 
-/* The adapter's cleanup, wrapped: hiredis has let go of the context. */
-static void on_cleanup(void *privdata)
+/* Close the socket (nothing more is read or sent). */
+static void close_socket(struct hp_redis *r)
 {
-    struct hp_redis_events *e = privdata;
-    struct hp_redis *r = e->ac ? e->ac->data : NULL;
-
-    r->adapter_cleanup(privdata);
-    r->ac = NULL;
-    r->state = ST_DOWN;
-    r->drop_reason = 0;
+    hp_io_stop(&r->io);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    r->state = ST_CLOSED;
     hp_timer_stop(&r->conn_timer);
     hp_timer_stop(&r->cmd_timer);
-    for (struct sub *s = r->subs; s; s = s->next) {
-        s->in_hiredis = false;
-        s->confirmed = false;
-    }
-    if (r->freeing) {
-        if (r->busy == 0)
-            free_client(r);
-        return;
-    }
-    prune_subs(r);
-    schedule_reconnect(r);
+    hp_defer_stop(&r->flush);
+    r->flush_queued = false;
+    r->write_armed = false;
+    r->out_len = r->out_off = 0;
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/*
+ * The connection failed: close it, fail everything waiting with @p err, then
+ * wait to reconnect. The callbacks may free the client: do not touch @p r
+ * after this unless you hold it.
+ */
+static void conn_fail(struct hp_redis *r, int err)
 {
-    struct hp_redis *r = ac->data;
-
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when this returns: the commands it
-         * held get the connect error. errno is still the socket's. */
-        int err = errno;
-
-        r->drop_reason = err > 0 ? -err : -ECONNREFUSED;
+    if (r->state != ST_CONNECTING && r->state != ST_UP)
         return;
+    close_socket(r);
+    hold(r);
+    fail_all(r, err);
+    if (!r->freeing) {
+        reset_subs(r);
+        schedule_reconnect(r);
     }
-    hp_timer_stop(&r->conn_timer);
-    r->state = ST_UP;
-    r->connects++;
-    r->backoff_ms = r->reconnect_min_ms;
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)ac;
-    (void)status; /* the cleanup hook that follows does the work */
-}
-
-static void on_sub_reply(redisAsyncContext *ac, void *rep, void *privdata)
-{
-    struct sub *s = privdata;
-    redisReply *reply = rep, **el;
-
-    (void)ac;
-    if (reply == NULL) {
-        s->in_hiredis = false;
-        return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
-        return;
-    el = reply->element;
-    if (el[0]->type != REDIS_REPLY_STRING)
-        return;
-    if (strcmp(el[0]->str, "message") == 0 && s->active)
-        s->cb(s->r, el[1]->str, el[1]->len, el[2]->str, el[2]->len, s->arg);
-    else if (strcmp(el[0]->str, "subscribe") == 0)
-        s->confirmed = true;
-    else if (strcmp(el[0]->str, "unsubscribe") == 0) {
-        /* hiredis drops its callback after this reply */
-        s->in_hiredis = false;
-        s->confirmed = false;
-    }
-}
-
-static int send_subscribe(struct hp_redis *r, struct sub *s)
-{
-    if (redisAsyncCommand(r->ac, on_sub_reply, s, "SUBSCRIBE %s", s->channel) != REDIS_OK)
-        return -ENOMEM;
-    s->in_hiredis = true;
-    return 0;
+    release(r);
 }
 
 static void on_conn_timer(struct hp_timer *t)
@@ -300,9 +358,9 @@ static void on_conn_timer(struct hp_timer *t)
     struct hp_redis *r = t->data;
 
     if (r->state == ST_CONNECTING)
-        drop(r, -ETIMEDOUT);
+        conn_fail(r, -ETIMEDOUT);
     else if (r->state == ST_DOWN)
-        start_connect(r);
+        conn_open(r);
 }
 
 static void on_cmd_timer(struct hp_timer *t)
@@ -316,34 +374,272 @@ static void on_cmd_timer(struct hp_timer *t)
         (void)hp_timer_start(t, r->head->deadline - now, 0);
         return;
     }
-    drop(r, -ETIMEDOUT);
+    conn_fail(r, -ETIMEDOUT);
 }
 
-static void start_connect(struct hp_redis *r)
+static int append_sub_cmd(struct hp_redis *r, const char *verb, const struct sub *s)
 {
-    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    const char *argv[2] = {verb, s->channel};
+    size_t lens[2] = {strlen(verb), s->len};
 
-    if (ac == NULL || ac->err || hp_redis_attach(ac, r->loop) != REDIS_OK) {
-        if (ac)
-            redisAsyncFree(ac);
-        r->state = ST_DOWN;
+    return append_argv(r, 2, argv, lens);
+}
+
+/* A non-blocking socket connecting to the server, or a negative errno. */
+static int open_socket(const struct hp_redis *r)
+{
+    struct addrinfo hints, *ai;
+    char port[8];
+    int fd, err, flags;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%u", (unsigned)r->port);
+    /* A numeric host is parsed without a lookup; a name is resolved (blocking), as hiredis did. */
+    if (getaddrinfo(r->host, port, &hints, &ai) != 0)
+        return -EINVAL;
+    fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        err = -errno;
+        freeaddrinfo(ai);
+        return err;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        err = -errno;
+        goto fail;
+    }
+#ifdef SO_NOSIGPIPE
+    {
+        int on = 1;
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+    }
+#endif
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        err = -errno;
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    return fd;
+fail:
+    close(fd);
+    freeaddrinfo(ai);
+    return err;
+}
+
+static void on_io(struct hp_io *io, unsigned events, int status);
+
+static void conn_open(struct hp_redis *r)
+{
+    int fd;
+
+    if (r->reader)
+        redisReaderFree(r->reader);
+    r->reader = hp__redis_reader_new(&r->arena);
+    fd = r->reader ? open_socket(r) : -ENOMEM;
+    if (fd < 0) {
         schedule_reconnect(r);
         return;
     }
-    ac->data = r;
-    r->adapter_cleanup = ac->ev.cleanup;
-    ac->ev.cleanup = on_cleanup;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    r->ac = ac;
+    r->fd = fd;
+    hp_io_init(r->loop, &r->io, fd, on_io);
+    r->io.data = r;
+    if (hp_io_start(&r->io, HP_WRITABLE) != 0) {
+        close(fd);
+        r->fd = -1;
+        schedule_reconnect(r);
+        return;
+    }
     r->state = ST_CONNECTING;
-    r->drop_reason = 0;
+    r->out_len = r->out_off = 0;
     (void)hp_timer_start(&r->conn_timer, r->connect_timeout_ms, 0);
     for (struct sub *s = r->subs; s; s = s->next) {
-        if (s->active)
-            (void)send_subscribe(r, s);
+        if (s->active && append_sub_cmd(r, "SUBSCRIBE", s) != 0) {
+            conn_fail(r, -ENOMEM);
+            return;
+        }
     }
 }
+
+/* The connect finished (writable or an error). @return 0 or a negative errno. */
+static int connected(struct hp_redis *r, unsigned events, int status)
+{
+    int err = 0, on = 1;
+    socklen_t len = sizeof(err);
+
+    if (events & HP_ERROR)
+        return status < 0 ? status : -ECONNREFUSED;
+    if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -errno;
+    if (err)
+        return -err;
+    (void)setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (hp_io_start(&r->io, HP_READABLE) != 0)
+        return -ENOMEM;
+    hp_timer_stop(&r->conn_timer);
+    r->state = ST_UP;
+    r->backoff_ms = r->reconnect_min_ms;
+    r->connects++;
+    return 0;
+}
+
+/* ---- writing ---- */
+
+/* Write what the socket takes; arm write interest for the rest. @return 0 or a negative errno. */
+static int write_out(struct hp_redis *r)
+{
+    size_t left = r->out_len - r->out_off;
+    ssize_t n;
+
+    if (left == 0)
+        return 0;
+    n = hp_io_write(&r->io, r->out + r->out_off, left);
+    if (n == -EAGAIN)
+        n = 0;
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n == left) {
+        r->out_len = r->out_off = 0;
+        if (!r->write_armed)
+            return 0;
+        r->write_armed = false;
+        return hp_io_start(&r->io, HP_READABLE);
+    }
+    r->out_off += (size_t)n;
+    if (r->write_armed)
+        return 0;
+    r->write_armed = true;
+    return hp_io_start(&r->io, HP_READABLE | HP_WRITABLE);
+}
+
+static void on_flush(struct hp_defer *d)
+{
+    struct hp_redis *r = d->data;
+
+    r->flush_queued = false;
+    if (r->state == ST_UP && write_out(r) != 0)
+        conn_fail(r, -ECONNRESET);
+}
+
+/* ---- reading ---- */
+
+static struct sub *find_sub(struct hp_redis *r, const redisReply *ch, bool active)
+{
+    for (struct sub *s = r->subs; s; s = s->next) {
+        if (s->active == active && s->len == ch->len && memcmp(s->channel, ch->str, ch->len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static bool is_word(const redisReply *rep, const char *w, size_t n)
+{
+    return rep->type == REDIS_REPLY_STRING && rep->len == n && memcmp(rep->str, w, n) == 0;
+}
+
+/* A reply on a subscriber connection: a confirmation or a message. */
+static void on_sub_reply(struct hp_redis *r, const redisReply *reply)
+{
+    redisReply **el;
+    struct sub *s, **p;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    el = reply->element;
+    if (el[1]->type != REDIS_REPLY_STRING)
+        return;
+    if (is_word(el[0], "message", 7) && el[2]->type == REDIS_REPLY_STRING) {
+        if ((s = find_sub(r, el[1], true)) != NULL)
+            s->cb(r, s->channel, s->len, el[2]->str, el[2]->len, s->arg);
+    } else if (is_word(el[0], "subscribe", 9)) {
+        if ((s = find_sub(r, el[1], true)) != NULL)
+            s->confirmed = true;
+    } else if (is_word(el[0], "unsubscribe", 11)) {
+        if ((s = find_sub(r, el[1], false)) == NULL)
+            return;
+        for (p = &r->subs; *p != s; p = &(*p)->next)
+            ;
+        *p = s->next;
+        free(s);
+    }
+}
+
+/* Match one reply. @return 0, or the error to drop the connection with. */
+static int dispatch(struct hp_redis *r, redisReply *reply)
+{
+    if (r->head)
+        complete(r, reply->type == REDIS_REPLY_ERROR ? HP_ESERVER : 0, reply);
+    else if (r->subs)
+        on_sub_reply(r, reply);
+    else
+        return -EPROTO; /* an answer nobody asked for */
+    return 0;
+}
+
+/*
+ * Read what has arrived (a few buffers at most: the loop comes back for the
+ * rest) and run the callbacks of every complete reply.
+ * @return 0 or the error to fail the connection with.
+ */
+static int read_in(struct hp_redis *r)
+{
+    char buf[16384];
+    ssize_t n;
+    int reads = 0;
+
+    do {
+        n = hp_io_read(&r->io, buf, sizeof(buf));
+        if (n == -EAGAIN)
+            break;
+        if (n < 0)
+            return -ECONNRESET; /* HP_EOF too: the server closed the connection */
+        if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK)
+            return -ENOMEM;
+    } while ((size_t)n == sizeof(buf) && ++reads < 4);
+    while (r->state == ST_UP) {
+        void *reply = NULL;
+        int err;
+
+        if (redisReaderGetReply(r->reader, &reply) != REDIS_OK)
+            return r->reader->err == REDIS_ERR_OOM ? -ENOMEM : -EPROTO;
+        if (reply == NULL)
+            break;
+        err = dispatch(r, reply);
+        hp__redis_reply_free(reply);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+static void on_io(struct hp_io *io, unsigned events, int status)
+{
+    struct hp_redis *r = io->data;
+    int err = 0;
+
+    hold(r);
+    if (r->state == ST_CONNECTING) {
+        err = connected(r, events, status);
+        if (err == 0 && write_out(r) != 0)
+            err = -ECONNRESET;
+        if (err)
+            conn_fail(r, err);
+        release(r);
+        return;
+    }
+    if (events & (HP_READABLE | HP_HUP | HP_ERROR))
+        err = read_in(r);
+    if (err == 0 && r->state == ST_UP && (events & HP_WRITABLE))
+        err = write_out(r) ? -ECONNRESET : 0;
+    if (err)
+        conn_fail(r, err);
+    release(r);
+}
+
+/* ---- public API ---- */
 
 int hp_redis_new(struct hp_redis **out, struct hp_loop *loop, const struct hp_redis_opts *opts)
 {
@@ -379,7 +675,10 @@ int hp_redis_new(struct hp_redis **out, struct hp_loop *loop, const struct hp_re
     r->conn_timer.data = r;
     hp_timer_init(loop, &r->cmd_timer, on_cmd_timer);
     r->cmd_timer.data = r;
-    start_connect(r);
+    hp_defer_init(loop, &r->flush, on_flush);
+    r->flush.data = r;
+    r->fd = -1;
+    conn_open(r);
     *out = r;
     return 0;
 }
@@ -389,19 +688,16 @@ void hp_redis_free(struct hp_redis *r)
     if (r == NULL || r->freeing)
         return;
     r->freeing = true;
-    hp_timer_stop(&r->conn_timer);
-    hp_timer_stop(&r->cmd_timer);
     for (struct sub *s = r->subs; s; s = s->next)
         s->active = false;
-    r->drop_reason = -ECANCELED;
+    close_socket(r);
     hold(r);
     fail_all(r, -ECANCELED);
-    if (r->ac)
-        redisAsyncFree(r->ac); /* the cleanup hook, now or after a callback */
-    release(r);                /* frees the client once hiredis let go */
+    release(r); /* frees now, or when the client's code running the callbacks is done */
 }
 
-static struct cmd *new_cmd(struct hp_redis *r, hp_redis_cb *cb, void *arg, int *err)
+/* Checks before a command; a record for it, or NULL with *err set. */
+static struct cmd *cmd_new(struct hp_redis *r, hp_redis_cb *cb, int *err)
 {
     struct cmd *c;
 
@@ -417,8 +713,8 @@ static struct cmd *new_cmd(struct hp_redis *r, hp_redis_cb *cb, void *arg, int *
         *err = -EBUSY;
         return NULL;
     }
-    if (r->ac == NULL || (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
-        *err = -ENOTCONN;
+    if (r->state != ST_CONNECTING && r->state != ST_UP) {
+        *err = -ENOTCONN; /* down, or failing the commands of a lost connection */
         return NULL;
     }
     if (r->pending >= r->max_pending) {
@@ -428,26 +724,18 @@ static struct cmd *new_cmd(struct hp_redis *r, hp_redis_cb *cb, void *arg, int *
     c = r->free_cmds;
     if (c)
         r->free_cmds = c->next;
-    else if ((c = malloc(sizeof(*c))) == NULL) {
+    else if ((c = malloc(sizeof(*c))) == NULL)
         *err = -ENOMEM;
-        return NULL;
-    }
-    c->r = r;
-    c->cb = cb;
-    c->arg = arg;
-    c->waiting = false;
-    c->in_hiredis = false;
-    c->next = c->prev = NULL;
     return c;
 }
 
-/* hiredis took the command: queue the record as waiting. */
-static void enqueue(struct hp_redis *r, struct cmd *c)
+/* The command is in the output: queue its record as waiting. */
+static void enqueue(struct hp_redis *r, struct cmd *c, hp_redis_cb *cb, void *arg)
 {
-    c->in_hiredis = true;
-    c->waiting = true;
+    c->cb = cb;
+    c->arg = arg;
+    c->next = NULL;
     c->deadline = hp_loop_now(r->loop) + r->command_timeout_ms;
-    c->prev = r->tail;
     if (r->tail)
         r->tail->next = c;
     else
@@ -456,23 +744,35 @@ static void enqueue(struct hp_redis *r, struct cmd *c)
     r->pending++;
     if (!hp_timer_is_active(&r->cmd_timer))
         (void)hp_timer_start(&r->cmd_timer, r->command_timeout_ms, 0);
+    want_flush(r);
 }
 
 int hp_redis_commandv(struct hp_redis *r, hp_redis_cb *cb, void *arg, const char *fmt, va_list ap)
 {
-    int err = 0;
+    char *cmd = NULL;
+    int err = 0, len;
     struct cmd *c;
 
     if (fmt == NULL)
         return -EINVAL;
-    c = new_cmd(r, cb, arg, &err);
+    c = cmd_new(r, cb, &err);
     if (c == NULL)
         return err;
-    if (redisvAsyncCommand(r->ac, on_reply, c, fmt, ap) != REDIS_OK) {
-        recycle(r, c);
-        return -EINVAL;
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    if (len < 0 || cmd == NULL)
+        err = len == -1 ? -EINVAL : -ENOMEM; /* hiredis 1.x: -2 for no memory */
+    else if (reserve(r, (size_t)len) != 0)
+        err = -ENOMEM;
+    if (err) {
+        cmd_put(r, c);
+        if (cmd)
+            redisFreeCommand(cmd);
+        return err;
     }
-    enqueue(r, c);
+    memcpy(r->out + r->out_len, cmd, (size_t)len);
+    r->out_len += (size_t)len;
+    redisFreeCommand(cmd);
+    enqueue(r, c, cb, arg);
     return 0;
 }
 
@@ -487,90 +787,24 @@ int hp_redis_command(struct hp_redis *r, hp_redis_cb *cb, void *arg, const char 
     return err;
 }
 
-/* Decimal digits of @p v at @p p; returns the end. */
-static char *put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    int n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-/*
- * RESP for argv, written by hand: hiredis's redisFormatSdsCommandArgv builds
- * it with sdscatfmt and reallocations, which was a third of the client's
- * instructions per command.
- */
-static size_t format_argv(char *out, int argc, const char *const *argv, const size_t *lens)
-{
-    char *p = out;
-
-    *p++ = '*';
-    p = put_uint(p, (size_t)argc);
-    *p++ = '\r';
-    *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        *p++ = '$';
-        p = put_uint(p, lens[i]);
-        *p++ = '\r';
-        *p++ = '\n';
-        memcpy(p, argv[i], lens[i]);
-        p += lens[i];
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    return (size_t)(p - out);
-}
-
 int hp_redis_command_argv(struct hp_redis *r, hp_redis_cb *cb, void *arg, int argc,
                           const char *const *argv, const size_t *argvlen)
 {
-    enum { STACK_ARGS = 16, STACK_BYTES = 1024 };
-    size_t stack_lens[STACK_ARGS], *lens = stack_lens, need = 16;
-    char stack_buf[STACK_BYTES], *buf = stack_buf;
-    int err = 0, rc;
+    int err = 0;
     struct cmd *c;
 
     if (argc <= 0 || argv == NULL)
         return -EINVAL;
-    c = new_cmd(r, cb, arg, &err);
+    c = cmd_new(r, cb, &err);
     if (c == NULL)
         return err;
-    if (argc > STACK_ARGS && (lens = malloc((size_t)argc * sizeof(*lens))) == NULL) {
-        err = -ENOMEM;
-        goto out;
+    err = append_argv(r, argc, argv, argvlen);
+    if (err) {
+        cmd_put(r, c);
+        return err;
     }
-    for (int i = 0; i < argc; i++) {
-        lens[i] = argvlen ? argvlen[i] : strlen(argv[i]);
-        if (lens[i] > SIZE_MAX / 4 - need) {
-            err = -EINVAL;
-            goto out;
-        }
-        need += lens[i] + 24 + 5; /* "$" len CRLF bytes CRLF */
-    }
-    if (need > STACK_BYTES && (buf = malloc(need)) == NULL) {
-        err = -ENOMEM;
-        goto out;
-    }
-    rc = redisAsyncFormattedCommand(r->ac, on_reply, c, buf, format_argv(buf, argc, argv, lens));
-    if (rc != REDIS_OK)
-        err = -ENOMEM;
-    else
-        enqueue(r, c);
-out:
-    if (err)
-        recycle(r, c);
-    if (lens != stack_lens)
-        free(lens);
-    if (buf != stack_buf)
-        free(buf);
-    return err;
+    enqueue(r, c, cb, arg);
+    return 0;
 }
 
 int hp_redis_subscribe(struct hp_redis *r, const char *channel, hp_redis_msg_cb *cb, void *arg)
@@ -593,27 +827,37 @@ int hp_redis_subscribe(struct hp_redis *r, const char *channel, hp_redis_msg_cb 
     if (s == NULL)
         return -ENOMEM;
     memcpy(s->channel, channel, n + 1);
+    s->len = n;
     s->cb = cb;
     s->arg = arg;
-    s->r = r;
     s->active = true;
-    if (r->ac && send_subscribe(r, s) != 0) {
+    if ((r->state == ST_CONNECTING || r->state == ST_UP) &&
+        append_sub_cmd(r, "SUBSCRIBE", s) != 0) {
         free(s);
         return -ENOMEM;
     }
     s->next = r->subs;
     r->subs = s;
+    want_flush(r);
     return 0;
 }
 
 int hp_redis_unsubscribe(struct hp_redis *r, const char *channel)
 {
-    for (struct sub *s = r->subs; s; s = s->next) {
+    struct sub **p, *s;
+
+    for (p = &r->subs; (s = *p) != NULL; p = &s->next) {
         if (!s->active || strcmp(s->channel, channel) != 0)
             continue;
         s->active = false;
-        if (r->ac && s->in_hiredis)
-            (void)redisAsyncCommand(r->ac, NULL, NULL, "UNSUBSCRIBE %s", s->channel);
+        s->confirmed = false;
+        if ((r->state == ST_CONNECTING || r->state == ST_UP) &&
+            append_sub_cmd(r, "UNSUBSCRIBE", s) == 0) {
+            want_flush(r); /* freed when the server confirms */
+        } else if (r->state == ST_DOWN || r->state == ST_CLOSED) {
+            *p = s->next; /* no iteration over the list is running: only reads do */
+            free(s);
+        } /* else (no memory) freed when the connection ends */
         return 0;
     }
     return -ENOENT;

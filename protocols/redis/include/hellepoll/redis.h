@@ -1,8 +1,9 @@
 /**
  * @file redis.h
- * A Redis client on the loop, built on hiredis's asynchronous API and the
- * adapter in <hellepoll/redis-adapter.h> (target hellepoll::redis,
- * pkg-config hellepoll-redis).
+ * A Redis client on the loop, built on hiredis's command formatter and
+ * reply reader over a hellepoll stream (target hellepoll::redis, pkg-config
+ * hellepoll-redis). Replies are hiredis's struct redisReply. For hiredis's
+ * own asynchronous API on a hellepoll loop see <hellepoll/redis-adapter.h>.
  *
  * One struct hp_redis is one connection. Commands from any number of
  * callers are pipelined on it: each is appended to the output as it is
@@ -20,9 +21,6 @@
  * Timeouts. A command not answered within command_timeout_ms means the
  * server has stopped answering: the connection is dropped, every command in
  * flight on it fails with -ETIMEDOUT and the client reconnects.
- *
- * hiredis writes with write(2): the process must ignore SIGPIPE
- * (signal(SIGPIPE, SIG_IGN)), or a server that closes its side kills it.
  *
  * Threading: like every handle, a client belongs to its loop's thread.
  */
@@ -51,10 +49,14 @@ struct redisReply;
  *               another connect errno): the connection failed before the
  *               command was sent. -ECONNRESET: the connection was lost
  *               (the command may or may not have run). -EPROTO: the server
- *               sent something that is not Redis protocol. -ECANCELED:
+ *               sent something that is not Redis protocol. -ENOMEM: out of
+ *               memory, or a reply array of more than 16M (2^24) elements,
+ *               which is refused without allocating it (the connection is
+ *               dropped like one that failed). -ECANCELED:
  *               hp_redis_free() was called. Other negative errno: as named.
  * @param reply  the reply (NULL unless status is 0 or HP_ESERVER), owned by
- *               hiredis and valid only during the callback.
+ *               the client and valid only during the callback (do not pass
+ *               it to freeReplyObject()).
  * @param arg    as passed to the command.
  * The callback may issue commands and may call hp_redis_free() on @p r.
  */
@@ -138,7 +140,7 @@ HP_API HP_NODISCARD int hp_redis_command_argv(struct hp_redis *r, hp_redis_cb *c
  * survives reconnects (it is sent again on every new connection; messages
  * published while disconnected are lost, as with Redis itself). From the
  * first subscription on, the client is a subscriber: hp_redis_command()
- * returns -EBUSY.
+ * returns -EBUSY, until the server has confirmed the end of the last one.
  * @return 0, -EEXIST (already subscribed), -EINVAL, HP_ECLOSED, -ENOMEM.
  */
 HP_API HP_NODISCARD int hp_redis_subscribe(struct hp_redis *r, const char *channel,
