@@ -664,6 +664,8 @@ struct txn_state {
     struct hp_pg_txn *txn;
     int status;
     bool done;
+    const size_t *count; /* if set: *count when the BEGIN was answered, in at */
+    size_t at;
 };
 
 static void on_begin(struct hp_pg_txn *txn, int status, void *arg)
@@ -675,6 +677,8 @@ static void on_begin(struct hp_pg_txn *txn, int status, void *arg)
     t->txn = txn;
     t->status = status;
     t->done = true;
+    if (t->count)
+        t->at = *t->count;
 }
 
 static void test_transaction_is_pinned_to_one_connection(void **state)
@@ -789,6 +793,88 @@ static void test_begin_waits_for_an_idle_connection_and_pins_it(void **state)
     }
 }
 
+/*
+ * Many queries made in one loop iteration (as one TFB /queries request, or
+ * many requests read in one iteration, makes them): they go out together
+ * (corked into one segment per connection unless no_cork), most of them
+ * waiting for room in the pipelines, and one in the middle divides by
+ * zero. Each gets its own answer; the failing one its error and nothing
+ * else; a BEGIN waiting in front of a long line of plain queries that
+ * cannot go anywhere gets the connection it reserved as soon as that one
+ * is idle, long before the line is through.
+ */
+static void many_in_one_iteration(struct fixture *f, bool no_cork)
+{
+    struct hp_pg_pool_opts o = {
+        .min_conns = 2, .max_conns = 2, .max_pipeline = 8, .max_waiting = 4096, .no_cork = no_cork};
+    enum { N = 600, BAD = 300, BEGIN_AT = 12 };
+    struct call *c = calloc(N, sizeof(*c));
+    char num[N][12], div[N][4];
+    struct txn_state t = {0};
+    struct call end = {0};
+    struct hp_pg_pool_stats st;
+
+    f->pool = pool_new(f, &o);
+    for (int i = 0; i < 500; i++) { /* both connections up */
+        hp_pg_pool_stats(f->pool, &st);
+        if (st.conns_up == 2)
+            break;
+        hp_loop_run_once(f->loop, 20);
+    }
+    assert_int_equal(st.conns_up, 2);
+    f->done = 0;
+    t.count = &f->done;
+    for (int i = 0; i < N; i++) {
+        const char *v[2] = {num[i], div[i]};
+
+        snprintf(num[i], sizeof(num[i]), "%d", i * 3);
+        snprintf(div[i], sizeof(div[i]), "%d", i == BAD ? 0 : 3);
+        c[i].done = &f->done;
+        if (i == BEGIN_AT)
+            assert_int_equal(hp_pg_begin(f->pool, 0, on_begin, &t), 0);
+        g_in_call = true;
+        assert_int_equal(hp_pg_query_prepared(f->pool, "div", "SELECT $1::int / $2::int", 2, v,
+                                              NULL, 0, on_result, &c[i]),
+                         0);
+        g_in_call = false;
+    }
+    hp_pg_pool_stats(f->pool, &st);
+    /* 6 + 6 sent; the BEGIN waits (reserving one connection) and the rest behind it. */
+    assert_int_equal(st.in_flight, 12);
+    assert_int_equal(st.waiting, N - 12 + 1);
+    run_count(f, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].calls, 1);
+        if (i == BAD) {
+            assert_int_equal(c[i].status, HP_PG_ESERVER);
+            assert_string_equal(c[i].sqlstate, "22012");
+        } else {
+            assert_int_equal(c[i].status, 0);
+            assert_int_equal(c[i].num, i);
+        }
+    }
+    hp_test_run_until(f->loop, &t.done);
+    assert_int_equal(t.status, 0);
+    assert_true(t.at < N / 2); /* not behind the whole line */
+    end.done = &f->done;
+    assert_int_equal(hp_pg_txn_commit(t.txn, on_result, &end), 0);
+    run_count(f, N + 1);
+    assert_int_equal(end.status, 0);
+    assert_string_equal(end.err, "");
+    free(c);
+}
+
+static void test_many_queries_of_one_iteration_one_failing(void **state)
+{
+    struct fixture *f = *state;
+
+    NEED_SERVER();
+    many_in_one_iteration(f, false);
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+    many_in_one_iteration(f, true);
+}
+
 /* ---- LISTEN / NOTIFY ----------------------------------------------------- */
 
 struct notes {
@@ -829,6 +915,41 @@ static void test_notify_arrives_as_a_loop_event(void **state)
     assert_int_equal(nt.n, 1);
     assert_string_equal(nt.channel, "my \"chan\"");
     assert_string_equal(nt.payload, "hello");
+}
+
+/*
+ * A LISTEN made while a long line of queries waits for a full pipeline goes
+ * on the listen connection as soon as that is up, not after the line.
+ */
+static void test_listen_is_not_held_behind_waiting_queries(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1, .max_pipeline = 1, .max_waiting = 64};
+    enum { N = 40 };
+    struct call c[N] = {{0}}, l = {0};
+    size_t listened_at = 0;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    {
+        struct call warm;
+
+        sync_query(f, "SELECT 1", &warm);
+    }
+    f->done = 0;
+    for (int i = 0; i < N; i++) /* 25 ms each, one at a time: a second in all */
+        assert_int_equal(query(f, "SELECT pg_sleep(0.025)", 0, NULL, &c[i]), 0);
+    assert_int_equal(hp_pg_listen(f->pool, "line", on_result, &l), 0);
+    for (int i = 0; i < 1000 && l.calls == 0; i++) {
+        hp_loop_run_once(f->loop, 20);
+        listened_at = f->done;
+    }
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(l.status, 0);
+    assert_true(listened_at < N / 2);
+    run_count(f, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(c[i].status, 0);
 }
 
 /* ---- faults -------------------------------------------------------------- */
@@ -1307,6 +1428,7 @@ int main(void)
         T(test_bad_arguments_are_refused_without_callback),
         T(test_failing_query_does_not_abort_its_neighbours),
         T(test_many_concurrent_callers_get_their_own_answers),
+        T(test_many_queries_of_one_iteration_one_failing),
         T(test_prepared_once_per_connection),
         T(test_full_wait_queue_is_an_immediate_error),
         T(test_pool_grows_up_to_max_conns),
@@ -1319,6 +1441,7 @@ int main(void)
         T(test_transaction_is_pinned_to_one_connection),
         T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
+        T(test_listen_is_not_held_behind_waiting_queries),
         T(test_connection_refused_fails_fast),
         T(test_refused_address_falls_back_to_the_next_host),
         T(test_garbage_from_the_port_is_a_protocol_error),

@@ -111,6 +111,15 @@ struct hp_pg_pool_opts {
     /** Reconnect delay after a failure: starts at min, doubles up to max. Default 100/5000 ms. */
     uint64_t reconnect_min_ms;
     uint64_t reconnect_max_ms;
+    /**
+     * Send every query by itself. By default, when a second query goes to a
+     * TCP connection within one loop iteration, the connection is corked
+     * (TCP_CORK, Linux) until the end of the iteration, so that the queries
+     * of an iteration reach the server in one segment instead of one or two
+     * per query (libpq 15 writes each query's Sync at once). Set this to
+     * measure the difference.
+     */
+    bool no_cork;
     /** Called for every NOTIFY on a channel given to hp_pg_listen(); may be NULL. */
     hp_pg_notify_cb *on_notify;
     /** Passed to on_notify. */
