@@ -967,6 +967,52 @@ static int closed_port(void)
     return ntohs(a.sin_port);
 }
 
+/*
+ * host=localhost: the name is looked up on the loop's thread pool and each
+ * of its addresses tried in turn (the server listens on 127.0.0.1 only, so
+ * an ::1 that comes first is refused and the next one taken); the host
+ * name is still the one libpq knows. A name that does not resolve fails
+ * the query with -EHOSTUNREACH and the resolver's message.
+ */
+static void test_host_names_resolve_off_the_loop(void **state)
+{
+    struct fixture *f = *state;
+    char ci[160];
+    struct hp_pg_pool_opts o = {.conninfo = ci};
+    struct call c = {0}, h;
+
+    NEED_SERVER();
+    snprintf(ci, sizeof(ci), "host=localhost port=%d user=postgres dbname=postgres", server.port);
+    f->pool = pool_new(f, &o);
+    assert_int_equal(query(f, "SELECT 41 + 1", 0, NULL, &c), 0);
+    run_count(f, 1);
+    if (c.status != 0)
+        fail_msg("status %s, %s", hp_err_name(c.status), c.err);
+    assert_int_equal(c.num, 42);
+    sync_query(f, "SELECT host(inet_server_addr())", &h);
+    assert_string_equal(h.text, "127.0.0.1");
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+
+    /* A list: a name, then a numeric host; the port given once for both. */
+    snprintf(ci, sizeof(ci), "host=localhost,127.0.0.1 port=%d user=postgres dbname=postgres",
+             server.port);
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 7", &h);
+    assert_int_equal(h.status, 0);
+    assert_int_equal(h.num, 7);
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+
+    snprintf(ci, sizeof(ci), "host=no-such-host.invalid port=%d user=postgres", server.port);
+    f->pool = pool_new(f, &o);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(query(f, "SELECT 1", 0, NULL, &c), 0);
+    run_count(f, f->done + 1);
+    assert_int_equal(c.status, -EHOSTUNREACH);
+    assert_non_null(strstr(c.err, "no-such-host.invalid"));
+}
+
 static void test_connection_refused_fails_fast(void **state)
 {
     struct fixture *f = *state;
@@ -1442,6 +1488,7 @@ int main(void)
         T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
         T(test_listen_is_not_held_behind_waiting_queries),
+        T(test_host_names_resolve_off_the_loop),
         T(test_connection_refused_fails_fast),
         T(test_refused_address_falls_back_to_the_next_host),
         T(test_garbage_from_the_port_is_a_protocol_error),

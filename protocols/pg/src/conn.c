@@ -105,9 +105,27 @@ static int wait_for(struct pgconn *c, unsigned events)
     return watch(c, events);
 }
 
+/* Start libpq's connect on @p c (linked, timer running): PQconnectStart or, resolved, ...Params. */
+static void start(struct pgconn *c, const char *const *keys, const char *const *vals)
+{
+    c->pg = keys ? PQconnectStartParams(keys, vals, 0) : PQconnectStart(c->pool->conninfo);
+    if (!c->pg) {
+        hp__pg_conn_break(c, -ENOMEM, "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor(c->pg, quiet, NULL);
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        hp__pg_conn_break(c, connect_errno(PQerrorMessage(c->pg)), PQerrorMessage(c->pg));
+        return;
+    }
+    if (wait_for(c, HP_WRITABLE) != 0)
+        hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
+}
+
 int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out)
 {
     struct pgconn *c = hp__pg_alloc(pool, sizeof(*c));
+    int err;
 
     if (!c)
         return -ENOMEM;
@@ -121,12 +139,10 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
     c->qtimer.data = c;
     hp_timer_init(pool->loop, &c->probe, on_probe);
     c->probe.data = c;
-    c->pg = PQconnectStart(pool->conninfo);
-    if (!c->pg) {
+    if (pool->resolve && (err = hp__pg_resolve_start(c)) != 0) {
         hp__pg_free(pool, c);
-        return -ENOMEM;
+        return err;
     }
-    PQsetNoticeProcessor(c->pg, quiet, NULL);
     *out = c;
     /* Link first: a failure from here on goes through the broken path. */
     if (listener) {
@@ -139,13 +155,25 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
         pool->nconns++;
         pool->nconnecting++;
     }
-    if (PQstatus(c->pg) == CONNECTION_BAD) {
-        hp__pg_conn_break(c, connect_errno(PQerrorMessage(c->pg)), PQerrorMessage(c->pg));
+    if (hp_timer_start(&c->timer, pool->connect_timeout, 0) != 0) {
+        hp__pg_conn_break(c, -ENOMEM, "out of memory");
         return 0;
     }
-    if (hp_timer_start(&c->timer, pool->connect_timeout, 0) != 0 || wait_for(c, HP_WRITABLE) != 0)
-        hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
+    if (!c->resolving)
+        start(c, NULL, NULL);
     return 0;
+}
+
+void hp__pg_conn_resolved(struct pgconn *c, const char *const *keys, const char *const *vals,
+                          int err, const char *msg)
+{
+    if (c->state != C_CONNECTING)
+        return;
+    if (!keys) {
+        hp__pg_conn_break(c, err, msg);
+        return;
+    }
+    start(c, keys, vals);
 }
 
 /*
@@ -626,13 +654,16 @@ void hp__pg_conn_break(struct pgconn *c, int err, const char *msg)
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);
     hp_timer_stop(&c->probe);
-    PQfinish(c->pg);
+    hp__pg_resolve_detach(c);
+    if (c->pg)
+        PQfinish(c->pg);
     c->pg = NULL;
     hp__pg_conn_failed(c);
 }
 
 void hp__pg_conn_free(struct pgconn *c)
 {
+    hp__pg_resolve_detach(c);
     while (c->stmts) {
         struct pgstmt *s = c->stmts;
 

@@ -80,6 +80,7 @@ static void destroy(struct hp_pg_pool *pool)
         pool->chans = ch->next;
         hp__pg_free(pool, ch);
     }
+    hp__pg_resolve_fini(pool);
     hp__pg_free(pool, pool->conninfo);
     pool->alloc.free(pool->alloc.ctx, pool);
 }
@@ -840,6 +841,7 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
         return -ENOMEM;
     }
     memcpy(pool->conninfo, opts->conninfo, n);
+    hp__pg_resolve_init(pool);
     pool->loop = loop;
     pool->min_conns = opts->min_conns ? opts->min_conns : 1;
     pool->max_conns = opts->max_conns ? opts->max_conns : 4;

@@ -83,12 +83,14 @@ typedef void hp_pg_notify_cb(struct hp_pg_pool *pool, const char *channel, const
 /** Options for hp_pg_pool_new(). Zero means the default for each field. */
 struct hp_pg_pool_opts {
     /**
-     * libpq connection string ("host=... port=... dbname=..."), copied. Required.
-     * libpq resolves host names synchronously, inside the loop: use numeric
-     * addresses (hostaddr=, or host=127.0.0.1) or a Unix socket directory
-     * where a name lookup could be slow. Each host name must resolve to one
-     * address: after a refused connection libpq cannot fall back to the next
-     * address, because the loop has already read the socket's error.
+     * libpq connection string ("host=... port=... dbname=..." or a URI),
+     * copied. Required. Host names in host= (libpq would resolve them with a
+     * blocking lookup inside the loop) are looked up on the loop's thread pool
+     * (hellepoll/pool.h) before each connection attempt, unless hostaddr= is
+     * given; every address a name has is then tried in turn (host=NAME
+     * hostaddr=ADDR per address), and a name that does not resolve fails the
+     * attempt with -EHOSTUNREACH. Host names that come from the environment
+     * (PGHOST) are still resolved by libpq, synchronously.
      */
     const char *conninfo;
     /** Connections kept open even when idle. Default 1. */
