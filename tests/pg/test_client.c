@@ -917,6 +917,52 @@ static void test_notify_arrives_as_a_loop_event(void **state)
     assert_string_equal(nt.payload, "hello");
 }
 
+static void test_unlisten_stops_the_notifications(void **state)
+{
+    struct fixture *f = *state;
+    struct notes nt = {0};
+    struct hp_pg_pool_opts o = {.on_notify = on_notify, .notify_arg = &nt};
+    struct call la = {0}, lb = {0}, ua = {0}, early = {0}, n;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    /* Before any listen connection exists: nothing to send, still one callback, later. */
+    early.done = &f->done;
+    g_in_call = true;
+    assert_int_equal(hp_pg_unlisten(f->pool, "never", on_result, &early), 0);
+    g_in_call = false;
+    assert_int_equal(hp_pg_unlisten(f->pool, "", on_result, &early), -EINVAL);
+    run_count(f, 1);
+    assert_int_equal(early.calls, 1);
+    assert_int_equal(early.status, 0);
+    la.done = lb.done = ua.done = &f->done;
+    assert_int_equal(hp_pg_listen(f->pool, "a", on_result, &la), 0);
+    assert_int_equal(hp_pg_listen(f->pool, "b", on_result, &lb), 0);
+    run_count(f, 3);
+    assert_int_equal(la.status, 0);
+    assert_int_equal(lb.status, 0);
+    sync_query(f, "NOTIFY a, 'one'", &n);
+    while (nt.n < 1)
+        assert_true(hp_loop_run_once(f->loop, 50) >= 0);
+    assert_string_equal(nt.channel, "a");
+    g_in_call = true;
+    assert_int_equal(hp_pg_unlisten(f->pool, "a", on_result, &ua), 0);
+    g_in_call = false;
+    run_count(f, f->done + 1);
+    assert_int_equal(ua.calls, 1);
+    assert_int_equal(ua.status, 0);
+    /* a is not delivered any more; b, notified after it, is. */
+    sync_query(f, "NOTIFY a, 'two'", &n);
+    sync_query(f, "NOTIFY b, 'three'", &n);
+    while (nt.n < 2)
+        assert_true(hp_loop_run_once(f->loop, 50) >= 0);
+    for (int i = 0; i < 5; i++)
+        hp_loop_run_once(f->loop, 10);
+    assert_int_equal(nt.n, 2);
+    assert_string_equal(nt.channel, "b");
+    assert_string_equal(nt.payload, "three");
+}
+
 /*
  * A LISTEN made while a long line of queries waits for a full pipeline goes
  * on the listen connection as soon as that is up, not after the line.
@@ -1487,6 +1533,7 @@ int main(void)
         T(test_transaction_is_pinned_to_one_connection),
         T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
+        T(test_unlisten_stops_the_notifications),
         T(test_listen_is_not_held_behind_waiting_queries),
         T(test_host_names_resolve_off_the_loop),
         T(test_connection_refused_fails_fast),

@@ -1174,6 +1174,62 @@ int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *c
                  arg);
 }
 
+int hp_pg_unlisten(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *cb, void *arg)
+{
+    struct pgchan **pp;
+    struct pgq *q = NULL;
+    size_t n = 0;
+    char *sql, *p;
+    int err = 0;
+
+    if (!channel || !*channel)
+        return -EINVAL;
+    if (pool->closing)
+        return HP_ECLOSED;
+    for (const char *s = channel; *s; s++)
+        n += *s == '"' ? 2 : 1;
+    sql = hp__pg_alloc(pool, n + sizeof("UNLISTEN \"\""));
+    if (!sql)
+        return -ENOMEM;
+    p = sql + sprintf(sql, "UNLISTEN \"");
+    for (const char *s = channel; *s; s++) {
+        *p++ = *s;
+        if (*s == '"')
+            *p++ = '"';
+    }
+    *p++ = '"';
+    *p = '\0';
+    /*
+     * Only a listen connection that is up has something to unlisten; one
+     * that comes up later listens to what is left. Either way the callback
+     * runs later, once.
+     */
+    if (pool->listen_conn && pool->listen_conn->state == C_UP) {
+        err =
+            query(pool, NULL, Q_LISTEN, NULL, sql, 0, NULL, NULL, 0, cb ? cb : ignore_result, arg);
+    } else if ((q = q_new(pool)) != NULL) {
+        q->kind = Q_PLAIN;
+        q->cb = cb ? cb : ignore_result;
+        q->arg = arg;
+        hp__pg_q_done_later(q, 0);
+    } else {
+        err = -ENOMEM;
+    }
+    if (err == 0) {
+        for (pp = &pool->chans; *pp; pp = &(*pp)->next) {
+            if (strcmp((*pp)->sql, sql + 2) == 0) { /* "LISTEN ..." */
+                struct pgchan *ch = *pp;
+
+                *pp = ch->next;
+                hp__pg_free(pool, ch);
+                break;
+            }
+        }
+    }
+    hp__pg_free(pool, sql);
+    return err;
+}
+
 void hp_pg_pool_stats(const struct hp_pg_pool *pool, struct hp_pg_pool_stats *st)
 {
     *st = pool->st;

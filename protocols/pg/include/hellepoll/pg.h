@@ -224,7 +224,18 @@ HP_API int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_quer
                         void *arg);
 
 /**
- * Cancel every query, hp_pg_begin() and hp_pg_listen() of @p pool made with
+ * Stop listening to @p channel: it is no longer listened to after a
+ * reconnect, and UNLISTEN is sent on the listen connection if that is up.
+ * @p cb (may be NULL) reports the UNLISTEN's outcome, or 0 with an empty
+ * result when there was nothing to send. A channel not listened to is not
+ * an error. NOTIFYs already on their way may still arrive. Returns as for
+ * hp_pg_query(); -EINVAL also for an empty channel.
+ */
+HP_API int hp_pg_unlisten(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *cb,
+                          void *arg);
+
+/**
+ * Cancel every query, hp_pg_begin(), hp_pg_listen() and hp_pg_unlisten() of @p pool made with
  * callback argument @p arg (e.g. the HTTP request whose client left) whose
  * callback has not run yet. Each callback then runs once, later, with
  * -ECANCELED. A query waiting for a connection is dropped; the one the
