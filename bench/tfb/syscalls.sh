@@ -9,7 +9,10 @@
 # machine), like everything timed.
 #
 #   bench/tfb/syscalls.sh [--tests "db queries"] [--duration S] [--pool N]
-#                         [--build-dir DIR] [--connections N]
+#                         [--build-dir DIR] [--connections N] [--strace]
+#
+# --strace: count with strace -c -f -p instead (much slower for the app, so
+# its batches grow: fewer calls per request than without it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +22,7 @@ dur=5
 pool=8
 conns=256
 build_dir=$repo/build/bench-tfb
+use_strace=0
 host=127.0.0.1
 port=18310
 while [ $# -gt 0 ]; do
@@ -28,7 +32,8 @@ while [ $# -gt 0 ]; do
     --pool) pool=$2; shift ;;
     --connections) conns=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    --strace) use_strace=1 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -83,7 +88,11 @@ for t in $tests; do
     s0=$(segs)
     c0=$(ticks)
     u0=$(uticks)
-    perf stat -x, -e "$ev" -p "$app_pid" -o "$db_dir/perf.txt" &
+    if [ $use_strace = 1 ]; then
+        strace -c -f -p "$app_pid" -o "$db_dir/strace.txt" &
+    else
+        perf stat -x, -e "$ev" -p "$app_pid" -o "$db_dir/perf.txt" &
+    fi
     perf_pid=$!
     sleep 0.2
     taskset -c 1 wrk -t1 -c"$conns" -d"${dur}"s "$(url_of "$t")" >"$db_dir/wrk.txt" 2>&1
@@ -93,6 +102,11 @@ for t in $tests; do
     u1=$(uticks)
     s1=$(segs)
     n=$(awk '/ requests in / { print $1 }' "$db_dir/wrk.txt")
+    if [ $use_strace = 1 ]; then # the same columns from strace's table
+        awk '$NF ~ /^(sendto|recvfrom|setsockopt|epoll_wait)$/ { printf "%s,,syscalls:sys_enter_%s\n", $4, $NF }
+             $NF == "total" { printf "%s,,raw_syscalls:sys_enter\n", $4 }' \
+            "$db_dir/strace.txt" >"$db_dir/perf.txt"
+    fi
     awk -F, -v n="$n" -v t="$t" -v segs=$((s1 - s0)) -v cpu=$((c1 - c0)) -v ucpu=$((u1 - u0)) -v hz="$hz" \
         -v load="$(cut -d' ' -f1 /proc/loadavg)" '
         { c[$3] = $1 }
