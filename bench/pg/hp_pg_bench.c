@@ -5,7 +5,9 @@
  * starting its next query from the callback of the previous one. Answers are
  * checked (one row, an integer). Prints one RESULT line.
  *
- *   hp_pg_bench -c CONNINFO [-n CALLERS] [-d SECONDS | -q QUERIES] [-w WARMUP]
+ *   hp_pg_bench -c CONNINFO [-n CALLERS] [-d SECONDS | -q QUERIES] [-w WARMUP] [-K]
+ *
+ * -K: the pool's no_cork (each query written by itself, no TCP_CORK batching).
  *
  * Under callgrind only the measured phase is counted
  * (CALLGRIND_START/STOP_INSTRUMENTATION; run with --instr-atstart=no).
@@ -151,7 +153,7 @@ int main(int argc, char **argv)
     double secs = 0, t0, c0, t1, c1;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:n:d:q:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:n:d:q:w:K")) != -1) {
         switch (opt) {
         case 'c':
             o.conninfo = optarg;
@@ -168,8 +170,12 @@ int main(int argc, char **argv)
         case 'w':
             warmup = strtoull(optarg, NULL, 10);
             break;
+        case 'K':
+            o.no_cork = true;
+            break;
         default:
-            fprintf(stderr, "usage: %s -c CONNINFO [-n CALLERS] [-d S | -q N] [-w N]\n", argv[0]);
+            fprintf(stderr, "usage: %s -c CONNINFO [-n CALLERS] [-d S | -q N] [-w N] [-K]\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -789,6 +789,85 @@ static void test_begin_waits_for_an_idle_connection_and_pins_it(void **state)
     }
 }
 
+/*
+ * Many queries made in one loop iteration (as one TFB /queries request, or
+ * many requests read in one iteration, makes them): they go out together
+ * (corked into one segment per connection unless no_cork), most of them
+ * waiting for room in the pipelines, and one in the middle divides by
+ * zero. Each gets its own answer; the failing one its error and nothing
+ * else; a BEGIN waiting in front of the line gets the connection it
+ * reserved, and its transaction commits.
+ */
+static void many_in_one_iteration(struct fixture *f, bool no_cork)
+{
+    struct hp_pg_pool_opts o = {
+        .min_conns = 2, .max_conns = 2, .max_pipeline = 8, .max_waiting = 4096, .no_cork = no_cork};
+    enum { N = 600, BAD = 300, BEGIN_AT = 12 };
+    struct call *c = calloc(N, sizeof(*c));
+    char num[N][12], div[N][4];
+    struct txn_state t = {0};
+    struct call end = {0};
+    struct hp_pg_pool_stats st;
+
+    f->pool = pool_new(f, &o);
+    for (int i = 0; i < 500; i++) { /* both connections up */
+        hp_pg_pool_stats(f->pool, &st);
+        if (st.conns_up == 2)
+            break;
+        hp_loop_run_once(f->loop, 20);
+    }
+    assert_int_equal(st.conns_up, 2);
+    f->done = 0;
+    for (int i = 0; i < N; i++) {
+        const char *v[2] = {num[i], div[i]};
+
+        snprintf(num[i], sizeof(num[i]), "%d", i * 3);
+        snprintf(div[i], sizeof(div[i]), "%d", i == BAD ? 0 : 3);
+        c[i].done = &f->done;
+        if (i == BEGIN_AT)
+            assert_int_equal(hp_pg_begin(f->pool, 0, on_begin, &t), 0);
+        g_in_call = true;
+        assert_int_equal(hp_pg_query_prepared(f->pool, "div", "SELECT $1::int / $2::int", 2, v,
+                                              NULL, 0, on_result, &c[i]),
+                         0);
+        g_in_call = false;
+    }
+    hp_pg_pool_stats(f->pool, &st);
+    /* 6 + 6 sent; the BEGIN waits (reserving one connection) and the rest behind it. */
+    assert_int_equal(st.in_flight, 12);
+    assert_int_equal(st.waiting, N - 12 + 1);
+    run_count(f, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].calls, 1);
+        if (i == BAD) {
+            assert_int_equal(c[i].status, HP_PG_ESERVER);
+            assert_string_equal(c[i].sqlstate, "22012");
+        } else {
+            assert_int_equal(c[i].status, 0);
+            assert_int_equal(c[i].num, i);
+        }
+    }
+    hp_test_run_until(f->loop, &t.done);
+    assert_int_equal(t.status, 0);
+    end.done = &f->done;
+    assert_int_equal(hp_pg_txn_commit(t.txn, on_result, &end), 0);
+    run_count(f, N + 1);
+    assert_int_equal(end.status, 0);
+    assert_string_equal(end.err, "");
+    free(c);
+}
+
+static void test_many_queries_of_one_iteration_one_failing(void **state)
+{
+    struct fixture *f = *state;
+
+    NEED_SERVER();
+    many_in_one_iteration(f, false);
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+    many_in_one_iteration(f, true);
+}
+
 /* ---- LISTEN / NOTIFY ----------------------------------------------------- */
 
 struct notes {
@@ -831,6 +910,92 @@ static void test_notify_arrives_as_a_loop_event(void **state)
     assert_string_equal(nt.payload, "hello");
 }
 
+static void test_unlisten_stops_the_notifications(void **state)
+{
+    struct fixture *f = *state;
+    struct notes nt = {0};
+    struct hp_pg_pool_opts o = {.on_notify = on_notify, .notify_arg = &nt};
+    struct call la = {0}, lb = {0}, ua = {0}, early = {0}, n;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    /* Before any listen connection exists: nothing to send, still one callback, later. */
+    early.done = &f->done;
+    g_in_call = true;
+    assert_int_equal(hp_pg_unlisten(f->pool, "never", on_result, &early), 0);
+    g_in_call = false;
+    assert_int_equal(hp_pg_unlisten(f->pool, "", on_result, &early), -EINVAL);
+    run_count(f, 1);
+    assert_int_equal(early.calls, 1);
+    assert_int_equal(early.status, 0);
+    la.done = lb.done = ua.done = &f->done;
+    assert_int_equal(hp_pg_listen(f->pool, "a", on_result, &la), 0);
+    assert_int_equal(hp_pg_listen(f->pool, "b", on_result, &lb), 0);
+    run_count(f, 3);
+    assert_int_equal(la.status, 0);
+    assert_int_equal(lb.status, 0);
+    sync_query(f, "NOTIFY a, 'one'", &n);
+    while (nt.n < 1)
+        assert_true(hp_loop_run_once(f->loop, 50) >= 0);
+    assert_string_equal(nt.channel, "a");
+    g_in_call = true;
+    assert_int_equal(hp_pg_unlisten(f->pool, "a", on_result, &ua), 0);
+    g_in_call = false;
+    run_count(f, f->done + 1);
+    assert_int_equal(ua.calls, 1);
+    assert_int_equal(ua.status, 0);
+    /* a is not delivered any more; b, notified after it, is. */
+    sync_query(f, "NOTIFY a, 'two'", &n);
+    sync_query(f, "NOTIFY b, 'three'", &n);
+    while (nt.n < 2)
+        assert_true(hp_loop_run_once(f->loop, 50) >= 0);
+    for (int i = 0; i < 5; i++)
+        hp_loop_run_once(f->loop, 10);
+    assert_int_equal(nt.n, 2);
+    assert_string_equal(nt.channel, "b");
+    assert_string_equal(nt.payload, "three");
+}
+
+/*
+ * A LISTEN made while a long line of queries waits for a full pipeline goes
+ * on the listen connection as soon as that is up, not after the line.
+ */
+static void test_listen_is_not_held_behind_waiting_queries(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1, .max_pipeline = 1, .max_waiting = 64};
+    enum { N = 40 };
+    /* Static: after a failed assertion the pool's callbacks still write here. */
+    static struct call c[N], l;
+    size_t listened_at = 0;
+
+    memset(c, 0, sizeof(c));
+    memset(&l, 0, sizeof(l));
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    {
+        struct call warm;
+
+        sync_query(f, "SELECT 1", &warm);
+    }
+    f->done = 0;
+    for (int i = 0; i < N; i++) /* 25 ms each, one at a time: a second in all */
+        assert_int_equal(query(f, "SELECT pg_sleep(0.025)", 0, NULL, &c[i]), 0);
+    assert_int_equal(hp_pg_listen(f->pool, "line", on_result, &l), 0);
+    for (int i = 0; i < 1000 && l.calls == 0; i++) {
+        hp_loop_run_once(f->loop, 20);
+        listened_at = f->done;
+    }
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(l.status, 0);
+    /* Held behind the line, it would be answered after the last one but one. */
+    assert_true(listened_at < N - 8);
+    run_count(f, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(c[i].status, 0);
+}
+
 /* ---- faults -------------------------------------------------------------- */
 
 static int closed_port(void)
@@ -844,6 +1009,52 @@ static int closed_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd); /* nothing listens there now */
     return ntohs(a.sin_port);
+}
+
+/*
+ * host=localhost: the name is looked up on the loop's thread pool and each
+ * of its addresses tried in turn (the server listens on 127.0.0.1 only, so
+ * an ::1 that comes first is refused and the next one taken); the host
+ * name is still the one libpq knows. A name that does not resolve fails
+ * the query with -EHOSTUNREACH and the resolver's message.
+ */
+static void test_host_names_resolve_off_the_loop(void **state)
+{
+    struct fixture *f = *state;
+    char ci[160];
+    struct hp_pg_pool_opts o = {.conninfo = ci};
+    struct call c = {0}, h;
+
+    NEED_SERVER();
+    snprintf(ci, sizeof(ci), "host=localhost port=%d user=postgres dbname=postgres", server.port);
+    f->pool = pool_new(f, &o);
+    assert_int_equal(query(f, "SELECT 41 + 1", 0, NULL, &c), 0);
+    run_count(f, 1);
+    if (c.status != 0)
+        fail_msg("status %s, %s", hp_err_name(c.status), c.err);
+    assert_int_equal(c.num, 42);
+    sync_query(f, "SELECT host(inet_server_addr())", &h);
+    assert_string_equal(h.text, "127.0.0.1");
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+
+    /* A list: a name, then a numeric host; the port given once for both. */
+    snprintf(ci, sizeof(ci), "host=localhost,127.0.0.1 port=%d user=postgres dbname=postgres",
+             server.port);
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 7", &h);
+    assert_int_equal(h.status, 0);
+    assert_int_equal(h.num, 7);
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+
+    snprintf(ci, sizeof(ci), "host=no-such-host.invalid port=%d user=postgres", server.port);
+    f->pool = pool_new(f, &o);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(query(f, "SELECT 1", 0, NULL, &c), 0);
+    run_count(f, f->done + 1);
+    assert_int_equal(c.status, -EHOSTUNREACH);
+    assert_non_null(strstr(c.err, "no-such-host.invalid"));
 }
 
 static void test_connection_refused_fails_fast(void **state)
@@ -1307,6 +1518,7 @@ int main(void)
         T(test_bad_arguments_are_refused_without_callback),
         T(test_failing_query_does_not_abort_its_neighbours),
         T(test_many_concurrent_callers_get_their_own_answers),
+        T(test_many_queries_of_one_iteration_one_failing),
         T(test_prepared_once_per_connection),
         T(test_full_wait_queue_is_an_immediate_error),
         T(test_pool_grows_up_to_max_conns),
@@ -1319,6 +1531,9 @@ int main(void)
         T(test_transaction_is_pinned_to_one_connection),
         T(test_begin_waits_for_an_idle_connection_and_pins_it),
         T(test_notify_arrives_as_a_loop_event),
+        T(test_unlisten_stops_the_notifications),
+        T(test_listen_is_not_held_behind_waiting_queries),
+        T(test_host_names_resolve_off_the_loop),
         T(test_connection_refused_fails_fast),
         T(test_refused_address_falls_back_to_the_next_host),
         T(test_garbage_from_the_port_is_a_protocol_error),

@@ -25,6 +25,7 @@
 #include <hellepoll/pg.h>
 
 struct pgconn;
+struct pgresolve;
 
 enum pgq_kind {
     Q_PLAIN,    /* hp_pg_query / hp_pg_txn_query */
@@ -91,9 +92,13 @@ struct pgconn {
     bool listener;
     bool want_write;
     bool ever_up;
-    struct hp_pg_txn *txn;   /* pinned to this transaction */
-    struct pgq *reserved;    /* a waiting BEGIN this connection drains for */
-    struct pgq *head, *tail; /* in flight, in order */
+    bool can_cork;               /* TCP: sends of one loop iteration can be corked (conn.c) */
+    bool sent;                   /* something was sent on this loop iteration */
+    bool corked;                 /* TCP_CORK is on until the end of the iteration */
+    struct pgresolve *resolving; /* host names being looked up (resolve.c) */
+    struct hp_pg_txn *txn;       /* pinned to this transaction */
+    struct pgq *reserved;        /* a waiting BEGIN this connection drains for */
+    struct pgq *head, *tail;     /* in flight, in order */
     unsigned inflight;
     struct pgstmt *stmts; /* statements prepared here */
     int err;              /* when broken */
@@ -118,7 +123,10 @@ struct hp_pg_pool {
     struct hp_loop *loop;
     struct hp_allocator alloc;
     char *conninfo;
+    bool resolve;                /* host names to look up before each connect (resolve.c) */
+    PQconninfoOption *conn_opts; /* conninfo parsed, when resolve */
     unsigned min_conns, max_conns, max_pipeline, max_waiting;
+    bool no_cork;
     uint64_t query_timeout, connect_timeout, health_interval, backoff_min, backoff_max;
     hp_pg_notify_cb *on_notify;
     void *notify_arg;
@@ -131,13 +139,15 @@ struct hp_pg_pool {
 
     struct pgq *wait_head, *wait_tail;
     unsigned nwaiting;
+    unsigned nwaiting_other; /* of which not plain queries (BEGIN, LISTEN) */
     struct pgq *done_head, *done_tail;
     struct pgq *free_q;
     unsigned nfree;
     struct hp_pg_txn *txns;
 
     struct hp_defer kick;
-    struct hp_timer retry; /* reconnect backoff */
+    struct hp_defer uncork; /* end of the loop iteration: uncork what was sent (conn.c) */
+    struct hp_timer retry;  /* reconnect backoff */
     uint64_t backoff;
     bool down; /* the last attempt failed and nothing is up: fail fast */
     int down_err;
@@ -177,11 +187,21 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q);
 void hp__pg_conn_break(struct pgconn *c, int err, const char *msg);
 void hp__pg_conn_free(struct pgconn *c);
 void hp__pg_conn_rearm(struct pgconn *c);
+void hp__pg_conn_uncork(struct pgconn *c);
 bool hp__pg_conn_stalled(const struct pgconn *c);
 
 /* cancel.c: PQcancel off the loop's thread, on the loop's thread pool */
 int hp__pg_cancel_start(struct hp_pg_pool *pool, PGconn *pg);
 void hp__pg_cancel_detach_all(struct hp_pg_pool *pool);
+
+void hp__pg_conn_resolved(struct pgconn *c, const char *const *keys, const char *const *vals,
+                          int err, const char *msg);
+
+/* resolve.c: host names looked up on the loop's thread pool */
+void hp__pg_resolve_init(struct hp_pg_pool *pool);
+void hp__pg_resolve_fini(struct hp_pg_pool *pool);
+int hp__pg_resolve_start(struct pgconn *c);
+void hp__pg_resolve_detach(struct pgconn *c);
 
 /* result.c */
 int hp__pg_status_of(const PGresult *res);

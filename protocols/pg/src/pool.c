@@ -80,6 +80,7 @@ static void destroy(struct hp_pg_pool *pool)
         pool->chans = ch->next;
         hp__pg_free(pool, ch);
     }
+    hp__pg_resolve_fini(pool);
     hp__pg_free(pool, pool->conninfo);
     pool->alloc.free(pool->alloc.ctx, pool);
 }
@@ -376,6 +377,11 @@ static void send_on(struct pgconn *c, struct pgq *q)
     hp__pg_conn_send(c, q);
 }
 
+static bool is_plain(const struct pgq *q)
+{
+    return q->kind == Q_PLAIN || q->kind == Q_PREPARED;
+}
+
 static void wait_unlink(struct hp_pg_pool *pool, struct pgq *q)
 {
     if (q->prev)
@@ -389,18 +395,30 @@ static void wait_unlink(struct hp_pg_pool *pool, struct pgq *q)
     q->next = q->prev = NULL;
     q->waiting = false;
     pool->nwaiting--;
+    if (!is_plain(q))
+        pool->nwaiting_other--;
 }
 
+/*
+ * Send what waits, in order, while connections have room. Once a plain
+ * query finds none, the plain ones behind it stay too (order), and the scan
+ * goes on only as far as the last waiting BEGIN or LISTEN: called after
+ * every answer while queries wait, it must not walk a long wait list of
+ * plain queries each time (that was quadratic).
+ */
 static void dispatch_waiting(struct hp_pg_pool *pool)
 {
     struct pgq *q = pool->wait_head;
     bool plain_full = false;
+    unsigned others = pool->nwaiting_other; /* not plain, from q on */
 
-    while (q && !pool->closing) {
+    while (q && !pool->closing && !(plain_full && others == 0)) {
         struct pgq *next = q->next;
-        bool plain = q->kind == Q_PLAIN || q->kind == Q_PREPARED;
+        bool plain = is_plain(q);
         struct pgconn *c = plain && plain_full ? NULL : pick(pool, q);
 
+        if (!plain)
+            others--;
         if (c) {
             wait_unlink(pool, q);
             send_on(c, q);
@@ -624,6 +642,17 @@ static void on_kick(struct hp_defer *d)
     hp__pg_leave(pool);
 }
 
+/* The end of a loop iteration in which queries were sent: send what was corked. */
+static void on_uncork(struct hp_defer *d)
+{
+    struct hp_pg_pool *pool = d->data;
+
+    for (struct pgconn *c = pool->conns; c; c = c->next)
+        hp__pg_conn_uncork(c);
+    if (pool->listen_conn)
+        hp__pg_conn_uncork(pool->listen_conn);
+}
+
 static void on_retry(struct hp_timer *t)
 {
     struct hp_pg_pool *pool = t->data;
@@ -812,6 +841,7 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
         return -ENOMEM;
     }
     memcpy(pool->conninfo, opts->conninfo, n);
+    hp__pg_resolve_init(pool);
     pool->loop = loop;
     pool->min_conns = opts->min_conns ? opts->min_conns : 1;
     pool->max_conns = opts->max_conns ? opts->max_conns : 4;
@@ -824,10 +854,13 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
     pool->health_interval = or_default(opts->health_interval_ms, 30000);
     pool->backoff_min = or_default(opts->reconnect_min_ms, 100);
     pool->backoff_max = or_default(opts->reconnect_max_ms, 5000);
+    pool->no_cork = opts->no_cork;
     pool->on_notify = opts->on_notify;
     pool->notify_arg = opts->notify_arg;
     hp_defer_init(loop, &pool->kick, on_kick);
     pool->kick.data = pool;
+    hp_defer_init(loop, &pool->uncork, on_uncork);
+    pool->uncork.data = pool;
     hp_timer_init(loop, &pool->retry, on_retry);
     pool->retry.data = pool;
     hp__pg_kick(pool);
@@ -856,6 +889,7 @@ void hp_pg_pool_free(struct hp_pg_pool *pool)
     pool->closing = true;
     hp__pg_enter(pool);
     hp_defer_stop(&pool->kick);
+    hp_defer_stop(&pool->uncork);
     hp_timer_stop(&pool->retry);
     hp__pg_cancel_detach_all(pool);
     /* Close every connection first, so callbacks below find nothing to use. */
@@ -956,6 +990,8 @@ static int submit(struct hp_pg_pool *pool, struct pgq *q, uint64_t timeout_ms)
         pool->wait_head = q;
     pool->wait_tail = q;
     pool->nwaiting++;
+    if (!is_plain(q))
+        pool->nwaiting_other++;
     if (q->kind == Q_BEGIN)
         reserve_for(pool, q);
     hp__pg_kick(pool);
@@ -1136,6 +1172,62 @@ int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *c
     }
     return query(pool, NULL, Q_LISTEN, NULL, ch->sql, 0, NULL, NULL, 0, cb ? cb : ignore_result,
                  arg);
+}
+
+int hp_pg_unlisten(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *cb, void *arg)
+{
+    struct pgchan **pp;
+    struct pgq *q = NULL;
+    size_t n = 0;
+    char *sql, *p;
+    int err = 0;
+
+    if (!channel || !*channel)
+        return -EINVAL;
+    if (pool->closing)
+        return HP_ECLOSED;
+    for (const char *s = channel; *s; s++)
+        n += *s == '"' ? 2 : 1;
+    sql = hp__pg_alloc(pool, n + sizeof("UNLISTEN \"\""));
+    if (!sql)
+        return -ENOMEM;
+    p = sql + sprintf(sql, "UNLISTEN \"");
+    for (const char *s = channel; *s; s++) {
+        *p++ = *s;
+        if (*s == '"')
+            *p++ = '"';
+    }
+    *p++ = '"';
+    *p = '\0';
+    /*
+     * Only a listen connection that is up has something to unlisten; one
+     * that comes up later listens to what is left. Either way the callback
+     * runs later, once.
+     */
+    if (pool->listen_conn && pool->listen_conn->state == C_UP) {
+        err =
+            query(pool, NULL, Q_LISTEN, NULL, sql, 0, NULL, NULL, 0, cb ? cb : ignore_result, arg);
+    } else if ((q = q_new(pool)) != NULL) {
+        q->kind = Q_PLAIN;
+        q->cb = cb ? cb : ignore_result;
+        q->arg = arg;
+        hp__pg_q_done_later(q, 0);
+    } else {
+        err = -ENOMEM;
+    }
+    if (err == 0) {
+        for (pp = &pool->chans; *pp; pp = &(*pp)->next) {
+            if (strcmp((*pp)->sql, sql + 2) == 0) { /* "LISTEN ..." */
+                struct pgchan *ch = *pp;
+
+                *pp = ch->next;
+                hp__pg_free(pool, ch);
+                break;
+            }
+        }
+    }
+    hp__pg_free(pool, sql);
+    return err;
 }
 
 void hp_pg_pool_stats(const struct hp_pg_pool *pool, struct hp_pg_pool_stats *st)

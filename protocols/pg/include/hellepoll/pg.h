@@ -83,12 +83,14 @@ typedef void hp_pg_notify_cb(struct hp_pg_pool *pool, const char *channel, const
 /** Options for hp_pg_pool_new(). Zero means the default for each field. */
 struct hp_pg_pool_opts {
     /**
-     * libpq connection string ("host=... port=... dbname=..."), copied. Required.
-     * libpq resolves host names synchronously, inside the loop: use numeric
-     * addresses (hostaddr=, or host=127.0.0.1) or a Unix socket directory
-     * where a name lookup could be slow. Each host name must resolve to one
-     * address: after a refused connection libpq cannot fall back to the next
-     * address, because the loop has already read the socket's error.
+     * libpq connection string ("host=... port=... dbname=..." or a URI),
+     * copied. Required. Host names in host= (libpq would resolve them with a
+     * blocking lookup inside the loop) are looked up on the loop's thread pool
+     * (hellepoll/pool.h) before each connection attempt, unless hostaddr= is
+     * given; every address a name has is then tried in turn (host=NAME
+     * hostaddr=ADDR per address), and a name that does not resolve fails the
+     * attempt with -EHOSTUNREACH. Host names that come from the environment
+     * (PGHOST) are still resolved by libpq, synchronously.
      */
     const char *conninfo;
     /** Connections kept open even when idle. Default 1. */
@@ -111,6 +113,15 @@ struct hp_pg_pool_opts {
     /** Reconnect delay after a failure: starts at min, doubles up to max. Default 100/5000 ms. */
     uint64_t reconnect_min_ms;
     uint64_t reconnect_max_ms;
+    /**
+     * Send every query by itself. By default, when a second query goes to a
+     * TCP connection within one loop iteration, the connection is corked
+     * (TCP_CORK, Linux) until the end of the iteration, so that the queries
+     * of an iteration reach the server in one segment instead of one or two
+     * per query (libpq 15 writes each query's Sync at once). Set this to
+     * measure the difference.
+     */
+    bool no_cork;
     /** Called for every NOTIFY on a channel given to hp_pg_listen(); may be NULL. */
     hp_pg_notify_cb *on_notify;
     /** Passed to on_notify. */
@@ -213,7 +224,18 @@ HP_API int hp_pg_listen(struct hp_pg_pool *pool, const char *channel, hp_pg_quer
                         void *arg);
 
 /**
- * Cancel every query, hp_pg_begin() and hp_pg_listen() of @p pool made with
+ * Stop listening to @p channel: it is no longer listened to after a
+ * reconnect, and UNLISTEN is sent on the listen connection if that is up.
+ * @p cb (may be NULL) reports the UNLISTEN's outcome, or 0 with an empty
+ * result when there was nothing to send. A channel not listened to is not
+ * an error. NOTIFYs already on their way may still arrive. Returns as for
+ * hp_pg_query(); -EINVAL also for an empty channel.
+ */
+HP_API int hp_pg_unlisten(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb *cb,
+                          void *arg);
+
+/**
+ * Cancel every query, hp_pg_begin(), hp_pg_listen() and hp_pg_unlisten() of @p pool made with
  * callback argument @p arg (e.g. the HTTP request whose client left) whose
  * callback has not run yet. Each callback then runs once, later, with
  * -ECANCELED. A query waiting for a connection is dropped; the one the
