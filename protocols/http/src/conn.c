@@ -420,6 +420,11 @@ static void enter_linger(struct http_conn *c)
     c->flags |= C_LINGER;
     rq_release(c);
     hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
+    if ((c->out == NULL || c->out->len == 0) && !(c->flags & C_SHUT)) {
+        /* Everything is queued already (no block to flush): half-close after it. */
+        c->flags |= C_SHUT;
+        (void)hp_stream_shutdown(&c->stream);
+    }
     if (conn_srv(c)->shutting_down || (c->flags & C_PEER_EOF))
         close_when_flushed(c);
 }
@@ -431,6 +436,8 @@ static void on_written(struct hp_write_req *wr, int status)
     struct out_blk *b = hp_container_of(wr, struct out_blk, wr);
     struct http_conn *c = b->conn;
 
+    if (b->file_cb != NULL)
+        hp__http_out_file_done(b, status);
     hp__http_out_release(conn_srv(c), b);
     c->inflight--;
     if (c->flags & C_CLOSING) {
@@ -489,32 +496,41 @@ void hp__http_flush(struct http_conn *c)
     } else {
         c->flags |= C_WROTE;
     }
-    /*
-     * Usually the kernel takes it all at once: then there is no request to
-     * complete and no callback to come. Only when nothing else is pending on
-     * the write side, so on_written() has no state to settle but a close.
-     */
-    if (c->inflight == 0 && !(c->flags & C_LINGER) && !conn_srv(c)->shutting_down) {
-        ssize_t n = hp_stream_try_write(&c->stream, &buf, 1);
+    if (b->file_cb != NULL) {
+        /* Head and file in one request: sendfile takes the body from the page cache. */
+        err = hp_stream_sendfile(&c->stream, &b->wr, &buf, 1, b->file_fd, b->file_off, b->file_len,
+                                 on_written);
+    } else {
+        /*
+         * Usually the kernel takes it all at once: then there is no request to
+         * complete and no callback to come. Only when nothing else is pending on
+         * the write side, so on_written() has no state to settle but a close.
+         */
+        if (c->inflight == 0 && !(c->flags & C_LINGER) && !conn_srv(c)->shutting_down) {
+            ssize_t n = hp_stream_try_write(&c->stream, &buf, 1);
 
-        if (n == (ssize_t)buf.len) {
-            hp__http_out_release(conn_srv(c), b);
-            /* The last response is out: close now, not after a write callback. */
-            if (c->flags & C_CLOSE_AFTER)
-                conn_close(c, 0);
-            return;
+            if (n == (ssize_t)buf.len) {
+                hp__http_out_release(conn_srv(c), b);
+                /* The last response is out: close now, not after a write callback. */
+                if (c->flags & C_CLOSE_AFTER)
+                    conn_close(c, 0);
+                return;
+            }
+            if (n < 0 && n != -EAGAIN) {
+                hp__http_out_release(conn_srv(c), b);
+                hp__http_conn_abort(c, (int)n);
+                return;
+            }
+            if (n > 0)
+                buf = hp_buf_make(b->data + n, b->len - (size_t)n);
         }
-        if (n < 0 && n != -EAGAIN) {
-            hp__http_out_release(conn_srv(c), b);
-            hp__http_conn_abort(c, (int)n);
-            return;
-        }
-        if (n > 0)
-            buf = hp_buf_make(b->data + n, b->len - (size_t)n);
+        err = hp_stream_write(&c->stream, &b->wr, &buf, 1, on_written);
     }
-    err = hp_stream_write(&c->stream, &b->wr, &buf, 1, on_written);
     if (err != 0) {
-        hp__http_out_release(conn_srv(c), b);
+        if (b->file_cb != NULL)
+            hp__http_out_park(conn_srv(c), b, err); /* its owner hears of it on a later iteration */
+        else
+            hp__http_out_release(conn_srv(c), b);
         hp__http_conn_abort(c, err);
         return;
     }
