@@ -48,7 +48,8 @@
  *   hp_http_req_alloc(), keep their address and their bytes until you
  *   finish the request, even while the client pipelines more requests or
  *   body bytes behind it. Copy what you need beyond that.
- * - Bytes passed to the reply functions are copied before they return.
+ * - Bytes passed to the reply functions are copied before they return
+ *   (hp_http_reply_file() borrows its descriptor instead, until its callback).
  * - The server cannot be freed while any request is held:
  *   hp_http_server_free() returns -EBUSY, and the shutdown callback waits
  *   until every held request is finished.
