@@ -1222,10 +1222,13 @@ static void test_static_tcp_downloads_byte_exact(void **state)
                 20000);
     get_pattern("/p1m.bin", 0, "Range: bytes=1048000-\r\n", "HTTP/1.1 206 ", 1048000,
                 (1u << 20) - 1048000);
-    /* The big one through a small SO_SNDBUF: many resumes on writability. */
-    get_pattern("/p100m.bin", 4096, "", "HTTP/1.1 200 ", 0, big);
+    /* Through a small SO_SNDBUF: many resumes on writability. */
+    get_pattern("/p1m.bin", 4096, "", "HTTP/1.1 200 ", 0, 1u << 20);
+    get_pattern("/p1m.bin", 4096, "Range: bytes=3-1000002\r\n", "HTTP/1.1 206 ", 3, 1000000);
+    /* 100 MiB (test_static_100mib_... takes it through a small SO_SNDBUF). */
+    get_pattern("/p100m.bin", 0, "", "HTTP/1.1 200 ", 0, big);
     snprintf(range, sizeof(range), "Range: bytes=%zu-%zu\r\n", big / 2 + 1, big - 2);
-    get_pattern("/p100m.bin", 4096, range, "HTTP/1.1 206 ", big / 2 + 1, big / 2 - 2);
+    get_pattern("/p100m.bin", 0, range, "HTTP/1.1 206 ", big / 2 + 1, big / 2 - 2);
     check_path_taken();
 }
 
