@@ -280,6 +280,8 @@ void hp__http_conn_close(struct http_conn *c, int status);
 /* conn.c: called by response.c */
 void hp__http_response_done(struct http_conn *c);
 void hp__http_flush(struct http_conn *c);
+/* Queue c->out, which holds a file body (hp_http_reply_file()), now. */
+void hp__http_flush_file(struct http_conn *c);
 void hp__http_conn_abort(struct http_conn *c, int status);
 
 /* Make room for @p n more bytes in the current output block; 0 or -ENOMEM. */

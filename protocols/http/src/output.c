@@ -4,6 +4,7 @@
  * batch. Blocks come from a server pool and go back to it when their write
  * completes; a response bigger than a block grows a private one.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -22,8 +23,7 @@ void hp__http_out_file_done(struct out_blk *b, int status)
 
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b)
 {
-    if (b->file_cb != NULL)
-        hp__http_out_file_done(b, b->file_err != 0 ? b->file_err : -ECANCELED);
+    assert(b->file_cb == NULL); /* a file block is queued at once: on_written or the reaper */
     if (b->cap == OUT_BLK_SIZE && srv->out_pool_n < POOL_MAX) {
         b->next = srv->out_pool;
         srv->out_pool = b;
@@ -91,6 +91,7 @@ void hp__http_out_reap(struct hp_http_server *srv)
         struct out_blk *b = srv->dead_files;
 
         srv->dead_files = b->next;
+        hp__http_out_file_done(b, b->file_err);
         hp__http_out_release(srv, b);
     }
 }

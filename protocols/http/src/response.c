@@ -168,7 +168,7 @@ int hp_http_reply_file(struct hp_http_req *req, int status, struct hp_str conten
      * pipelined response) goes in a new block behind the file. From here on
      * the block owns the callback: it runs when the write completes or fails.
      */
-    hp__http_flush(c);
+    hp__http_flush_file(c);
     finish_done(c, rq);
     return 0;
 }
