@@ -56,6 +56,7 @@ enum {
 #define WRITE_IOVS          64             /* iovecs gathered per writev */
 #define FILE_BUDGET         (2u << 20)     /* file bytes sent per flush before yielding */
 #define FILE_BOUNCE         16384          /* bounce buffer of the pread + write fallback */
+#define CORK_FILE_MAX       (256u * 1024u) /* MSG_MORE on buffers before a file part up to this */
 #define DEFAULT_INPUT_LIMIT (64u * 1024u)
 
 /* ---- input buffers ----------------------------------------------------- */
@@ -425,6 +426,39 @@ static ssize_t file_send(struct hp_stream *s, struct hp_write_req *r, size_t wan
     return n;
 }
 
+/*
+ * writev for buffers a file part follows (a response head): on Linux with
+ * MSG_MORE, so the kernel holds them for the first segment of the file
+ * instead of sending a small packet of their own (sendfile pushes at its end).
+ * Only for file parts up to CORK_FILE_MAX: measured (bench/static), it saves
+ * ~10% of the server's CPU per 64 KiB response, while for 1 MiB ones the
+ * packet saved is noise and the server's CPU per response came out higher.
+ */
+static ssize_t writev_before_file(struct hp_stream *s, const struct hp_buf *iov, size_t niov)
+{
+#ifdef MSG_MORE
+    if (!(s->_io._flags & HP__IO_NOTSOCK)) {
+        struct msghdr msg = {0};
+        ssize_t n;
+
+        msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
+        msg.msg_iovlen = (__typeof__(msg.msg_iovlen))niov;
+        do
+            n = sendmsg(s->_io.fd, &msg, HP__MSG_NOSIGNAL | MSG_MORE);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN) {
+            hp_io_drained(&s->_io, HP_WRITABLE);
+            return -EAGAIN;
+        }
+        if (errno != ENOTSOCK)
+            return -errno;
+    }
+#endif
+    return hp_io_writev(&s->_io, iov, niov);
+}
+
 static void write_failed(struct hp_stream *s, int err)
 {
     s->_error = err;
@@ -454,6 +488,7 @@ static void flush(struct hp_stream *s)
         struct hp_write_req *h = s->_wq_head;
         struct hp_buf iov[WRITE_IOVS];
         size_t niov = 0;
+        bool file_next = false;
         ssize_t n;
 
         if (h->_pos == h->_nbufs) {
@@ -484,12 +519,18 @@ static void flush(struct hp_stream *s)
             continue;
         }
         for (struct hp_write_req *r = h; r && niov < WRITE_IOVS; r = r->_next) {
-            for (size_t i = r->_pos; i < r->_nbufs && niov < WRITE_IOVS; i++)
+            size_t i;
+
+            for (i = r->_pos; i < r->_nbufs && niov < WRITE_IOVS; i++)
                 iov[niov++] = r->_bufs[i];
-            if (r->_file_left)
+            if (r->_file_left) {
+                /* All of its buffers are in, and the file part is small (see writev_before_file()).
+                 */
+                file_next = i == r->_nbufs && r->_file_left <= CORK_FILE_MAX;
                 break; /* its file part must come next */
+            }
         }
-        n = hp_io_writev(&s->_io, iov, niov);
+        n = file_next ? writev_before_file(s, iov, niov) : hp_io_writev(&s->_io, iov, niov);
         if (n == -EAGAIN) {
             want_writable(s);
             return;
