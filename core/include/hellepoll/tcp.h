@@ -10,6 +10,8 @@
  *
  * Writes are queued requests flushed with writev(2), trying at once when
  * nothing is queued; partial writes continue when the socket is writable.
+ * A request may end in a file range (hp_stream_sendfile()), sent with
+ * sendfile(2) in its turn.
  * Every completion callback runs on a later loop iteration, never inside the
  * call that started it. Streams are edge-triggered on drivers that support it
  * and registered once (writability is added the first time the socket buffer
