@@ -2,6 +2,7 @@
 # The cost of the access log: callgrind instructions per keep-alive request of
 # hello without a log and with each format to a file (bench/http/cg-per-request.sh).
 # usage: bench/http/accesslog.sh [BUILD_DIR]   (a Release build; default build/release)
+# Results: bench/http/accesslog.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build/release}

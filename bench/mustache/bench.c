@@ -1,5 +1,5 @@
 /*
- * bench/mustache/bench.c - the Mustache engine's three benchmark workloads:
+ * bench/mustache/bench.c - the Mustache engine's benchmark workloads:
  *
  *   bigtable   a 100 x 100 table of ints from the struct binding:
  *              <table>{{#rows}}<tr>{{#cols}}<td>{{.}}</td>{{/cols}}</tr>{{/rows}}</table>
@@ -9,6 +9,8 @@
  *              sorted by message, escaped
  *   escape     HTML escaping of a 64 KiB string with one special character
  *              in every 32 bytes
+ *   escape-plain  a 64 KiB prose-like string with no specials (letters,
+ *              spaces, digits, commas and full stops): copied as it is
  *
  * One warm-up render (the output buffer grows once), then N renders into the
  * same buffer, bracketed by clock_gettime() and by
@@ -23,6 +25,8 @@
 #include <valgrind/callgrind.h>
 
 #include <hellepoll/mustache.h>
+
+#include "fortunes_data.h"
 
 /* ---- bigtable ------------------------------------------------------------- */
 
@@ -49,49 +53,7 @@ static struct table table = {trows, 100};
 static const char bigtable_tpl[] =
     "<table>{{#rows}}<tr>{{#cols}}<td>{{.}}</td>{{/cols}}</tr>{{/rows}}</table>";
 
-/* ---- fortunes --------------------------------------------------------------- */
-
-struct fortune {
-    int id;
-    const char *message;
-};
-struct fortunes {
-    const struct fortune *fortunes;
-    size_t n;
-};
-static const struct hp_mustache_field fortune_fields[] = {
-    HP_MUSTACHE_FIELD(struct fortune, id, &hp_mustache_type_int),
-    HP_MUSTACHE_FIELD(struct fortune, message, &hp_mustache_type_cstr),
-};
-static const struct hp_mustache_type fortune_type =
-    HP_MUSTACHE_STRUCT_TYPE(struct fortune, fortune_fields);
-static const struct hp_mustache_field fortunes_fields[] = {
-    HP_MUSTACHE_LIST_FIELD(struct fortunes, fortunes, n, &fortune_type),
-};
-static const struct hp_mustache_type fortunes_type =
-    HP_MUSTACHE_STRUCT_TYPE(struct fortunes, fortunes_fields);
-/* Sorted by message, as the benchmark requires. */
-static const struct fortune fortune_rows[] = {
-    {11, "<script>alert(\"This should not be displayed in a browser alert box.\");</script>"},
-    {4, "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1"},
-    {5, "A computer program does what you tell it to do, not what you want it to do."},
-    {2, "A computer scientist is someone who fixes things that aren't broken."},
-    {8, "A list is only as strong as its weakest link. \xe2\x80\x94 Donald Knuth"},
-    {0, "Additional fortune added at request time."},
-    {3, "After enough decimal places, nobody gives a damn."},
-    {7, "Any program that runs right is obsolete."},
-    {10, "Computers make very fast, very accurate mistakes."},
-    {6, "Emacs is a nice operating system, but I prefer UNIX. \xe2\x80\x94 Tom Christaensen"},
-    {9, "Feature: A bug with seniority."},
-    {1, "fortune: No such file or directory"},
-    {12, "\xe3\x83\x95\xe3\x83\xac\xe3\x83\xbc\xe3\x83\xa0\xe3\x83\xaf\xe3\x83\xbc\xe3\x82\xaf\xe3"
-         "\x81\xae\xe3\x83\x99\xe3\x83\xb3\xe3\x83\x81\xe3\x83\x9e\xe3\x83\xbc\xe3\x82\xaf"},
-};
-static const struct fortunes fortunes = {fortune_rows, 13};
-static const char fortunes_tpl[] =
-    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th>"
-    "<th>message</th></tr>{{#fortunes}}<tr><td>{{id}}</td><td>{{message}}</td></tr>"
-    "{{/fortunes}}</table></body></html>";
+/* ---- fortunes: fortunes_data.h ------------------------------------------------ */
 
 /* ---- the harness ------------------------------------------------------------ */
 
@@ -119,8 +81,15 @@ int main(int argc, char **argv)
         for (int c = 0; c < 100; c++)
             trows[r].cols[c] = r * 100 + c;
     }
-    for (size_t k = 0; k < sizeof(esc); k++)
-        esc[k] = k % 32 == 31 ? "&<>\"'"[(k / 32) % 5] : (char)('a' + k % 26);
+    if (strcmp(w, "escape-plain") == 0) {
+        static const char prose[] = "Any program that runs right is obsolete, 1, 2, 3. ";
+        for (size_t k = 0; k < sizeof(esc); k++)
+            esc[k] = prose[k % (sizeof(prose) - 1)];
+        w = "escape";
+    } else {
+        for (size_t k = 0; k < sizeof(esc); k++)
+            esc[k] = k % 32 == 31 ? "&<>\"'"[(k / 32) % 5] : (char)('a' + k % 26);
+    }
     if (strcmp(w, "bigtable") == 0) {
         hp_mustache_compile(&t, w, bigtable_tpl, sizeof(bigtable_tpl) - 1, NULL, NULL);
         type = &table_type;
@@ -130,7 +99,7 @@ int main(int argc, char **argv)
         type = &fortunes_type;
         data = &fortunes;
     } else if (strcmp(w, "escape") != 0) {
-        fprintf(stderr, "usage: bench_mustache bigtable|fortunes|escape [N]\n");
+        fprintf(stderr, "usage: bench_mustache bigtable|fortunes|escape|escape-plain [N]\n");
         return 2;
     }
     if (t ? hp_mustache_render(t, type, data, &out, NULL) != 0

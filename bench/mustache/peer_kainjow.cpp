@@ -69,13 +69,18 @@ int main(int argc, char **argv)
             list.push_back(row);
         }
         d.set("fortunes", list);
-    } else if (w != "escape") {
-        fprintf(stderr, "usage: bench_mustache_kainjow bigtable|fortunes|escape [N]\n");
+    } else if (w != "escape" && w != "escape-plain") {
+        fprintf(stderr, "usage: bench_mustache_kainjow bigtable|fortunes|escape|escape-plain [N]\n");
         return 2;
     }
     std::string esc(65536, 'a');
+    static const char prose[] = "Any program that runs right is obsolete, 1, 2, 3. ";
     for (size_t k = 0; k < esc.size(); k++)
-        esc[k] = k % 32 == 31 ? "&<>\"'"[(k / 32) % 5] : (char)('a' + k % 26);
+        esc[k] = w == "escape-plain"   ? prose[k % (sizeof(prose) - 1)]
+                 : k % 32 == 31        ? "&<>\"'"[(k / 32) % 5]
+                                       : (char)('a' + k % 26);
+    if (w == "escape-plain")
+        w = "escape";
     mustache m{tpl};
     out = w == "escape" ? kainjow::mustache::html_escape(esc) : m.render(d);
     size_t bytes = out.size();

@@ -28,13 +28,35 @@ struct worker {
     struct hp_accesslog *log;
     pthread_t thread;
     int err;
+    char error_html[1024]; /* --error-pages html: this worker's page being sent */
 };
 
 /* --access-log PATH [--access-log-format F]: one log per worker, one file. */
 static const char *log_path;
 static enum hp_accesslog_format log_format = HP_ACCESSLOG_COMBINED;
 
+/* --error-pages html: the server's own 4xx/5xx answers as small HTML pages. */
+static bool html_errors;
+
 static struct worker workers[HP_EXAMPLE_MAX_WORKERS];
+
+/* The error-page hook: runs on the worker's loop, so the worker's buffer is free. */
+static int html_error_page(void *data, int status, const char *reason,
+                           struct hp_http_error_page *out)
+{
+    struct worker *w = data;
+    const char *phrase = hp_http_status_reason(status);
+    /* The reasons are the server's own one-line texts, without markup. */
+    int n = snprintf(w->error_html, sizeof(w->error_html),
+                     "<!doctype html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n", status,
+                     phrase, status, phrase, reason);
+
+    if (n < 0 || (size_t)n >= sizeof(w->error_html))
+        return -1; /* the default body, then */
+    out->content_type = HP_STR_LIT("text/html; charset=utf-8");
+    out->body = (struct hp_str){w->error_html, (size_t)n};
+    return 0;
+}
 
 /* The server is down: its log has nothing more to come (and must not keep the loop alive). */
 static void on_down(struct hp_http_server *srv)
@@ -74,6 +96,10 @@ static int worker_init(struct worker *w)
         if ((err = hp_accesslog_new(&w->log, w->loop, &lo)) != 0)
             goto err_loop;
         hp_accesslog_attach(w->log, &w->opts);
+    }
+    if (html_errors) {
+        w->opts.error_page = html_error_page;
+        w->opts.error_page_data = w;
     }
     if (w->ex->worker_start && (err = w->ex->worker_start(w->opts.data, w->loop)) != 0)
         goto err_log;
@@ -122,14 +148,15 @@ static void usage(const struct hp_example *ex, FILE *f)
             "%*s[--header-timeout MS] [--body-timeout MS] [--keepalive-timeout MS]\n"
             "%*s[--write-timeout MS] [--max-body BYTES]\n"
             "%*s[--max-keepalive-requests N] [--access-log PATH]\n"
-            "%*s[--access-log-format combined|common|json] [--help]\n",
+            "%*s[--access-log-format combined|common|json] [--error-pages html] [--help]\n",
             width, ex->name, indent, "", indent, "", indent, "", indent, "");
     if (ex->options_usage != NULL)
         fprintf(f, "%*s%s", indent, "", ex->options_usage);
     fprintf(f,
             "%s"
             "--max-keepalive-requests 0 keeps the default (1000); 4294967295 is in\n"
-            "effect unlimited. --access-log appends a line per request (SIGHUP reopens).\n",
+            "effect unlimited. --access-log appends a line per request (SIGHUP reopens).\n"
+            "--error-pages html: the server's own error responses as HTML pages.\n",
             ex->summary);
 }
 
@@ -193,6 +220,12 @@ static void parse_args(const struct hp_example *ex, int argc, char **argv,
                 fprintf(stderr, "%s: --access-log-format: combined, common or json\n", ex->name);
                 exit(2);
             }
+        } else if (strcmp(a, "--error-pages") == 0 && v) {
+            if (strcmp(v, "html") != 0) {
+                fprintf(stderr, "%s: --error-pages: html\n", ex->name);
+                exit(2);
+            }
+            html_errors = true;
         } else if (ex->option != NULL && (took = ex->option(a, v)) != 0) {
             if (took < 0)
                 exit(2);

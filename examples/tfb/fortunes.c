@@ -4,8 +4,9 @@
  * the messages ({{message}}: & < > " ' become entities).
  *
  * The rows are used where the database result holds them, inside the
- * query's callback: sorted, rendered into the worker's page buffer and
- * copied out by hp_http_reply() before the callback returns.
+ * query's callback: sorted, then rendered and sent by hp_mustache_reply()
+ * (into the thread's kept page buffer, copied out by hp_http_reply()) before
+ * the callback returns.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -71,7 +72,6 @@ static int by_message(const void *x, const void *y)
 static void on_fortunes(const struct hp_pg_result *res, int status, void *arg)
 {
     struct hp_http_req *req = arg;
-    struct tfb_worker *w = tfb_worker_of(req);
     int rows = hp_pg_result_rows(res);
     struct fortune *f;
     struct page page;
@@ -95,13 +95,9 @@ static void on_fortunes(const struct hp_pg_result *res, int status, void *arg)
     f[rows] = (struct fortune){0, HP_STR_LIT("Additional fortune added at request time.")};
     page = (struct page){.fortunes = f, .count = (size_t)rows + 1};
     qsort(f, page.count, sizeof(*f), by_message);
-    w->page.len = 0;
-    if (hp_mustache_render(template, &page_type, &page, &w->page, NULL) != 0) {
-        (void)tfb_reply_error(req, 500, "rendering failed");
-        return;
-    }
-    (void)hp_http_reply(req, 200, HP_STR_LIT("text/html; charset=utf-8"), w->page.data,
-                        w->page.len);
+    /* finishes req whatever happens (a render error is answered 500) */
+    (void)hp_mustache_reply(req, 200, HP_STR_LIT("text/html; charset=utf-8"), template, &page_type,
+                            &page, NULL);
 }
 
 int tfb_fortunes(struct hp_http_req *req)

@@ -208,7 +208,6 @@ static void worker_done(void *data)
     /* The pool went in worker_stop: it keeps the loop alive while it exists. */
     tfb_cache_free(&w->cache);
     hp_json_free(&w->json);
-    hp_mustache_buf_free(&w->page);
     free(w);
 }
 

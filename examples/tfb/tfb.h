@@ -15,6 +15,7 @@
 #include <hellepoll/http.h>
 #include <hellepoll/json.h>
 #include <hellepoll/mustache.h>
+#include <hellepoll/mustache_http.h>
 #include <hellepoll/pg.h>
 #ifdef TFB_HAVE_MEMCACHED
 #include <hellepoll/memcached.h>
@@ -33,9 +34,8 @@ struct tfb_worker {
 #ifdef TFB_HAVE_MEMCACHED
     struct hp_mc *mc; /* --memcached: the cache is there instead (NULL: stopping, or none) */
 #endif
-    struct hp_json json;         /* reused by every JSON response */
-    struct hp_mustache_buf page; /* reused by every fortunes page */
-    uint64_t rng;                /* state of tfb_random_id() */
+    struct hp_json json; /* reused by every JSON response */
+    uint64_t rng;        /* state of tfb_random_id() */
 };
 
 /** The worker that serves @p req. */

@@ -4,7 +4,10 @@
  * router and handler, any-method routes). Checks: values are views inside
  * the path, decoding them either works or is refused, a clean-path
  * redirect leads to a path that is clean (and matching it never asks for
- * cleaning again), and cleaning is idempotent.
+ * cleaning again), cleaning is idempotent, and the lookup (the greedy walk
+ * on the per-method trees first) answers exactly what the full walk alone
+ * answers: the table has static labels beside parameters, long, joined and
+ * prefix-sharing labels, trailing slashes and backtracking cases for it.
  * Input: the first byte picks the method, the rest is the path.
  */
 #include <stdint.h>
@@ -12,6 +15,8 @@
 #include <string.h>
 
 #include <hellepoll/router.h>
+
+#include "route_internal.h"
 
 static struct hp_router *router, *sub;
 
@@ -37,6 +42,25 @@ static void build(void)
         {"GET", "/dir/"},
         {"GET", "/a/b/c/d/e/f"},
         {"PATCH", "/{a}/{b}/{c}"},
+        {"GET", "/users/{id}/followers"},
+        {"GET", "/users/new/x"},
+        {"HEAD", "/users/{id}/followers"},
+        {"GET", "/repos/{o}/{r}/subscribers"},
+        {"GET", "/repos/{o}/{r}/subscription"},
+        {"GET", "/repos/{o}/{r}/stargazers/and/more/than/sixteen"},
+        {"GET", "/repos/{o}/{r}/statuses/{ref}"},
+        {"GET", "/repos/{o}/{r}/s"},
+        {"GET", "/repos/{o}/{r}/"},
+        {"POST", "/repos/{o}/{r}"},
+        {"GET", "/repos/{o}/x/y/z"},
+        {"GET", "/abcdefgh"},
+        {"GET", "/abcdefghi/{x}"},
+        {"GET", "/abcdefghijklmnopq"},
+        {"GET", "/abcdefghijklmnopr/"},
+        {"GET", "/a"},
+        {"GET", "/ab"},
+        {"GET", "/ab/{x}"},
+        {"OPTIONS", "/users/{id}"},
     };
     if (hp_router_new(&sub, NULL) != 0 || hp_router_new(&router, NULL) != 0)
         abort();
@@ -76,6 +100,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     res = hp_router_match(router, method, path, &m);
     if (res < 0 || res > HP_ROUTE_BAD_REQUEST)
         abort();
+    {
+        struct hp_route_match f;
+        int rf =
+            hp__router_match_full(router, hp__route_slot(router, method.ptr, method.len), path, &f);
+        if (rf != res || (res == HP_ROUTE_FOUND && (f.route != m.route || f.nparams != m.nparams ||
+                                                    f.rest.len != m.rest.len ||
+                                                    (m.rest.len != 0 && f.rest.ptr != m.rest.ptr))))
+            abort(); /* the greedy walk disagrees with the full one */
+        for (unsigned i = 0; res == HP_ROUTE_FOUND && i < m.nparams; i++) {
+            if (f.values[i].ptr != m.values[i].ptr || f.values[i].len != m.values[i].len)
+                abort();
+        }
+        if ((res == HP_ROUTE_NOT_ALLOWED || res == HP_ROUTE_OPTIONS) && f.allow != m.allow)
+            abort();
+        if (res == HP_ROUTE_REDIRECT && f.redirect != m.redirect)
+            abort();
+    }
     if ((buf = malloc(size + 1)) == NULL || (buf2 = malloc(size + 1)) == NULL)
         abort();
     if (res == HP_ROUTE_FOUND) {

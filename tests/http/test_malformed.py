@@ -97,5 +97,39 @@ class Malformed(unittest.TestCase):
         _.sock.close()
 
 
+class MalformedWithHtmlPages(unittest.TestCase):
+    """The same requests to a server whose error-page hook answers HTML
+    (--error-pages html): the page replaces the body, the framing stays."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("echo", "--error-pages", "html")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.server.stop() == 0
+
+    def test_malformed_requests_get_the_html_page_framed_by_its_length(self):
+        for name, raw, status in CASES:
+            with self.subTest(name=name):
+                (r,), rd = exchange(self.server, raw)
+                self.assertEqual(r.status, status)
+                self.assertEqual(r.header("Connection"), "close")
+                self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+                self.assertEqual(int(r.header("Content-Length")), len(r.body))
+                self.assertTrue(r.body.startswith(b"<!doctype html>\n<title>%d " % status), r.body)
+                self.assertTrue(r.body.endswith(b"</p>\n"), r.body)
+                self.assertTrue(rd.at_eof(), "connection left open after an error")
+                rd.sock.close()
+
+    def test_head_gets_the_page_length_but_no_body(self):
+        (r,), rd = exchange(self.server, b"HEAD / HTTP/1.1\r\n\r\n", head=True)  # no Host: 400
+        self.assertEqual(r.status, 400)
+        self.assertGreater(int(r.header("Content-Length")), 0)
+        self.assertEqual(r.body, b"")
+        self.assertTrue(rd.at_eof())
+        rd.sock.close()
+
+
 if __name__ == "__main__":
     unittest.main()

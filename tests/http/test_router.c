@@ -625,6 +625,65 @@ static void test_router_reverse_urls_round_trip(void **state)
     hp_router_free(r);
 }
 
+/* Named routes of mounted routers: found from the parent, prefixes prepended. */
+static void test_router_reverse_urls_through_mounts(void **state)
+{
+    struct hp_router *v1 = router_new(false), *api = router_new(false), *r = router_new(false);
+    struct hp_router *dup = router_new(false);
+    struct hp_route_match m;
+    char url[256], dec[64];
+    const struct hp_str id[] = {S("a b")};
+
+    (void)state;
+    assert_int_equal(hp_router_add_named(v1, "item", "GET", "/items/{id}", NULL, NULL), 0);
+    assert_int_equal(hp_router_add_named(v1, "v1root", "GET", "/", NULL, NULL), 0);
+    assert_int_equal(hp_router_freeze(v1), 0);
+    assert_int_equal(hp_router_add_named(api, "user", "GET", "/users/{id}", NULL, NULL), 0);
+    assert_int_equal(hp_router_mount(api, "/v1", v1), 0);
+    assert_int_equal(hp_router_freeze(api), 0);
+    assert_int_equal(hp_router_add_named(r, "home", "GET", "/", NULL, NULL), 0);
+    assert_int_equal(hp_router_mount(r, "/api", api), 0);
+    /* After the mount the names of api (and of v1 in it) are taken in r. */
+    assert_int_equal(hp_router_add_named(r, "user", "GET", "/u/{id}", NULL, NULL), -EEXIST);
+    assert_non_null(strstr(hp_router_error(r), "/users/{id}"));
+    assert_int_equal(hp_router_add_named(r, "item", "GET", "/i/{id}", NULL, NULL), -EEXIST);
+    assert_int_equal(hp_router_freeze(r), 0);
+
+    assert_int_equal(hp_router_url(r, "home", NULL, 0, url, sizeof(url)), 1);
+    assert_string_equal(url, "/");
+    assert_true(hp_router_url(r, "user", id, 1, url, sizeof(url)) > 0);
+    assert_string_equal(url, "/api/users/a%20b");
+    assert_int_equal(match(r, "GET", url, &m), HP_ROUTE_FOUND);
+    assert_string_equal(m.route->name, "user");
+    assert_int_equal(hp_route_decode(m.values[0], dec, sizeof(dec)), 3);
+    assert_memory_equal(dec, "a b", 3);
+    assert_true(hp_router_url(r, "item", (struct hp_str[]){S("7")}, 1, url, sizeof(url)) > 0);
+    assert_string_equal(url, "/api/v1/items/7");
+    assert_int_equal(match(r, "GET", url, &m), HP_ROUTE_FOUND);
+    assert_string_equal(m.route->name, "item");
+    assert_str(m.values[0], "7");
+    assert_true(hp_router_url(r, "v1root", NULL, 0, url, sizeof(url)) > 0);
+    assert_string_equal(url, "/api/v1/");
+    assert_int_equal(match(r, "GET", url, &m), HP_ROUTE_FOUND);
+    assert_string_equal(m.route->name, "v1root");
+    /* The sub-router answers for itself without its prefix. */
+    assert_true(hp_router_url(api, "item", (struct hp_str[]){S("7")}, 1, url, sizeof(url)) > 0);
+    assert_string_equal(url, "/v1/items/7");
+    assert_int_equal(hp_router_url(r, "item", NULL, 0, url, sizeof(url)), -EINVAL);
+    assert_int_equal(hp_router_url(r, "user", id, 1, url, 12), -ENOSPC);
+
+    /* A mount whose names are taken (here, nested one level down) is refused. */
+    assert_int_equal(hp_router_add_named(dup, "v1root", "GET", "/x", NULL, NULL), 0);
+    assert_int_equal(hp_router_mount(dup, "/api", api), -EEXIST);
+    assert_non_null(strstr(hp_router_error(dup), "v1root"));
+    assert_int_equal(hp_router_freeze(dup), 0);
+    assert_int_equal(match(dup, "GET", "/api/users/1", &m), HP_ROUTE_NOT_FOUND);
+    hp_router_free(dup);
+    hp_router_free(r);
+    hp_router_free(api);
+    hp_router_free(v1);
+}
+
 /* ---- trailing slashes -------------------------------------------------- */
 
 static void test_router_trailing_slash_redirects(void **state)
@@ -729,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_router_dot_segments_and_double_slashes_redirect_clean),
         cmocka_unit_test(test_router_mounts_cannot_be_escaped),
         cmocka_unit_test(test_router_reverse_urls_round_trip),
+        cmocka_unit_test(test_router_reverse_urls_through_mounts),
         cmocka_unit_test(test_router_trailing_slash_redirects),
         cmocka_unit_test(test_router_hostile_paths_fail_cleanly),
         cmocka_unit_test(test_router_unfrozen_and_empty),

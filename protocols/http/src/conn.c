@@ -576,20 +576,24 @@ static void send_error(struct http_conn *c, int status, const char *reason)
     struct req_blk *rq = c->rq;
     /* A response to HEAD has no content, whatever its status (RFC 9110 9.3.2). */
     bool head = rq != NULL && rq->parser.method_id == HP__M_HEAD;
+    uint64_t body_len;
+    int err;
 
     if (rq != NULL && (rq->rflags & R_STARTED)) {
         /* Too late for a status: the client sees a cut-off response. */
         conn_close(c, -EBADMSG);
         return;
     }
+    /* Rendered first: the log needs the body's length (an error page's is the application's). */
+    err = hp__http_error_response(c, status, reason, head, &body_len);
     if (rq != NULL && conn_srv(c)->opts.on_log != NULL) {
-        rq->body_sent = head ? 0 : hp__http_error_body_len(status, reason);
+        rq->body_sent = body_len;
         hp__http_log(conn_srv(c), rq, status);
     }
     detach_request(c, status == 408 ? -ETIMEDOUT : -EBADMSG);
     if (c->flags & C_CLOSING)
         return; /* closed from a callback */
-    if (hp__http_error_response(c, status, reason, head) != 0) {
+    if (err != 0) {
         conn_close(c, -ENOMEM);
         return;
     }

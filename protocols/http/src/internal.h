@@ -263,8 +263,19 @@ void hp__http_out_file_done(struct out_blk *b, int status);
 void hp__http_out_park(struct hp_http_server *srv, struct out_blk *b, int err);
 /* The server's defer: run the parked file callbacks, release their blocks. */
 void hp__http_out_reap(struct hp_http_server *srv);
-int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body);
-size_t hp__http_error_body_len(int status, const char *reason);
+/*
+ * render.c: append the server's own response @p status (the error-page
+ * hook's body or "<status> <phrase>: <reason>"), Connection: close; no body
+ * if @p no_body. *@p body_len: the body bytes sent. 0 or -ENOMEM.
+ */
+int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body,
+                            uint64_t *body_len);
+/*
+ * render.c: the 503 for a connection refused at accept into @p buf (@p cap
+ * bytes, at least 128): with the error-page hook's page if it fits; its length.
+ */
+size_t hp__http_refusal(const struct hp_http_server *srv, const char *reason, char *buf,
+                        size_t cap);
 void hp__http_send_continue(struct http_conn *c);
 
 /* conn.c: tell on_log that @p rq is over (@p status as in hp_http_log_entry). */

@@ -282,41 +282,94 @@ int hp__http_render_head(struct http_conn *c, struct req_blk *rq, int status, st
 
 /* ---- server-made responses --------------------------------------------- */
 
-size_t hp__http_error_body_len(int status, const char *reason)
+/*
+ * The error-page hook's page for @p status, if there is a hook and it gave
+ * one that cannot break the framing (a valid Content-Type value, a body of
+ * bounded length); false for the default body.
+ */
+static bool custom_page(const struct hp_http_server *srv, int status, const char *reason,
+                        struct hp_http_error_page *pg)
 {
-    return 4 + strlen(hp_http_status_reason(status)) + 2 + strlen(reason) + 1;
+    if (srv->opts.error_page == NULL)
+        return false;
+    *pg = (struct hp_http_error_page){HP_STR_LIT(""), HP_STR_LIT("")};
+    if (srv->opts.error_page(srv->opts.error_page_data, status, reason, pg) != 0)
+        return false;
+    if (pg->body.len > HP_HTTP_ERROR_PAGE_MAX || (pg->body.len != 0 && pg->body.ptr == NULL))
+        return false;
+    return pg->content_type.len == 0 ||
+           (pg->content_type.ptr != NULL && hp__http_valid_field_value(pg->content_type));
 }
 
-int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body)
+int hp__http_error_response(struct http_conn *c, int status, const char *reason, bool no_body,
+                            uint64_t *body_len)
 {
     struct hp_http_server *srv = conn_srv(c);
     const char *phrase = hp_http_status_reason(status);
     size_t rlen = strlen(reason), plen = strlen(phrase);
-    size_t blen = 4 + plen + 2 + rlen + 1; /* "400 Bad Request: reason\n" */
+    struct hp_http_error_page pg;
+    bool custom = custom_page(srv, status, reason, &pg);
+    /* The default: "400 Bad Request: reason\n". */
+    size_t blen = custom ? pg.body.len : 4 + plen + 2 + rlen + 1;
+    size_t ctlen = custom ? pg.content_type.len : 0;
     char *w;
     int err;
 
+    *body_len = no_body ? 0 : blen;
     hp__http_date_check(srv);
-    if ((err = hp__http_out_reserve(c, 160 + srv->common_len + blen)) != 0)
+    if ((err = hp__http_out_reserve(c, 160 + srv->common_len + ctlen + blen)) != 0)
         return err;
     w = c->out->data + c->out->len;
     w += status_line(status, w);
     put_lit(&w, srv->common, srv->common_len);
-    PUT_LIT(&w, "Content-Type: text/plain\r\nContent-Length: ");
+    if (!custom) {
+        PUT_LIT(&w, "Content-Type: text/plain\r\n");
+    } else if (ctlen != 0) {
+        PUT_LIT(&w, "Content-Type: ");
+        put_lit(&w, pg.content_type.ptr, ctlen);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, "Content-Length: ");
     put_dec(&w, blen);
     PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
     if (no_body) {
-        c->out->len = (size_t)(w - c->out->data);
-        return 0;
+        /* No content for HEAD; the Content-Length is that of the page a GET gets. */
+    } else if (custom) {
+        put_lit(&w, pg.body.ptr, blen); /* copied: the hook's bytes need not outlive it */
+    } else {
+        put_dec(&w, (uint64_t)status);
+        PUT_LIT(&w, " ");
+        put_lit(&w, phrase, plen);
+        PUT_LIT(&w, ": ");
+        put_lit(&w, reason, rlen);
+        PUT_LIT(&w, "\n");
     }
-    put_dec(&w, (uint64_t)status);
-    PUT_LIT(&w, " ");
-    put_lit(&w, phrase, plen);
-    PUT_LIT(&w, ": ");
-    put_lit(&w, reason, rlen);
-    PUT_LIT(&w, "\n");
     c->out->len = (size_t)(w - c->out->data);
     return 0;
+}
+
+size_t hp__http_refusal(const struct hp_http_server *srv, const char *reason, char *buf, size_t cap)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+    struct hp_http_error_page pg;
+    char *w = buf;
+
+    if (!custom_page(srv, 503, reason, &pg) || 128 + pg.content_type.len + pg.body.len > cap) {
+        memcpy(buf, busy, sizeof(busy) - 1); /* cap is at least 128 */
+        return sizeof(busy) - 1;
+    }
+    w += status_line(503, w);
+    if (pg.content_type.len != 0) {
+        PUT_LIT(&w, "Content-Type: ");
+        put_lit(&w, pg.content_type.ptr, pg.content_type.len);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, "Content-Length: ");
+    put_dec(&w, pg.body.len);
+    PUT_LIT(&w, "\r\nConnection: close\r\n\r\n");
+    put_lit(&w, pg.body.ptr, pg.body.len);
+    return (size_t)(w - buf);
 }
 
 void hp__http_send_continue(struct http_conn *c)

@@ -20,13 +20,16 @@ static inline void put_lit(char **w, const char *s, size_t n)
 
 #define PUT_LIT(w, s) put_lit((w), (s), sizeof(s) - 1)
 
-/* Decimal digits of @p v at *w, two at a time. */
-static inline void put_dec(char **w, uint64_t v)
-{
-    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+/* "00" to "99". */
+static const char dec_pairs[201] = "00010203040506070809101112131415161718192021222324"
                                    "25262728293031323334353637383940414243444546474849"
                                    "50515253545556575859606162636465666768697071727374"
                                    "75767778798081828384858687888990919293949596979899";
+
+/* Decimal digits of @p v at *w, two at a time. */
+static inline void put_dec(char **w, uint64_t v)
+{
+    const char *pairs = dec_pairs;
     size_t n = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : 4;
     char *e;
 

@@ -102,13 +102,20 @@ static int redirect(struct hp_http_req *req, unsigned slot, const struct hp_rout
  * Store the parameters in the request and run the route's handler. A value
  * without '%' stays a view into the request's path (which keeps its bytes
  * until the request is finished); only escaped ones are decoded, into the
- * arena.
+ * arena. One look for '%' over the span of the values spares the usual
+ * case the look per value.
  */
 static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
 {
     const struct iroute *rt = (const struct iroute *)(const void *)m->route;
     unsigned n = m->nparams;
     struct rstate *st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
+    bool escaped = false;
+
+    if (n != 0) { /* the values are in path order: one look from the first to the last */
+        const char *a = m->values[0].ptr, *b = m->values[n - 1].ptr + m->values[n - 1].len;
+        escaped = b > a && memchr(a, '%', (size_t)(b - a)) != NULL;
+    }
 
     if (st == NULL)
         return -ENOMEM;
@@ -119,7 +126,7 @@ static int run(const struct hp_router *r, struct hp_http_req *req, const struct 
         struct hp_str v = m->values[i];
         char *buf;
         int len;
-        if (v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
+        if (!escaped || v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
             st->values[i] = v;
             continue;
         }

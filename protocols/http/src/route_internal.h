@@ -3,6 +3,7 @@
  * installed). Files and who calls whom (one way):
  *   route_pattern.c  parses pattern text into segments (no router state)
  *   router.c         the public build API: routes, conflicts, the tree, freeze
+ *   route_fast.c     at freeze: the per-method lookup trees (struct fnode)
  *   route_match.c    hp_router_match(): the lookup, read-only on a frozen tree
  *   route_url.c      percent-decoding, path cleaning, reverse URLs
  *   route_dispatch.c hp_router_dispatch() and the request's parameters
@@ -48,6 +49,7 @@ enum {
 enum { SEG_STATIC, SEG_REGEX, SEG_PARAM, SEG_CATCHALL };
 
 #define ROUTE_MAX_SEGS     64
+#define ROUTE_MAX_MOUNTS   16  /* routers mounted in mounted routers: names seen this deep */
 #define ROUTE_MAX_REGEX_IN 255 /* longest decoded segment a constraint is tried on */
 
 struct rseg {
@@ -120,8 +122,61 @@ struct rnode {
     struct rregex *rx;
 };
 
+/*
+ * The per-method lookup trees (route_fast.c builds them when freezing,
+ * route_match.c walks them first). The tree of slot S is the tree above
+ * with every subtree pruned that holds no route S can take (its own, GET's
+ * for HEAD, any method's), chains of single edges joined again, and each
+ * leaf reduced to the one route S takes there. The walk on it is greedy:
+ * the static edge if one matches, else the plain parameter; it never
+ * backtracks, and gives up (NULL) wherever that could be wrong: a dead end,
+ * a node whose regex children come before its parameter (param is NULL
+ * then), or catch-alls. A greedy walk that reaches a route has followed the
+ * first branch of the full walk at every node, so it finds what the full
+ * walk finds; when it gives up, the full walk runs.
+ *
+ * Static edges are found by hashing the segment's first bytes: as many as
+ * every label of the node has before its first '/' plus that '/' (the
+ * node's kmask; at most 8), read from the path with its end reading as
+ * '/', into a per-node power-of-two table of edges; the multiplier and size
+ * are chosen when freezing so that different keys do not share a slot
+ * where possible (others are chained, and so are labels with equal keys).
+ * An edge matches if the path's 8 bytes agree with the label and the '/'
+ * after it (head, hmask); labels of 8 to 16 bytes compare their last 8
+ * too (tailw), longer ones (and ones ending in '/') the rest (slow, out
+ * of line, which also follows the slot's chain). The common hit is one
+ * masked compare and a length under 8 (quick). Empty slots match any word
+ * at a length no path has. The empty label (a trailing slash) is not
+ * hashed: it is the node's "empty" edge, tried after a miss.
+ */
+struct fedge {
+    uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */
+    const struct fnode *child;
+    uint32_t len;
+    uint32_t quick;            /* len if head says it all (under 8 bytes, not slow), else ~0 */
+    uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
+    const struct fedge *hnext; /* the next edge with the same slot */
+    const char *label;
+    uint32_t slow; /* over 16 bytes, or ends in '/': fedge_slow() */
+    uint32_t pad_; /* 64 bytes: a slot is a shift away */
+};
+
+struct fnode {
+    const struct fedge *tbl; /* NULL without hashed edges */
+    uint64_t kmask, mult;    /* slot = (word & kmask) * mult >> shift */
+    uint64_t shift;
+    const struct fnode *param; /* the plain parameter, when the walk may take it */
+    const struct iroute *leaf; /* the route the slot takes where the path ends here */
+    const struct fedge *empty; /* the empty label's edge, or NULL */
+    uint16_t nst;
+    uint8_t pdepth;
+};
+
 struct hp_router {
     struct rnode *root;
+    /* Frozen: the lookup tree per slot (M_OTHER: any-method routes), or NULL. */
+    const struct fnode *fast[M_OTHER + 1];
+    uint32_t fast_own; /* slots whose tree is their own (the rest share M_OTHER's) */
     struct hp_router_opts opts;
     struct hp_allocator alloc;
     struct iroute *routes, *last;
@@ -147,6 +202,10 @@ static inline unsigned hp__route_hash2(uint64_t v)
     return (unsigned)((two * 0x9e3779b1u) >> 24);
 }
 
+/* Build (freezing) and free the per-method trees. @return 0 or -ENOMEM. */
+int hp__route_fast_build(struct hp_router *r);
+void hp__route_fast_free(struct hp_router *r);
+
 /* Allocation through the router's allocator. */
 void *hp__route_alloc(const struct hp_router *r, size_t n);
 void *hp__route_realloc(const struct hp_router *r, void *p, size_t n);
@@ -158,49 +217,48 @@ void hp__route_free(const struct hp_router *r, void *p);
  */
 int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t errlen);
 
-/* The first four bytes of a method token as one number (any byte order). */
-#define HP__M4(a, b, c, d) \
-    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
-
-/* The slot of a standard method token, or M_OTHER. */
+/* The slot of a standard method token, or M_OTHER (memcmp of constants: word compares). */
 static inline unsigned hp__route_slot_std(const char *m, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)m;
-    uint32_t w;
-
-    if (len < 3 || len > 7)
-        return M_OTHER;
-    w = HP__M4(u[0], u[1], u[2], len > 3 ? u[3] : 0);
     switch (len) {
     case 3:
-        return w == HP__M4('G', 'E', 'T', 0)   ? M_GET
-               : w == HP__M4('P', 'U', 'T', 0) ? M_PUT
-                                               : M_OTHER;
+        return memcmp(m, "GET", 3) == 0 ? M_GET : memcmp(m, "PUT", 3) == 0 ? M_PUT : M_OTHER;
     case 4:
-        return w == HP__M4('P', 'O', 'S', 'T')   ? M_POST
-               : w == HP__M4('H', 'E', 'A', 'D') ? M_HEAD
-                                                 : M_OTHER;
+        return memcmp(m, "POST", 4) == 0 ? M_POST : memcmp(m, "HEAD", 4) == 0 ? M_HEAD : M_OTHER;
     case 5:
-        if (w == HP__M4('P', 'A', 'T', 'C') && u[4] == 'H')
-            return M_PATCH;
-        return w == HP__M4('T', 'R', 'A', 'C') && u[4] == 'E' ? M_TRACE : M_OTHER;
+        return memcmp(m, "PATCH", 5) == 0   ? M_PATCH
+               : memcmp(m, "TRACE", 5) == 0 ? M_TRACE
+                                            : M_OTHER;
     case 6:
-        return w == HP__M4('D', 'E', 'L', 'E') && u[4] == 'T' && u[5] == 'E' ? M_DELETE : M_OTHER;
+        return memcmp(m, "DELETE", 6) == 0 ? M_DELETE : M_OTHER;
+    case 7:
+        return memcmp(m, "OPTIONS", 7) == 0   ? M_OPTIONS
+               : memcmp(m, "CONNECT", 7) == 0 ? M_CONNECT
+                                              : M_OTHER;
     default:
-        if (w == HP__M4('O', 'P', 'T', 'I') && u[4] == 'O' && u[5] == 'N' && u[6] == 'S')
-            return M_OPTIONS;
-        return w == HP__M4('C', 'O', 'N', 'N') && u[4] == 'E' && u[5] == 'C' && u[6] == 'T'
-                   ? M_CONNECT
-                   : M_OTHER;
+        return M_OTHER;
     }
 }
 
 /* The slot of a method token: standard, registered custom, or M_OTHER. */
 unsigned hp__route_slot(const struct hp_router *r, const char *m, size_t len);
 
+/* The full walk alone (no per-method tree): what the greedy walk must agree with. */
+int hp__router_match_full(const struct hp_router *r, unsigned slot, struct hp_str path,
+                          struct hp_route_match *m);
+
 /* hp_router_match() with the method's slot already known. */
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
                           struct hp_route_match *m);
+
+/*
+ * The route named @p name in @p r, or in a router mounted in it (at most
+ * ROUTE_MAX_MOUNTS deep, own names first, then mounts in the order added),
+ * or NULL. @p mounts (may be NULL) gets the mount routes on the way,
+ * outermost first, and *@p depth (may be NULL; 0 on the way in) their number.
+ */
+const struct iroute *hp__route_named(const struct hp_router *r, const char *name,
+                                     const struct iroute **mounts, unsigned *depth);
 
 /* The token of a slot ("GET", a custom one), or NULL. */
 const char *hp__route_slot_name(const struct hp_router *r, unsigned slot);

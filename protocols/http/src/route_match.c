@@ -7,6 +7,12 @@
  * path's shape. The walk reads the tree and writes only the caller's match
  * struct: no allocation, no lock, any number of threads.
  *
+ * A lookup first tries the greedy walk on the method's own tree
+ * (route_internal.h, built by route_fast.c: no backtracking, no calls on
+ * its common path), which either finds what the full walk would find or
+ * gives up; then the full walk runs (bounded: at most twice the work).
+ * tests/fuzz/fuzz_router.c checks that the two always agree.
+ *
  * Clean paths only: static labels cannot contain escapes, empty segments
  * or dot-segments (route_pattern.c), parameters refuse empty and dot
  * values, catch-alls check their remainder. So whatever matched was clean,
@@ -447,8 +453,9 @@ static void collect_allow(const struct hp_router *r, struct walk *w, struct hp_s
     w->allow = all.allow;
 }
 
-HOT int match_inline(const struct hp_router *r, unsigned slot, struct hp_str path,
-                     struct hp_route_match *m)
+/* The full walk: everything the greedy one gave up on, and every miss. */
+__attribute__((noinline)) int hp__router_match_full(const struct hp_router *r, unsigned slot,
+                                                    struct hp_str path, struct hp_route_match *m)
 {
     struct walk w = {.start = path.ptr, .end = path.ptr + path.len, .m = m, .slot = slot};
     const struct iroute *rt;
@@ -473,10 +480,193 @@ HOT int match_inline(const struct hp_router *r, unsigned slot, struct hp_str pat
     return miss(r, &w, path);
 }
 
+/* ---- the greedy walk on the per-method trees (route_internal.h) ---------- */
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#define FAST_SSE2 1
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FAST_SWAR 1
+#endif
+
+/*
+ * The offset of the first '/' in the 8 bytes of word @p v (memory order),
+ * or 8 if there is none.
+ */
+HOT size_t first_slash(uint64_t v)
+{
+#if defined(FAST_SSE2)
+    __m128i x = _mm_cvtsi64_si128((long long)v);
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+
+    return (size_t)__builtin_ctzll((uint64_t)m | 0x100);
+#elif defined(FAST_SWAR)
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x = v ^ (ones * '/');
+    uint64_t z = (x - ones) & ~x & highs; /* exact up to the first '/' */
+
+    return z != 0 ? (size_t)__builtin_ctzll(z) >> 3 : 8;
+#else
+    unsigned char b[8];
+    size_t i = 0;
+
+    memcpy(b, &v, 8);
+    while (i < 8 && b[i] != '/')
+        i++;
+    return i;
+#endif
+}
+
+/*
+ * The edge of a slot marked slow (a long label, a chain, or empty) that the
+ * segment at @p s (word @p v, @p left bytes to the path's end) is, or NULL.
+ */
+__attribute__((noinline)) static const struct fedge *fedge_slow(const struct fedge *e, uint64_t v,
+                                                                const char *s, size_t left)
+{
+    for (; e != NULL; e = e->hnext) {
+        size_t len = e->len;
+        if (((v ^ e->head) & e->hmask) != 0 || len > left)
+            continue;
+        if (len < 8)
+            return e;
+        for (size_t i = 8; i + 8 < len; i += 8) {
+            if (load64(s + i) != load64(e->label + i))
+                goto next;
+        }
+        if (len > 8 && load64(s + len - 8) != load64(e->label + len - 8))
+            continue;
+        if (len == left || s[len] == '/')
+            return e;
+    next:;
+    }
+    return NULL;
+}
+
+/*
+ * hp__router_match_slot(): the greedy walk (see route_internal.h) on the
+ * slot's tree, and the full walk when there is none or it gives up. The
+ * walk calls nothing on its common path, so that it has the registers to
+ * itself, and a miss costs the full walk on top (a bounded repeat).
+ *
+ * Segment words: the 8 bytes at a segment's start, loaded from the path, or
+ * near its end from pad (the path's last bytes, then '/'), so that nothing
+ * is read outside the path and the end reads as '/'.
+ */
+/* The full walk for a lookup the greedy walk parked in @p m (see fast_match()). */
+__attribute__((noinline)) static int match_parked(struct hp_route_match *m)
+{
+    const struct hp_router *r = (const struct hp_router *)(const void *)m->names;
+
+    m->names = NULL;
+    return hp__router_match_full(r, m->allow, m->rest, m);
+}
+
+__attribute__((noinline)) static int fast_match(const struct hp_router *r, unsigned slot,
+                                                struct hp_str path, struct hp_route_match *m)
+{
+    const struct fnode *n = r->fast[slot];
+    const char *p = path.ptr, *end = path.ptr + path.len;
+    uintptr_t lim = (uintptr_t)end - 9; /* p < lim: a whole word after p + 1 */
+    struct hp_str *vp = m->values;
+    unsigned char pad[16];
+
+    if (n == NULL || path.len == 0 || *p != '/')
+        return hp__router_match_full(r, slot, path, m);
+    /* What the full walk needs, parked in the caller's match struct (every
+     * field is written again by either walk), so that the walk's registers
+     * go to the walk. */
+    m->rest = path;
+    m->allow = slot;
+    m->names = (const struct hp_str *)(const void *)r;
+    memset(pad + 8, '/', 8);
+    if (path.len >= 8) {
+        memcpy(pad, end - 8, 8);
+    } else {
+        for (size_t i = 0; i < path.len; i++) /* no call for a few bytes */
+            pad[8 - path.len + i] = (unsigned char)p[i];
+    }
+    for (;;) {
+        const struct fedge *e;
+        const char *s, *q;
+        uint64_t v;
+        unsigned c;
+        size_t k;
+        if (p == end)
+            break;
+        s = p + 1;
+        v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + (8 + (s - end)));
+        if (n->tbl != NULL) {
+            e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
+            if (((v ^ e->head) & e->hmask) == 0) {
+                if (e->quick < 8) { /* the common hit: a short label */
+                    p = s + e->quick;
+                    n = e->child;
+                    continue;
+                }
+                if (!e->slow && e->len <= (size_t)(end - s) && load64(s + e->len - 8) == e->tailw &&
+                    (s + e->len == end || s[e->len] == '/')) {
+                    p = s + e->len; /* 8 to 16 bytes */
+                    n = e->child;
+                    continue;
+                }
+            }
+            /* A long label, or others in the slot. */
+            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, s, (size_t)(end - s)) : NULL;
+            if (e != NULL) {
+                p = s + e->len;
+                n = e->child;
+                continue;
+            }
+        }
+        c = first_byte(v) - '%';
+        if (n->param == NULL || c <= (unsigned)('/' - '%'))
+            goto odd;
+    param:
+        k = first_slash(v);
+        q = s + k;
+        while (k == 8) { /* a long value */
+            v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
+            k = first_slash(v);
+            q += k;
+        }
+        *vp++ = (struct hp_str){s, (size_t)(q - s)}; /* at its pdepth: greedy, no catch-alls */
+        p = q;
+        n = n->param;
+        continue;
+    odd:
+        /* An empty segment (the empty label's, never a parameter), or a
+         * value starting with one of %&'()*+,-./ : '.' and '%' could make a
+         * dot-segment, the full walk decides. */
+        c += '%';
+        if (c == '/' && (e = n->empty) != NULL) {
+            p = s;
+            n = e->child;
+            continue;
+        }
+        if (n->param == NULL || c == '/' || c == '.' || c == '%')
+            goto full;
+        goto param;
+    }
+    if (n->leaf == NULL)
+        goto full;
+    m->rest.len = 0;
+    return found(m, n->leaf);
+full:
+    return match_parked(m);
+}
+
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
                           struct hp_route_match *m)
 {
-    return match_inline(r, slot, path, m);
+    return fast_match(r, slot, path, m);
+}
+
+/* A method that is not a standard one: the router's own tokens. */
+__attribute__((noinline)) static int match_custom(const struct hp_router *r, struct hp_str method,
+                                                  struct hp_str path, struct hp_route_match *m)
+{
+    return fast_match(r, hp__route_slot(r, method.ptr, method.len), path, m);
 }
 
 int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
@@ -485,6 +675,6 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
     unsigned slot = hp__route_slot_std(method.ptr, method.len);
 
     if (slot == M_OTHER && r->ncustom != 0)
-        slot = hp__route_slot(r, method.ptr, method.len);
-    return match_inline(r, slot, path, m);
+        return match_custom(r, method, path, m);
+    return fast_match(r, slot, path, m);
 }

@@ -282,18 +282,22 @@ static bool value_ok(const struct rseg *s, struct hp_str v)
 int hp_router_url(const struct hp_router *r, const char *name, const struct hp_str *values,
                   size_t nvalues, char *buf, size_t cap)
 {
-    const struct iroute *rt;
+    const struct iroute *rt, *mounts[ROUTE_MAX_MOUNTS];
     struct ubuf b = {buf, 0, cap, 0};
+    unsigned depth = 0;
     size_t k = 0;
 
-    for (rt = r->routes; rt != NULL; rt = rt->next) {
-        if (rt->pub.name != NULL && strcmp(rt->pub.name, name) == 0)
-            break;
-    }
-    if (rt == NULL)
+    if ((rt = hp__route_named(r, name, mounts, &depth)) == NULL)
         return -ENOENT;
     if (nvalues != rt->nparams)
         return -EINVAL;
+    /* The prefixes of the routers it is mounted in: their static segments. */
+    for (unsigned d = 0; d < depth; d++) {
+        for (unsigned i = 0; i + 1 < mounts[d]->nsegs; i++) {
+            put(&b, "/", 1);
+            put(&b, mounts[d]->segs[i].text.ptr, mounts[d]->segs[i].text.len);
+        }
+    }
     for (unsigned i = 0; i < rt->nsegs; i++) {
         const struct rseg *s = &rt->segs[i];
         put(&b, "/", 1);

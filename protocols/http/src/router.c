@@ -157,6 +157,7 @@ void hp_router_free(struct hp_router *r)
 
     if (r == NULL)
         return;
+    hp__route_fast_free(r);
     node_free(r, r->root);
     for (rt = r->routes; rt != NULL; rt = next) {
         next = rt->next;
@@ -216,8 +217,9 @@ static bool conflicts(const struct iroute *a, const struct iroute *b, const char
 static int check_conflicts(struct hp_router *r, const struct iroute *nr)
 {
     const char *why = NULL;
+    const struct iroute *o;
 
-    for (const struct iroute *o = r->routes; o != NULL; o = o->next) {
+    for (o = r->routes; o != NULL; o = o->next) {
         if (o->slot != nr->slot || !conflicts(nr, o, &why))
             continue;
         fail(r, "%s %s conflicts with %s %s (%s)", nr->pub.method ? nr->pub.method : "*",
@@ -226,11 +228,54 @@ static int check_conflicts(struct hp_router *r, const struct iroute *nr)
     }
     if (nr->pub.name == NULL)
         return 0;
+    if ((o = hp__route_named(r, nr->pub.name, NULL, NULL)) != NULL) {
+        fail(r, "route name \"%s\" is taken by %s", nr->pub.name, o->pub.pattern);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+const struct iroute *hp__route_named(const struct hp_router *r, const char *name,
+                                     const struct iroute **mounts, unsigned *depth)
+{
+    unsigned d = depth != NULL ? *depth : 0;
+
     for (const struct iroute *o = r->routes; o != NULL; o = o->next) {
-        if (o->pub.name != NULL && strcmp(o->pub.name, nr->pub.name) == 0) {
-            fail(r, "route name \"%s\" is taken by %s", nr->pub.name, o->pub.pattern);
+        if (o->pub.name != NULL && strcmp(o->pub.name, name) == 0)
+            return o;
+    }
+    /* Mounted routers are frozen before they are mounted: no cycles. */
+    for (const struct iroute *o = r->routes; o != NULL; o = o->next) {
+        const struct iroute *found;
+        unsigned dd = d + 1;
+        if (o->kind != R_MOUNT_ROUTER || d == ROUTE_MAX_MOUNTS)
+            continue;
+        if ((found = hp__route_named(o->sub, name, mounts, &dd)) != NULL) {
+            if (mounts != NULL)
+                mounts[d] = o;
+            if (depth != NULL)
+                *depth = dd;
+            return found;
+        }
+    }
+    return NULL;
+}
+
+/* Would mounting @p sub in @p r make one name mean two routes? */
+static int check_mount_names(struct hp_router *r, const struct hp_router *sub, const char *prefix,
+                             unsigned depth)
+{
+    for (const struct iroute *o = sub->routes; o != NULL; o = o->next) {
+        const struct iroute *taken;
+        int rc;
+        if (o->pub.name != NULL && (taken = hp__route_named(r, o->pub.name, NULL, NULL))) {
+            fail(r, "mount \"%s\": route name \"%s\" (%s) is taken by %s", prefix, o->pub.name,
+                 o->pub.pattern, taken->pub.pattern);
             return -EEXIST;
         }
+        if (o->kind == R_MOUNT_ROUTER && depth + 1 < ROUTE_MAX_MOUNTS &&
+            (rc = check_mount_names(r, o->sub, prefix, depth + 1)) != 0)
+            return rc;
     }
     return 0;
 }
@@ -470,10 +515,14 @@ static int mount(struct hp_router *r, const char *prefix, hp_http_handler *handl
 
 int hp_router_mount(struct hp_router *r, const char *prefix, const struct hp_router *sub)
 {
+    int rc;
+
     if (sub == NULL || !sub->frozen) {
         fail(r, "mount \"%s\": the router to mount must be frozen", prefix ? prefix : "");
         return -EINVAL;
     }
+    if (!r->frozen && (rc = check_mount_names(r, sub, prefix ? prefix : "", 0)) != 0)
+        return rc;
     return mount(r, prefix, NULL, NULL, R_MOUNT_ROUTER, sub);
 }
 
@@ -620,7 +669,7 @@ int hp_router_freeze(struct hp_router *r)
     if (r->frozen)
         return 0;
     /* Re-running after -ENOMEM is fine: compressing and indexing are idempotent. */
-    if ((rc = freeze_node(r, r->root)) != 0)
+    if ((rc = freeze_node(r, r->root)) != 0 || (rc = hp__route_fast_build(r)) != 0)
         return rc;
     r->frozen = true;
     return 0;

@@ -70,20 +70,29 @@ static void on_defer(struct hp_defer *d)
 
 /* ---- accepting --------------------------------------------------------- */
 
-/* Over the limit: a best-effort 503 on the raw socket, then close. */
-static void refuse(int fd)
-{
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
+/*
+ * Over the limit, or shutting down: a best-effort 503 on the raw socket (one
+ * non-blocking write, so an error page is used only if it fits REFUSAL_MAX
+ * with its head), then close.
+ */
+#define REFUSAL_MAX 4096
 
-    (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL); /* fd is non-blocking */
+static void refuse(const struct hp_http_server *srv, int fd)
+{
+    char buf[REFUSAL_MAX];
+    size_t n = hp__http_refusal(srv,
+                                srv->shutting_down ? "the server is shutting down"
+                                                   : "the server is at its connection limit",
+                                buf, sizeof(buf));
+
+    (void)send(fd, buf, n, MSG_NOSIGNAL); /* fd is non-blocking */
     close(fd);
 }
 
 int hp_http_server_adopt(struct hp_http_server *srv, int fd)
 {
     if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
-        refuse(fd);
+        refuse(srv, fd);
         return -EBUSY;
     }
     return hp__http_conn_new(srv, fd);

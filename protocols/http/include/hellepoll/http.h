@@ -138,6 +138,47 @@ struct hp_http_log_entry {
 typedef void hp_http_log_cb(void *ctx, const struct hp_http_req *req,
                             const struct hp_http_log_entry *e);
 
+/** Longest body an error-page hook may supply (bytes); a longer one is ignored. */
+#define HP_HTTP_ERROR_PAGE_MAX (64u * 1024u)
+
+/** An error page: what hp_http_error_page_cb supplies. */
+struct hp_http_error_page {
+    /** The Content-Type value ("text/html; charset=utf-8"); empty: no Content-Type line. */
+    struct hp_str content_type;
+    /** The body, at most HP_HTTP_ERROR_PAGE_MAX bytes. */
+    struct hp_str body;
+};
+
+/**
+ * Supplies the body of a response the server makes itself: 400 (a
+ * malformed request), 408 (a head or body not received in time), 413, 414,
+ * 431, 500 (a handler that failed or released its request without a
+ * reply), 501, 505 and any other error status the server answers with
+ * before closing the connection, and the 503 for a connection refused at
+ * max_connections or during shutdown (sent in one best-effort write: a page
+ * that does not fit 4 KiB with its head gets the default, empty, body).
+ * (Responses your handlers send, and the router's 404/405, which the router
+ * lets you replace, do not come here.)
+ *
+ * Runs synchronously on the loop's thread, while the server renders the
+ * response: it must not block and must not call into the server. @p status
+ * is the status being sent; @p reason the one-line text of the default body
+ * ("invalid character in method"; never NULL; from the parser, not from the
+ * client). Fill @p out and return 0 to send that body, or return anything
+ * else to send the default one ("<status> <phrase>: <reason>\n",
+ * text/plain). The server copies (or writes out) the bytes @p out points
+ * to before it calls anything else of the application's: they need not
+ * outlive that.
+ *
+ * The server keeps the framing: it writes the status line, Date, Server,
+ * Content-Length (the body's length), Connection: close, and for a HEAD
+ * request no body. A Content-Type that is not a valid field value (a CR, LF
+ * or other control byte) or a body over HP_HTTP_ERROR_PAGE_MAX makes the
+ * server send the default body instead.
+ */
+typedef int hp_http_error_page_cb(void *data, int status, const char *reason,
+                                  struct hp_http_error_page *out);
+
 /** hp_http_server_shutdown() finished: every connection is closed. */
 typedef void hp_http_shutdown_cb(struct hp_http_server *srv);
 
@@ -209,6 +250,10 @@ struct hp_http_server_opts {
     hp_http_log_cb *on_log;
     /** First argument of on_log. */
     void *log_ctx;
+    /** Optional: the body of the server's own error responses (see hp_http_error_page_cb). */
+    hp_http_error_page_cb *error_page;
+    /** First argument of error_page. */
+    void *error_page_data;
 };
 
 /**

@@ -65,6 +65,13 @@
  * catch-all at that position. If a mounted router has no route for the
  * rest, the parent's other routes are still tried. The top router's options
  * (404/405/400 handlers, redirects) apply to everything it dispatches.
+ * Route names: one namespace per top router. The named routes of a mounted
+ * router (and of routers mounted in it) are visible from the parent under
+ * their own names, and hp_router_url() on the parent prepends the mount
+ * prefixes; a mount that would give a name a second meaning is refused
+ * (-EEXIST), and so is a later hp_router_add_named() in the parent with a
+ * name a mounted router has. (A mounted router is frozen, so nothing can
+ * be added to it afterwards.)
  *
  * Threading: build and freeze on one thread; then any number of threads may
  * match and dispatch concurrently. Lookups take no lock and allocate
@@ -193,8 +200,10 @@ HP_API int hp_router_add_named(struct hp_router *r, const char *name, const char
  * Mount the frozen router @p sub at the static @p prefix (e.g. "/api",
  * without trailing slash; "/" is refused). Requests for prefix + "/..." are
  * matched against @p sub with the rest of the path. @p sub is borrowed and
- * must outlive @p r; it cannot be @p r (it is frozen, @p r is not).
- * @return as hp_router_add(); -EINVAL also if @p sub is not frozen.
+ * must outlive @p r; it cannot be @p r (it is frozen, @p r is not). The
+ * names of @p sub's routes become names of @p r (see "Route names" above).
+ * @return as hp_router_add(); -EINVAL also if @p sub is not frozen; -EEXIST
+ *         also if a route name of @p sub is already one of @p r.
  */
 HP_API int hp_router_mount(struct hp_router *r, const char *prefix, const struct hp_router *sub);
 
@@ -207,7 +216,9 @@ HP_API int hp_router_mount_handler(struct hp_router *r, const char *prefix,
                                    hp_http_handler *handler, void *data);
 
 /**
- * Make the router immutable and ready for lookups (builds its indexes).
+ * Make the router immutable and ready for lookups (builds its indexes,
+ * among them one lookup tree per method the routes name: about twice the
+ * memory of the routes alone, e.g. 295 KB for the 203 GitHub API routes).
  * Calling it again does nothing.
  * @return 0 or -ENOMEM (the router then stays unfrozen and usable).
  */
@@ -242,11 +253,14 @@ HP_API int hp_router_allow(const struct hp_router *r, uint32_t allow, char *buf,
  * parameters (pattern order), percent-encoding each value so that matching
  * the result gives the same values back: everything but RFC 3986
  * unreserved bytes is encoded, '/' included, except inside a catch-all
- * value, whose slashes separate segments.
+ * value, whose slashes separate segments. Names of routes in routers
+ * mounted in @p r are found too (its own first, then mounts in the order
+ * they were added, 16 deep at most), with the mount prefixes prepended, so
+ * that the result matches through @p r.
  * @return the length written to @p buf (NUL-terminated); -ENOENT (no such
  *         name); -EINVAL (wrong number of values, an empty parameter, a
  *         value a constraint refuses, a catch-all with dot or empty
- *         segments, or a mounted route); -ENOSPC (@p cap too small).
+ *         segments); -ENOSPC (@p cap too small).
  */
 HP_API int hp_router_url(const struct hp_router *r, const char *name, const struct hp_str *values,
                          size_t nvalues, char *buf, size_t cap);

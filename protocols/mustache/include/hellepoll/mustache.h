@@ -313,7 +313,10 @@ HP_API int hp_mustache_render_sink(const struct hp_mustache *t, const struct hp_
                                    const void *data, hp_mustache_sink_fn *sink, void *ud,
                                    const struct hp_mustache_render_opts *opts);
 
-/** HTML-escape (& < > " ') @p n bytes onto @p out: 0 or -ENOMEM. SSE2 where available. */
+/**
+ * HTML-escape (& < > " ') @p n bytes onto @p out: 0 or -ENOMEM. On x86-64
+ * with AVX2, SSSE3 or SSE2, whichever the CPU has first (asked once).
+ */
 HP_API int hp_mustache_escape(struct hp_mustache_buf *out, const char *p, size_t n);
 
 /* ---- sets and directories ----------------------------------------------- */
