@@ -17,6 +17,8 @@ pkgs=(build-essential cmake pkg-config libcmocka-dev clang libclang-rt-14-dev va
       redis-tools
       # real clients
       chromium chromium-driver
+      # makes the WebM video Chromium seeks in (tests/http/test_static.py)
+      ffmpeg
       # bench/tfb's chart
       python3-matplotlib)
 # npm (for zig, the macOS cross-compiler) only if missing: where Node.js comes

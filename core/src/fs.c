@@ -23,6 +23,8 @@
 #include "internal.h"
 
 #if defined(__linux__)
+#include <pthread.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #if defined(__has_include)
@@ -318,17 +320,60 @@ ssize_t hp_fs_pread_nowait(int fd, void *buf, size_t len, int64_t offset)
 #endif
 }
 
+#if defined(__linux__)
+/*
+ * Linux sendfile(2) has no MSG_NOSIGNAL: to a socket whose peer is gone it
+ * raises SIGPIPE, which by default kills the process. So the first call on
+ * a thread blocks SIGPIPE in that thread (unless it is ignored or blocked
+ * already: one sigaction and one sigprocmask per thread, ever), and a
+ * SIGPIPE a failed call raised is taken back, so -EPIPE is all anyone sees.
+ */
+static _Thread_local int sigpipe_state; /* 0: not looked yet; 1: nothing to do; 2: blocked by us */
+
+static void sigpipe_guard(void)
+{
+    struct sigaction sa;
+    sigset_t set, old;
+
+    sigpipe_state = 1;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+        return;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &set, &old) == 0 && !sigismember(&old, SIGPIPE))
+        sigpipe_state = 2;
+}
+
+static void sigpipe_take(void)
+{
+    struct timespec zero = {0, 0};
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    while (sigtimedwait(&set, NULL, &zero) == SIGPIPE)
+        continue;
+}
+#endif
+
 ssize_t hp_fs_sendfile(int out_fd, int in_fd, int64_t *offset, size_t len)
 {
 #if defined(__linux__)
     off_t off = (off_t)*offset;
     ssize_t n;
 
+    if (sigpipe_state == 0)
+        sigpipe_guard();
     do
         n = sendfile(out_fd, in_fd, &off, len);
     while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
+    if (n < 0) {
+        int err = errno;
+
+        if (err == EPIPE && sigpipe_state == 2)
+            sigpipe_take();
+        return -err;
+    }
     *offset = (int64_t)off;
     return n;
 #elif defined(__APPLE__)

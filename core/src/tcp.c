@@ -27,6 +27,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <hellepoll/fs.h>
+
 #include "internal.h"
 
 /* Bits of hp_stream._flags. */
@@ -45,11 +47,16 @@ enum {
     S_PEER_HUP = 1u << 11,    /* the peer's FIN came: read to EOF, never stop short */
     S_QUEUED = 1u << 12,      /* on the loop's list of streams with work pending */
     S_WANT_W = 1u << 13,      /* writability is watched (from the first EAGAIN, or connect) */
+    S_WRITE_AGAIN = 1u << 14, /* a file write yielded: the defer goes on with it */
+    S_NO_SENDFILE = 1u << 15, /* sendfile refused this descriptor pair: pread + write */
 };
 
 #define REQ_BUSY            0x5eb05e /* hp_write_req._busy from write to callback; unlikely in garbage */
 #define READ_BUDGET         (256u * 1024u) /* bytes read per event before yielding */
 #define WRITE_IOVS          64             /* iovecs gathered per writev */
+#define FILE_BUDGET         (2u << 20)     /* file bytes sent per flush before yielding */
+#define FILE_BOUNCE         16384          /* bounce buffer of the pread + write fallback */
+#define CORK_FILE_MAX       (256u * 1024u) /* MSG_MORE on buffers before a file part up to this */
 #define DEFAULT_INPUT_LIMIT (64u * 1024u)
 
 /* ---- input buffers ----------------------------------------------------- */
@@ -203,6 +210,7 @@ static void run_completions(struct hp_stream *s)
 }
 
 static void do_read(struct hp_stream *s);
+static void flush(struct hp_stream *s);
 
 static void stream_work(struct hp_stream *s)
 {
@@ -228,6 +236,10 @@ static void stream_work(struct hp_stream *s)
         s->_read_cb(s, 0);
     }
     s->_flags &= ~(unsigned)S_DELIVER;
+    if ((s->_flags & (S_WRITE_AGAIN | S_CLOSING)) == S_WRITE_AGAIN) {
+        s->_flags &= ~(unsigned)S_WRITE_AGAIN;
+        flush(s);
+    }
     if ((s->_flags & (S_READ_AGAIN | S_CLOSING)) == S_READ_AGAIN) {
         s->_flags &= ~(unsigned)S_READ_AGAIN;
         do_read(s);
@@ -378,37 +390,159 @@ static void want_writable(struct hp_stream *s)
     }
 }
 
-/* Write queued requests until the queue is empty or the kernel is full. */
-static void flush(struct hp_stream *s)
+/*
+ * Send up to @p want bytes of @p r's file part: sendfile, or where it is
+ * refused for this descriptor pair (not a socket on the BSDs, no sendfile)
+ * a pread into a bounce buffer and a write. Bytes sent (> 0), 0 if the
+ * file ended first, -EAGAIN (the watcher told), or a negative errno.
+ */
+static ssize_t file_send(struct hp_stream *s, struct hp_write_req *r, size_t want)
 {
-    while (s->_wq_head && !s->_error) {
-        struct hp_buf iov[WRITE_IOVS];
-        size_t niov = 0;
+    char bounce[FILE_BOUNCE];
+    struct hp_buf b;
+    ssize_t n;
+
+    if (!(s->_flags & S_NO_SENDFILE)) {
+        n = hp_fs_sendfile(s->_io.fd, r->_file_fd, &r->_file_off, want);
+        if (n == -EAGAIN) {
+            hp_io_drained(&s->_io, HP_WRITABLE);
+            return n;
+        }
+        if (n != -EINVAL && n != -ENOSYS && n != -ENOTSOCK && n != -EOPNOTSUPP)
+            return n;
+        s->_flags |= S_NO_SENDFILE;
+    }
+    if (want > sizeof(bounce))
+        want = sizeof(bounce);
+    do
+        n = pread(r->_file_fd, bounce, want, (off_t)r->_file_off);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? -errno : 0;
+    b = hp_buf_make(bounce, (size_t)n);
+    n = hp_io_writev(&s->_io, &b, 1); /* EAGAIN: hp_io_writev told the watcher */
+    if (n > 0)
+        r->_file_off += n;
+    return n;
+}
+
+/*
+ * writev for buffers a file part follows (a response head): on Linux with
+ * MSG_MORE, so the kernel holds them for the first segment of the file
+ * instead of sending a small packet of their own (sendfile pushes at its end).
+ * Only for file parts up to CORK_FILE_MAX: measured (bench/static), it saves
+ * ~10% of the server's CPU per 64 KiB response, while for 1 MiB ones the
+ * packet saved is noise and the server's CPU per response came out higher.
+ */
+static ssize_t writev_before_file(struct hp_stream *s, const struct hp_buf *iov, size_t niov)
+{
+#ifdef MSG_MORE
+    if (!(s->_io._flags & HP__IO_NOTSOCK)) {
+        struct msghdr msg = {0};
         ssize_t n;
 
-        for (struct hp_write_req *r = s->_wq_head; r && niov < WRITE_IOVS; r = r->_next)
-            for (size_t i = r->_pos; i < r->_nbufs && niov < WRITE_IOVS; i++)
+        msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
+        msg.msg_iovlen = (__typeof__(msg.msg_iovlen))niov;
+        do
+            n = sendmsg(s->_io.fd, &msg, HP__MSG_NOSIGNAL | MSG_MORE);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN) {
+            hp_io_drained(&s->_io, HP_WRITABLE);
+            return -EAGAIN;
+        }
+        if (errno != ENOTSOCK)
+            return -errno;
+    }
+#endif
+    return hp_io_writev(&s->_io, iov, niov);
+}
+
+static void write_failed(struct hp_stream *s, int err)
+{
+    s->_error = err;
+    fail_queue(s, err);
+}
+
+static void pop_done(struct hp_stream *s)
+{
+    struct hp_write_req *req = s->_wq_head;
+
+    s->_wq_head = req->_next;
+    if (!s->_wq_head)
+        s->_wq_tail = NULL;
+    complete(s, req, 0);
+}
+
+/*
+ * Write queued requests until the queue is empty or the kernel is full.
+ * Buffers of consecutive requests go in one writev, up to the next file
+ * part, which goes alone (sendfile) once everything before it is out.
+ */
+static void flush(struct hp_stream *s)
+{
+    size_t file_budget = FILE_BUDGET;
+
+    while (s->_wq_head && !s->_error) {
+        struct hp_write_req *h = s->_wq_head;
+        struct hp_buf iov[WRITE_IOVS];
+        size_t niov = 0;
+        bool file_next = false;
+        ssize_t n;
+
+        if (h->_pos == h->_nbufs) {
+            size_t want = h->_file_left < file_budget ? h->_file_left : file_budget;
+
+            if (h->_file_left == 0) {
+                pop_done(s);
+                continue;
+            }
+            if (want == 0) {
+                /* Fairness: others get their turn, this goes on next iteration. */
+                s->_flags |= S_WRITE_AGAIN;
+                schedule(s);
+                return;
+            }
+            n = file_send(s, h, want);
+            if (n == -EAGAIN) {
+                want_writable(s);
+                return;
+            }
+            if (n <= 0) {
+                write_failed(s, n == 0 ? -ENODATA : (int)n);
+                return;
+            }
+            s->_wq_bytes -= (size_t)n;
+            h->_file_left -= (size_t)n;
+            file_budget -= (size_t)n;
+            continue;
+        }
+        for (struct hp_write_req *r = h; r && niov < WRITE_IOVS; r = r->_next) {
+            size_t i;
+
+            for (i = r->_pos; i < r->_nbufs && niov < WRITE_IOVS; i++)
                 iov[niov++] = r->_bufs[i];
-        n = hp_io_writev(&s->_io, iov, niov);
+            if (r->_file_left) {
+                /* All of its buffers are in, and the file part is small (see writev_before_file()).
+                 */
+                file_next = i == r->_nbufs && r->_file_left <= CORK_FILE_MAX;
+                break; /* its file part must come next */
+            }
+        }
+        n = file_next ? writev_before_file(s, iov, niov) : hp_io_writev(&s->_io, iov, niov);
         if (n == -EAGAIN) {
             want_writable(s);
             return;
         }
         if (n < 0) {
-            s->_error = (int)n;
-            fail_queue(s, (int)n);
+            write_failed(s, (int)n);
             return;
         }
         s->_wq_bytes -= (size_t)n;
         size_t left = (size_t)n;
-        while (s->_wq_head && req_advance(s->_wq_head, &left)) {
-            struct hp_write_req *req = s->_wq_head;
-
-            s->_wq_head = req->_next;
-            if (!s->_wq_head)
-                s->_wq_tail = NULL;
-            complete(s, req, 0);
-        }
+        while (s->_wq_head && req_advance(s->_wq_head, &left) && s->_wq_head->_file_left == 0)
+            pop_done(s);
     }
     maybe_shutdown(s);
 }
@@ -425,6 +559,7 @@ static int req_prepare(struct hp_stream *s, struct hp_write_req *req, const stru
     memcpy(req->_bufs, bufs, nbufs * sizeof(*bufs));
     req->_nbufs = nbufs;
     req->_pos = 0;
+    req->_file_left = 0;
     req->stream = s;
     req->_cb = cb;
     req->_next = NULL;
@@ -449,7 +584,7 @@ static int write_now(struct hp_stream *s, struct hp_write_req *req, const struct
         req->stream = s;
         req->_cb = cb;
         req->_bufs = NULL;
-        req->_nbufs = req->_pos = 0;
+        req->_nbufs = req->_pos = req->_file_left = 0;
         req->_busy = REQ_BUSY;
         complete(s, req, 0);
         return 0;
@@ -493,6 +628,44 @@ int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct 
         s->_wq_head = req;
     s->_wq_tail = req;
     /* Nothing ahead of it: try at once, usually one writev and done. */
+    if (s->_wq_head == req && !(s->_flags & S_CONNECTING))
+        flush(s);
+    return 0;
+}
+
+int hp_stream_sendfile(struct hp_stream *s, struct hp_write_req *req, const struct hp_buf *bufs,
+                       size_t nbufs, int fd, int64_t offset, size_t len, hp_write_cb *cb)
+{
+    int err;
+
+    if ((nbufs != 0 && bufs == NULL) || req->_busy == REQ_BUSY || offset < 0)
+        return -EINVAL;
+    if (len != 0 && fd < 0)
+        return -EBADF;
+    if (s->_flags & (S_CLOSING | S_SHUT_WANTED))
+        return HP_ECLOSED;
+    if (s->_error)
+        return s->_error;
+    if (nbufs == 0) {
+        req->_bufs = req->_inline;
+        req->_nbufs = req->_pos = 0;
+        req->stream = s;
+        req->_cb = cb;
+        req->_next = NULL;
+        req->_status = 0;
+        req->_busy = REQ_BUSY;
+    } else if ((err = req_prepare(s, req, bufs, nbufs, cb)) != 0) {
+        return err;
+    }
+    req->_file_fd = fd;
+    req->_file_off = offset;
+    req->_file_left = len;
+    s->_wq_bytes += bufs_total(req->_bufs, nbufs) + len;
+    if (s->_wq_tail)
+        s->_wq_tail->_next = req;
+    else
+        s->_wq_head = req;
+    s->_wq_tail = req;
     if (s->_wq_head == req && !(s->_flags & S_CONNECTING))
         flush(s);
     return 0;

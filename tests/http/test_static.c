@@ -8,9 +8,11 @@
  * SO_SNDBUF to a slow reader; many concurrent downloads. The loop is driven
  * with bounded run_once calls; nothing sleeps.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +48,8 @@ struct fixture {
 };
 
 static struct fixture fx;
+/* Whether the zero-copy path must answer big bodies (setup_sendfile) or not (setup_copy). */
+static bool want_zero_copy;
 static char *resp; /* the last response, Date masked */
 static size_t resp_len;
 
@@ -222,6 +226,26 @@ static int setup_streamed(void **state)
     struct hp_static_opts o = {.max_ranges = 4, .cache_ttl_ms = 50, .mem_file_max = 1};
 
     (void)state;
+    return setup_opts(&o);
+}
+
+/* Bodies from 16 KiB up by descriptor (sendfile): the defaults. */
+static int setup_sendfile(void **state)
+{
+    struct hp_static_opts o = {.max_ranges = 4, .cache_ttl_ms = 50};
+
+    (void)state;
+    want_zero_copy = true;
+    return setup_opts(&o);
+}
+
+/* The same bodies copied through the output queue, never sendfile. */
+static int setup_copy(void **state)
+{
+    struct hp_static_opts o = {.max_ranges = 4, .cache_ttl_ms = 50, .sendfile_min = UINT32_MAX};
+
+    (void)state;
+    want_zero_copy = false;
     return setup_opts(&o);
 }
 
@@ -1043,6 +1067,287 @@ static void test_static_many_concurrent_downloads(void **state)
     free(hl);
 }
 
+/* ---- zero-copy bodies (sendfile) over loopback TCP -------------------------- */
+
+/* A loopback TCP connection, the server's end adopted; returns the client's (non-blocking). */
+static int tcp_client_new(int sndbuf)
+{
+    int lfd = hp_test_socket(AF_INET, SOCK_STREAM, false), c, sfd;
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof(a);
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    c = hp_test_socket(AF_INET, SOCK_STREAM, false);
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    sfd = hp_test_accept(lfd);
+    assert_true(sfd >= 0);
+    close(lfd);
+    if (sndbuf)
+        assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
+    assert_int_equal(hp_http_server_adopt(fx.srv, sfd), 0);
+    return c;
+}
+
+/* Read from @p c until @p want bytes came (or EOF: then fewer); bounded by the test deadline. */
+static unsigned char *read_n(int c, size_t want, size_t *got_out, bool *eof)
+{
+    unsigned char *b = malloc(want + 1);
+    size_t got = 0;
+    uint64_t deadline;
+
+    assert_non_null(b);
+    *eof = false;
+    hp_loop_update_time(fx.loop);
+    deadline = hp_loop_now(fx.loop) + 120000;
+    while (got < want) {
+        ssize_t r;
+
+        hp_loop_run_once(fx.loop, 10);
+        while (got < want && (r = read(c, b + got, want - got)) > 0)
+            got += (size_t)r;
+        if (got < want && r == 0) {
+            *eof = true;
+            break;
+        }
+        hp_loop_update_time(fx.loop);
+        if (hp_loop_now(fx.loop) > deadline)
+            fail_msg("only %zu of %zu bytes", got, want);
+    }
+    *got_out = got;
+    return b;
+}
+
+/* The body bytes @p b[0..len) are the pattern from @p off. */
+static void body_is_pattern(const unsigned char *b, uint64_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] != pat(off + i))
+            fail_msg("body byte %zu (file offset %llu) differs", i, (unsigned long long)(off + i));
+    }
+}
+
+static void check_path_taken(void)
+{
+    struct hp_static_stats s;
+
+    hp_static_stats(fx.st, &s);
+    if (want_zero_copy)
+        assert_true(s.sendfiles > 0);
+    else
+        assert_int_equal(s.sendfiles, 0);
+}
+
+/* Read one response head from @p c byte by byte (the body stays in the socket). */
+static size_t read_head(int c, char *head, size_t cap)
+{
+    size_t got = 0;
+    uint64_t deadline;
+
+    hp_loop_update_time(fx.loop);
+    deadline = hp_loop_now(fx.loop) + HP_TEST_DEADLINE_MS;
+    for (;;) {
+        ssize_t r;
+
+        hp_loop_run_once(fx.loop, 10);
+        while ((r = read(c, head + got, 1)) == 1) {
+            got++;
+            assert_true(got < cap);
+            if (got >= 4 && memcmp(head + got - 4, "\r\n\r\n", 4) == 0) {
+                head[got] = '\0';
+                return got;
+            }
+        }
+        if (r == 0)
+            fail_msg("closed after %zu head bytes", got);
+        hp_loop_update_time(fx.loop);
+        if (hp_loop_now(fx.loop) > deadline)
+            fail_msg("no complete head (%zu bytes)", got);
+    }
+}
+
+/* A response head on @p c: status line @p status, Content-Length @p len, the body the pattern from
+ * @p off. */
+static void expect_pattern(int c, const char *status, uint64_t off, size_t len, bool head_only)
+{
+    char head[2048], want[64];
+    unsigned char *b;
+    size_t got;
+    bool eof;
+
+    read_head(c, head, sizeof(head));
+    if (strncmp(head, status, strlen(status)) != 0)
+        fail_msg("head:\n%s", head);
+    snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", len);
+    if (!strstr(head, want))
+        fail_msg("head:\n%s\nwanted %s", head, want);
+    if (head_only)
+        return;
+    b = read_n(c, len, &got, &eof);
+    assert_int_equal(got, len);
+    body_is_pattern(b, off, len);
+    free(b);
+}
+
+/* GET @p target (header lines @p extra) on a fresh TCP connection with SO_SNDBUF @p sndbuf. */
+static void get_pattern(const char *target, int sndbuf, const char *extra, const char *status,
+                        uint64_t off, size_t len)
+{
+    int c = tcp_client_new(sndbuf);
+    char req[512];
+
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n", target, extra);
+    send_str(c, req);
+    expect_pattern(c, status, off, len, false);
+    close(c);
+}
+
+static void test_static_tcp_downloads_byte_exact(void **state)
+{
+    size_t big = big_size();
+    char range[96];
+
+    (void)state;
+    write_pattern("p64k.bin", 65536);
+    write_pattern("p1m.bin", 1u << 20);
+    write_pattern("p100m.bin", big);
+    get_pattern("/p64k.bin", 0, "", "HTTP/1.1 200 ", 0, 65536);
+    get_pattern("/p1m.bin", 0, "", "HTTP/1.1 200 ", 0, 1u << 20);
+    get_pattern("/p1m.bin", 0, "Range: bytes=1000-70999\r\n", "HTTP/1.1 206 ", 1000, 70000);
+    get_pattern("/p1m.bin", 0, "Range: bytes=-20000\r\n", "HTTP/1.1 206 ", (1u << 20) - 20000,
+                20000);
+    get_pattern("/p1m.bin", 0, "Range: bytes=1048000-\r\n", "HTTP/1.1 206 ", 1048000,
+                (1u << 20) - 1048000);
+    /* Through a small SO_SNDBUF: many resumes on writability. */
+    get_pattern("/p1m.bin", 4096, "", "HTTP/1.1 200 ", 0, 1u << 20);
+    get_pattern("/p1m.bin", 4096, "Range: bytes=3-1000002\r\n", "HTTP/1.1 206 ", 3, 1000000);
+    /* 100 MiB (test_static_100mib_... takes it through a small SO_SNDBUF). */
+    get_pattern("/p100m.bin", 0, "", "HTTP/1.1 200 ", 0, big);
+    snprintf(range, sizeof(range), "Range: bytes=%zu-%zu\r\n", big / 2 + 1, big - 2);
+    get_pattern("/p100m.bin", 0, range, "HTTP/1.1 206 ", big / 2 + 1, big / 2 - 2);
+    check_path_taken();
+}
+
+/* Several requests in one write: each response after the one before, the files' bytes in between.
+ */
+static void test_static_tcp_pipelined_after_a_file_body(void **state)
+{
+    int c = tcp_client_new(8192);
+    char head[2048];
+    unsigned char *b;
+    size_t got;
+    bool eof;
+
+    (void)state;
+    write_pattern("p1m.bin", 1u << 20);
+    write_pattern("p64k.bin", 65536);
+    send_str(c, "GET /p1m.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                "HEAD /p1m.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /p64k.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=100-40099\r\n\r\n"
+                "GET /p64k.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect_pattern(c, "HTTP/1.1 200 ", 0, 1u << 20, false);
+    read_head(c, head, sizeof(head));
+    assert_non_null(strstr(head, "\r\nContent-Length: 20\r\n"));
+    b = read_n(c, 20, &got, &eof);
+    assert_memory_equal(b, "0123456789abcdefghij", 20);
+    free(b);
+    expect_pattern(c, "HTTP/1.1 200 ", 0, 1u << 20, true); /* HEAD: no body */
+    expect_pattern(c, "HTTP/1.1 206 ", 100, 40000, false);
+    expect_pattern(c, "HTTP/1.1 200 ", 0, 65536, false);
+    read_head(c, head, sizeof(head));
+    b = read_n(c, 21, &got, &eof); /* 20 bytes, then the close */
+    assert_int_equal(got, 20);
+    assert_true(eof);
+    assert_memory_equal(b, "0123456789abcdefghij", 20);
+    free(b);
+    close(c);
+    check_path_taken();
+}
+
+/* The client leaves with most of the file queued: no leak, nothing in flight after. */
+static void test_static_tcp_client_closing_mid_file(void **state)
+{
+    int c = tcp_client_new(4096);
+    unsigned char *b;
+    size_t got;
+    bool eof;
+    struct hp_static_stats s;
+
+    (void)state;
+    write_pattern("mid.bin", 16u << 20);
+    send_str(c, "GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    b = read_n(c, 200000, &got, &eof);
+    free(b);
+    close(c);
+    drain_server();
+    hp_static_stats(fx.st, &s);
+    assert_int_equal(s.in_flight, 0);
+    check_path_taken();
+}
+
+/*
+ * A file truncated while its body is queued: the connection is cut after
+ * bytes that are the file's own, then closed (no padding, no hang).
+ */
+static void test_static_tcp_file_truncated_while_sent(void **state)
+{
+    int c = tcp_client_new(4096);
+    char head[2048], path[PATH_MAX + 16];
+    unsigned char *b;
+    size_t got, total = 8u << 20;
+    bool eof;
+
+    (void)state;
+    write_pattern("shrink.bin", total);
+    snprintf(path, sizeof(path), "%s/shrink.bin", fx.dir);
+    send_str(c, "GET /shrink.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_head(c, head, sizeof(head));
+    b = read_n(c, 100000, &got, &eof);
+    free(b);
+    assert_int_equal(truncate(path, 1u << 20), 0);
+    b = read_n(c, total - 100000, &got, &eof);
+    assert_true(eof); /* cut, and closed */
+    assert_true(100000 + got <=
+                (1u << 20) + 4u * 65536); /* nothing beyond what the file had (+ kernel buffers) */
+    body_is_pattern(b, 100000, got < (1u << 20) - 100000 ? got : (1u << 20) - 100000);
+    free(b);
+    close(c);
+    drain_server();
+}
+
+/*
+ * The cached file is replaced (new inode) and revalidated while the old
+ * version's body is still queued: the old descriptor stays open until its
+ * body is sent (the reader gets the old bytes, exactly), the next request
+ * gets the new file.
+ */
+static void test_static_tcp_file_replaced_while_its_body_is_queued(void **state)
+{
+    int c = tcp_client_new(4096);
+    char tmp[PATH_MAX + 16], dst[PATH_MAX + 16];
+
+    (void)state;
+    write_pattern("rep.bin", 4u << 20);
+    send_str(c, "GET /rep.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    ct_spin(5); /* queued; the client reads nothing yet */
+    write_text("rep.new", "new version");
+    snprintf(tmp, sizeof(tmp), "%s/rep.new", fx.dir);
+    snprintf(dst, sizeof(dst), "%s/rep.bin", fx.dir);
+    assert_int_equal(rename(tmp, dst), 0);
+    let_cache_expire(50);
+    exchange("GET /rep.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_memory_equal(resp + resp_len - 11, "new version", 11);
+    expect_pattern(c, "HTTP/1.1 200 ", 0, 4u << 20, false);
+    close(c);
+    check_path_taken();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1075,6 +1380,23 @@ int main(void)
                                         setup_streamed, teardown),
         cmocka_unit_test_setup_teardown(test_static_many_concurrent_downloads, setup_streamed,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_downloads_byte_exact, setup_sendfile,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_downloads_byte_exact, setup_copy, teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_pipelined_after_a_file_body, setup_sendfile,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_pipelined_after_a_file_body, setup_copy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_client_closing_mid_file, setup_sendfile,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_client_closing_mid_file, setup_copy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_file_truncated_while_sent, setup_sendfile,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_file_truncated_while_sent, setup_copy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_static_tcp_file_replaced_while_its_body_is_queued,
+                                        setup_sendfile, teardown),
     };
 
     if (getenv("CT_FILTER")) /* run one test by hand: CT_FILTER='*ranges*' */

@@ -2,8 +2,9 @@
 --compressed, HEAD, a 32 MiB download), Python's http.client for
 keep-alive, conditionals and multipart ranges, 1,000 concurrent
 downloads, traversal attempts sent raw, --listing, and headless Chromium
-loading a page with images and seeking in a video (skipped loudly when
-chromium or its driver is missing)."""
+loading a page with images and seeking in a video: a WAV, and a WebM made
+by ffmpeg at test time, read in ranges (skipped loudly when chromium or
+ffmpeg is missing)."""
 import concurrent.futures
 import gzip
 import hashlib
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from httptest import DEADLINE, Reader, Server, binary
@@ -64,13 +66,16 @@ class Static(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.root = cls.tmp.name
         cls.data = make_tree(cls.root)
-        cls.server = Server("static", "--root", cls.root)
+        cls.logs = tempfile.TemporaryDirectory()
+        cls.access_log = os.path.join(cls.logs.name, "access.log")
+        cls.server = Server("static", "--root", cls.root, "--access-log", cls.access_log)
         cls.url = "http://127.0.0.1:%d" % cls.server.port
 
     @classmethod
     def tearDownClass(cls):
         assert cls.server.stop() == 0
         cls.tmp.cleanup()
+        cls.logs.cleanup()
 
     def curl(self, *args):
         out = subprocess.run(["curl", "-sS", "--max-time", str(DEADLINE), *args],
@@ -238,6 +243,46 @@ v.addEventListener('error', function () { out.textContent = 'video error ' + v.e
                                   "--dump-dom", self.url + "/page.html"],
                                  capture_output=True, text=True, timeout=120)
         self.assertIn('<pre id="out">seeked 25 of 30 images 1x1 1x1</pre>', out.stdout, out.stderr[-2000:])
+
+
+    @unittest.skipUnless(shutil.which("chromium"), "SKIP: chromium not installed")
+    @unittest.skipUnless(shutil.which("ffmpeg"), "SKIP: ffmpeg not installed (tests/install-deps.sh)")
+    def test_chromium_seeks_a_webm_video(self):
+        # A real video (VP8 in WebM, made here by ffmpeg: 30 s, a key frame a
+        # second, a few hundred KB, so its bytes go with sendfile), played by
+        # Chromium, which reads it with Range requests and seeks near its end.
+        video = os.path.join(self.root, "clip.webm")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                        "-i", "testsrc=duration=30:size=160x120:rate=10", "-c:v", "libvpx",
+                        "-b:v", "100k", "-g", "10", video], check=True, timeout=120)
+        self.assertGreater(os.path.getsize(video), 64 * 1024)
+        with open(os.path.join(self.root, "video.html"), "w") as f:
+            f.write("""<!DOCTYPE html><html><body>
+<video id=v src='clip.webm' preload=auto muted></video><pre id=out>pending</pre><script>
+var v = document.getElementById('v'), out = document.getElementById('out'), seeks = 0;
+v.addEventListener('loadedmetadata', function () { v.currentTime = 27; });
+v.addEventListener('seeked', function () {
+  if (++seeks == 1) { v.currentTime = 3; return; }
+  out.textContent = 'seeked ' + Math.round(v.currentTime) + ' of ' + Math.round(v.duration) +
+    ' size ' + v.videoWidth + 'x' + v.videoHeight;
+});
+v.addEventListener('error', function () { out.textContent = 'video error ' + v.error.code; });
+</script></body></html>""")
+        with tempfile.TemporaryDirectory() as profile:
+            out = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--user-data-dir=" + profile, "--virtual-time-budget=15000",
+                                  "--dump-dom", self.url + "/video.html"],
+                                 capture_output=True, text=True, timeout=120)
+        self.assertIn('<pre id="out">seeked 3 of 30 size 160x120</pre>', out.stdout, out.stderr[-2000:])
+        # It did read the video in ranges (206), at least once past the start.
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            with open(self.access_log) as f:
+                lines = [l for l in f if "/clip.webm" in l]
+            if any('" 206 ' in l for l in lines) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # the log line is written after the response, by the server process
+        self.assertTrue(any('" 206 ' in l for l in lines), "".join(lines))
 
 
 if __name__ == "__main__":

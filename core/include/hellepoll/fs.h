@@ -127,7 +127,10 @@ HP_API ssize_t hp_fs_pread_nowait(int fd, void *buf, size_t len, int64_t offset)
  * Send up to @p len bytes of file @p in_fd from *@p offset to the socket
  * @p out_fd (non-blocking), advancing *@p offset by what was sent: Linux
  * and FreeBSD/macOS sendfile(2) (each with its own signature), elsewhere
- * pread() + send().
+ * pread() + send(). Linux sendfile cannot be told not to raise SIGPIPE: the
+ * first call on a thread blocks SIGPIPE in that thread (unless the signal is
+ * ignored or blocked already), and one a failing call raised is consumed.
+ * For queued, in-order file output on a stream see hp_stream_sendfile().
  * @return bytes sent (> 0); 0 if the file ends before *offset + 1 (it
  *         shrank); -EAGAIN (socket buffer full, nothing sent); a negative
  *         errno.

@@ -10,6 +10,8 @@
  *
  * Writes are queued requests flushed with writev(2), trying at once when
  * nothing is queued; partial writes continue when the socket is writable.
+ * A request may end in a file range (hp_stream_sendfile()), sent with
+ * sendfile(2) in its turn.
  * Every completion callback runs on a later loop iteration, never inside the
  * call that started it. Streams are edge-triggered on drivers that support it
  * and registered once (writability is added the first time the socket buffer
@@ -76,6 +78,9 @@ struct hp_write_req {
     struct hp_write_req *_next;
     struct hp_buf *_bufs;
     size_t _nbufs, _pos; /* _bufs[_pos.._nbufs) remain to be written */
+    size_t _file_left;   /* hp_stream_sendfile(): file bytes to send after the buffers */
+    int64_t _file_off;
+    int _file_fd;
     int _status;
     int _busy; /* HP__REQ_BUSY from hp_stream_write() until the callback */
     struct hp_buf _inline[HP_WRITE_INLINE_BUFS];
@@ -183,6 +188,31 @@ HP_API void hp_stream_set_input_limit(struct hp_stream *s, size_t limit);
  */
 HP_API HP_NODISCARD int hp_stream_write(struct hp_stream *s, struct hp_write_req *req,
                                         const struct hp_buf *bufs, size_t nbufs, hp_write_cb *cb);
+
+/**
+ * Queue @p nbufs buffers (0 is allowed; @p bufs may then be NULL) followed
+ * by @p len bytes of the file @p fd from @p offset, in order with the
+ * other writes of @p s. The file part goes with sendfile(2) when it reaches
+ * the front of the queue (hp_fs_sendfile(); plain pread + write where the
+ * platform or the descriptor pair has no sendfile), straight from the page
+ * cache, and resumes whenever the socket has room, on every driver. The
+ * bytes count in hp_stream_write_queue_size() until they are sent.
+ * @p fd is borrowed: keep it open (and the buffers alive) until @p cb runs;
+ * the file position is not used or moved. A file that turns out shorter
+ * than @p offset + @p len (it shrank) fails the request with -ENODATA and
+ * the stream with it (later writes fail too: the byte sequence is broken),
+ * so a protocol can cut the connection instead of sending anything else.
+ * @param cb may be NULL; it runs once, on a later iteration: 0 when every
+ *        byte was handed to the kernel, -ENODATA (the file ended early), a
+ *        read or write error (-EIO, -EPIPE, ...), or -ECANCELED (closed).
+ * @return 0; -EINVAL (req busy, offset < 0, bufs NULL with nbufs > 0);
+ *         -EBADF (fd < 0 with len > 0); -ENOMEM (more than
+ *         HP_WRITE_INLINE_BUFS buffers and no memory); HP_ECLOSED; or the
+ *         stream's earlier write error. On error @p cb never runs.
+ */
+HP_API HP_NODISCARD int hp_stream_sendfile(struct hp_stream *s, struct hp_write_req *req,
+                                           const struct hp_buf *bufs, size_t nbufs, int fd,
+                                           int64_t offset, size_t len, hp_write_cb *cb);
 
 /**
  * Write what the kernel takes now, without queueing anything and without a

@@ -420,6 +420,11 @@ static void enter_linger(struct http_conn *c)
     c->flags |= C_LINGER;
     rq_release(c);
     hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
+    if ((c->out == NULL || c->out->len == 0) && !(c->flags & C_SHUT)) {
+        /* Everything is queued already (no block to flush): half-close after it. */
+        c->flags |= C_SHUT;
+        (void)hp_stream_shutdown(&c->stream);
+    }
     if (conn_srv(c)->shutting_down || (c->flags & C_PEER_EOF))
         close_when_flushed(c);
 }
@@ -431,6 +436,8 @@ static void on_written(struct hp_write_req *wr, int status)
     struct out_blk *b = hp_container_of(wr, struct out_blk, wr);
     struct http_conn *c = b->conn;
 
+    if (b->file_cb != NULL)
+        hp__http_out_file_done(b, status);
     hp__http_out_release(conn_srv(c), b);
     c->inflight--;
     if (c->flags & C_CLOSING) {
@@ -465,6 +472,37 @@ static void on_written(struct hp_write_req *wr, int status)
         settle(c);
 }
 
+/*
+ * A connection's first write goes out at once anyway (nothing is in flight
+ * for Nagle to wait on); later ones must not wait for delayed ACKs. So
+ * TCP_NODELAY costs a syscall only on connections that write twice.
+ */
+static inline void before_write(struct http_conn *c)
+{
+    if (c->flags & C_WROTE) {
+        if (!(c->flags & C_NODELAY)) {
+            c->flags |= C_NODELAY;
+            (void)hp_stream_set_nodelay(&c->stream, true); /* fails harmlessly on non-TCP */
+        }
+    } else {
+        c->flags |= C_WROTE;
+    }
+}
+
+/* @p b was queued: count it, arm the write timeout, half-close after the last response. */
+static inline void after_queued(struct http_conn *c)
+{
+    c->inflight++;
+    size_t queued = hp_stream_write_queue_size(&c->stream);
+    if (queued > 0)
+        hp__http_arm_write(c, queued,
+                           false); /* else it is all with the kernel: on_written follows */
+    if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
+        c->flags |= C_SHUT;
+        (void)hp_stream_shutdown(&c->stream);
+    }
+}
+
 void hp__http_flush(struct http_conn *c)
 {
     struct out_blk *b = c->out;
@@ -476,19 +514,7 @@ void hp__http_flush(struct http_conn *c)
     c->out = NULL;
     b->conn = c;
     buf = hp_buf_make(b->data, b->len);
-    /*
-     * A connection's first write goes out at once anyway (nothing is in flight
-     * for Nagle to wait on); later ones must not wait for delayed ACKs. So
-     * TCP_NODELAY costs a syscall only on connections that write twice.
-     */
-    if (c->flags & C_WROTE) {
-        if (!(c->flags & C_NODELAY)) {
-            c->flags |= C_NODELAY;
-            (void)hp_stream_set_nodelay(&c->stream, true); /* fails harmlessly on non-TCP */
-        }
-    } else {
-        c->flags |= C_WROTE;
-    }
+    before_write(c);
     /*
      * Usually the kernel takes it all at once: then there is no request to
      * complete and no callback to come. Only when nothing else is pending on
@@ -518,15 +544,28 @@ void hp__http_flush(struct http_conn *c)
         hp__http_conn_abort(c, err);
         return;
     }
-    c->inflight++;
-    size_t queued = hp_stream_write_queue_size(&c->stream);
-    if (queued > 0)
-        hp__http_arm_write(c, queued,
-                           false); /* else it is all with the kernel: on_written follows */
-    if ((c->flags & (C_LINGER | C_SHUT)) == C_LINGER) {
-        c->flags |= C_SHUT;
-        (void)hp_stream_shutdown(&c->stream);
+    after_queued(c);
+}
+
+void hp__http_flush_file(struct http_conn *c)
+{
+    struct out_blk *b = c->out;
+    struct hp_buf buf;
+    int err;
+
+    c->out = NULL;
+    b->conn = c;
+    buf = hp_buf_make(b->data, b->len);
+    before_write(c);
+    /* Head and file in one request: sendfile takes the body from the page cache. */
+    err = hp_stream_sendfile(&c->stream, &b->wr, &buf, 1, b->file_fd, b->file_off, b->file_len,
+                             on_written);
+    if (err != 0) {
+        hp__http_out_park(conn_srv(c), b, err); /* its owner hears of it on a later iteration */
+        hp__http_conn_abort(c, err);
+        return;
     }
+    after_queued(c);
 }
 
 /* ---- errors ------------------------------------------------------------ */

@@ -120,11 +120,21 @@ struct req_blk {
     struct hp__http_field fields[]; /* max_headers of them */
 };
 
-/* An output block: response bytes of one batch, then the write request. */
+/*
+ * An output block: response bytes of one batch, then the write request;
+ * with file_cb, a file body (hp_http_reply_file()) follows the bytes in the
+ * same write request, and the block is queued at once, so whatever comes
+ * next goes in a new block behind it.
+ */
 struct out_blk {
     struct hp_write_req wr;
-    struct out_blk *next; /* pool link */
+    struct out_blk *next; /* pool link, or the server's list of failed file blocks */
     struct http_conn *conn;
+    hp_http_file_cb *file_cb; /* NULL: no file (always so in the pool) */
+    void *file_arg;
+    int64_t file_off;
+    size_t file_len;
+    int file_fd, file_err;
     size_t len, cap;
     char data[];
 };
@@ -206,6 +216,7 @@ struct hp_http_server {
     size_t orphans; /* request blocks still held by handlers after their connection ended */
     struct req_blk *rq_pool;
     struct out_blk *out_pool;
+    struct out_blk *dead_files; /* file blocks the stream refused: done runs from the defer */
     size_t rq_pool_n, out_pool_n;
     size_t rq_size;
     /* Date and Server lines, rendered once per second. */
@@ -246,6 +257,12 @@ static inline void hp__http_date_check(struct hp_http_server *srv)
 int hp__http_out_grow(struct http_conn *c, size_t n);
 
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b);
+/* Run @p b's file callback (set) with @p status, once. */
+void hp__http_out_file_done(struct out_blk *b, int status);
+/* A file block the stream refused: its file callback runs from the server's defer. */
+void hp__http_out_park(struct hp_http_server *srv, struct out_blk *b, int err);
+/* The server's defer: run the parked file callbacks, release their blocks. */
+void hp__http_out_reap(struct hp_http_server *srv);
 /*
  * render.c: append the server's own response @p status (the error-page
  * hook's body or "<status> <phrase>: <reason>"), Connection: close; no body
@@ -274,6 +291,8 @@ void hp__http_conn_close(struct http_conn *c, int status);
 /* conn.c: called by response.c */
 void hp__http_response_done(struct http_conn *c);
 void hp__http_flush(struct http_conn *c);
+/* Queue c->out, which holds a file body (hp_http_reply_file()), now. */
+void hp__http_flush_file(struct http_conn *c);
 void hp__http_conn_abort(struct http_conn *c, int status);
 
 /* Make room for @p n more bytes in the current output block; 0 or -ENOMEM. */

@@ -4,6 +4,7 @@
  * batch. Blocks come from a server pool and go back to it when their write
  * completes; a response bigger than a block grows a private one.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -11,8 +12,18 @@
 
 /* ---- output blocks ----------------------------------------------------- */
 
+/* The connection is done with the block's file: tell its owner, once. */
+void hp__http_out_file_done(struct out_blk *b, int status)
+{
+    hp_http_file_cb *cb = b->file_cb;
+
+    b->file_cb = NULL;
+    cb(b->file_arg, status);
+}
+
 void hp__http_out_release(struct hp_http_server *srv, struct out_blk *b)
 {
+    assert(b->file_cb == NULL); /* a file block is queued at once: on_written or the reaper */
     if (b->cap == OUT_BLK_SIZE && srv->out_pool_n < POOL_MAX) {
         b->next = srv->out_pool;
         srv->out_pool = b;
@@ -36,6 +47,7 @@ static struct out_blk *blk_get(struct hp_http_server *srv, size_t need)
         if (b == NULL)
             return NULL;
         memset(&b->wr, 0, sizeof(b->wr)); /* a write request starts zeroed */
+        b->file_cb = NULL;
         b->cap = cap;
     }
     b->next = NULL;
@@ -63,4 +75,23 @@ int hp__http_out_grow(struct http_conn *c, size_t n)
     b->cap = cap;
     c->out = b;
     return 0;
+}
+
+void hp__http_out_park(struct hp_http_server *srv, struct out_blk *b, int err)
+{
+    b->file_err = err;
+    b->next = srv->dead_files;
+    srv->dead_files = b;
+    hp_defer_start(&srv->defer);
+}
+
+void hp__http_out_reap(struct hp_http_server *srv)
+{
+    while (srv->dead_files != NULL) {
+        struct out_blk *b = srv->dead_files;
+
+        srv->dead_files = b->next;
+        hp__http_out_file_done(b, b->file_err);
+        hp__http_out_release(srv, b);
+    }
 }

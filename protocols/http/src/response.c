@@ -135,6 +135,44 @@ int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_typ
     return 0;
 }
 
+int hp_http_reply_file(struct hp_http_req *req, int status, struct hp_str content_type, int fd,
+                       int64_t offset, size_t len, hp_http_file_cb *done, void *arg)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    struct http_conn *c = rq->conn;
+    struct out_blk *b;
+    int err;
+
+    assert(rq->rflags & R_HELD); /* finished already, or never handed out */
+    if (c == NULL)
+        return finish_closed(rq);
+    if ((rq->rflags & R_STARTED) || done == NULL || offset < 0 || (fd < 0 && len != 0))
+        return -EINVAL;
+    /* Bounded like streamed output: its own bytes then count until they are sent. */
+    if (hp_http_req_queued(req) > conn_srv(c)->opts.max_output || c->inflight >= MAX_INFLIGHT)
+        return -ENOBUFS;
+    if (rq->drain_cb != NULL)
+        hp__http_drain_cancel(rq);
+    if ((err = hp__http_render_head(c, rq, status, content_type, FR_LENGTH, len)) != 0)
+        return err == -EINVAL ? err : finish_failed(c, rq, err);
+    b = c->out;
+    b->file_cb = done;
+    b->file_arg = arg;
+    b->file_fd = fd;
+    b->file_off = offset;
+    b->file_len = rq->rflags & R_NO_BODY ? 0 : len;
+    b->file_err = 0;
+    rq->body_sent = b->file_len;
+    /*
+     * Queued now, with the responses before it: whatever follows (the next
+     * pipelined response) goes in a new block behind the file. From here on
+     * the block owns the callback: it runs when the write completes or fails.
+     */
+    hp__http_flush_file(c);
+    finish_done(c, rq);
+    return 0;
+}
+
 int hp_http_redirect(struct hp_http_req *req, int status, struct hp_str location)
 {
     struct req_blk *rq = hp__http_rq(req);

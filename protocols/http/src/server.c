@@ -49,6 +49,7 @@ static void on_defer(struct hp_defer *d)
      * here (a drain callback that writes and waits again) waits for the next
      * iteration, so an endless stream cannot starve the loop.
      */
+    hp__http_out_reap(srv);
     c = srv->resume_head;
     srv->resume_head = NULL;
     for (; c != NULL; c = next) {

@@ -15,8 +15,13 @@
  * shrank) cuts the response: the connection closes after the bytes that
  * were true, never padding with anything else.
  *
- * The one place that would change for zero-copy output (sendfile through
- * the HTTP module, e.g. a future hp_http_stream_file()) is send_body().
+ * A body of opts.sendfile_min bytes or more (whole file or one range) goes
+ * with hp_http_reply_file() instead: the HTTP module queues the head and
+ * the descriptor range, the kernel sends from the page cache. The file
+ * keeps a reference (and counts in in_flight) until the module's callback
+ * says the descriptor is no longer used, so a revalidation that replaces
+ * the cached version never closes a descriptor still being sent. Only
+ * multipart/byteranges bodies still take the copying path (pump()).
  */
 #if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
 #define _DARWIN_C_SOURCE /* O_DIRECTORY and st_mtimespec are hidden under plain POSIX */
@@ -155,13 +160,17 @@ static void sreq_done(struct hp__sreq *s)
 }
 
 static void pump(struct hp__sreq *s);
+static void zero_copy(struct hp__sreq *s);
 
 static void on_drain(struct hp_http_req *req, int status)
 {
     struct hp__sreq *s = req->data;
 
     if (status == 0) {
-        pump(s);
+        if (s->zero_copy)
+            zero_copy(s);
+        else
+            pump(s);
     } else if (status != -ECANCELED) {
         sreq_done(s);
         hp_http_req_release(req);
@@ -299,6 +308,55 @@ static void pump(struct hp__sreq *s)
     }
 }
 
+/* The HTTP module is done with a file body: drop the reference it held. */
+static void on_file_sent(void *arg, int status)
+{
+    struct hp__sfile *f = arg;
+    struct hp_static *st = f->owner;
+
+    (void)status; /* a failure has cut the connection already: nothing else to do */
+    hp__sfile_release(st, f);
+    st->in_flight--;
+}
+
+/*
+ * Queue [off, off + len) of @p f by descriptor. 0: queued (or answered);
+ * -ENOBUFS: the connection's output is full, nothing changed.
+ */
+static int try_reply_file(struct hp_static *st, struct hp_http_req *req, struct hp__sfile *f,
+                          int status, struct hp_str ct, uint64_t off, uint64_t len)
+{
+    int err;
+
+    f->refs++;
+    st->in_flight++;
+    err = hp_http_reply_file(req, status, ct, f->fd, (int64_t)off, (size_t)len, on_file_sent, f);
+    if (err == 0) {
+        st->stats.sendfiles++;
+        return 0;
+    }
+    hp__sfile_release(st, f); /* refused: on_file_sent never runs */
+    st->in_flight--;
+    if (err == -ENOBUFS)
+        return err;
+    if (err == -EINVAL)
+        hp_http_req_release(req);
+    return 0; /* otherwise the request is finished (closed, or out of memory) */
+}
+
+/* A sendfile reply that waited for the output to drain: try again. */
+static void zero_copy(struct hp__sreq *s)
+{
+    struct hp_http_req *req = s->req;
+
+    if (try_reply_file(s->st, req, s->file, s->status, s->ctype, s->off, s->end - s->off) ==
+        -ENOBUFS) {
+        wait_drain(s, LOW_WATER);
+        return;
+    }
+    sreq_done(s);
+}
+
 /*
  * Send [first, last] of @p f (or the parts in @p ranges) with @p status:
  * straight from memory when it can, otherwise as a stream.
@@ -315,6 +373,24 @@ static void send_body(struct hp_static *st, struct hp_http_req *req, struct hp__
     struct hp_str ct = e->ctype;
     int err;
 
+    if (nranges <= 1 && !head && f->fd >= 0 && len >= st->opts.sendfile_min && len <= SIZE_MAX) {
+        if (try_reply_file(st, req, f, status, ct, first, len) != -ENOBUFS)
+            return;
+        /* Earlier responses fill the connection's output: wait for it to drain. */
+        if (!(s = sreq_new(st, req))) {
+            reply_status(req, 503);
+            return;
+        }
+        s->file = f;
+        f->refs++;
+        s->ctype = ct;
+        s->status = status;
+        s->off = first;
+        s->end = first + len;
+        s->zero_copy = true;
+        wait_drain(s, LOW_WATER);
+        return;
+    }
     if (nranges <= 1 && (f->mem || head)) {
         hp_http_reply(req, status, ct, f->mem ? f->mem + first : NULL, (size_t)len);
         return;
@@ -573,6 +649,8 @@ int hp_static_new(struct hp_static **out, struct hp_loop *loop, const struct hp_
         st->opts.max_ranges = 16;
     if (!st->opts.chunk)
         st->opts.chunk = 65536;
+    if (!st->opts.sendfile_min)
+        st->opts.sendfile_min = 16384;
     st->index = strdup(opts->index ? opts->index : "index.html");
     for (st->nbuckets = 64; st->nbuckets < st->opts.cache_max; st->nbuckets *= 2)
         continue;

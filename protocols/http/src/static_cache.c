@@ -116,6 +116,7 @@ static int open_variant(struct lookup *lk, const char *path, int v, int *dirfd)
         close(fd);
         return -ENOMEM;
     }
+    f->owner = st;
     f->refs = 1;
     f->fd = fd;
     f->size = (uint64_t)sb.st_size;
@@ -215,6 +216,7 @@ static void lookup_run(struct hp_work *w)
                 free(f);
                 err = err ? err : -ENOMEM;
             } else {
+                f->owner = st;
                 f->refs = 1;
                 f->fd = -1;
                 f->mem = html;

@@ -94,6 +94,7 @@ enum { HP__VAR_ID = 0, HP__VAR_GZIP = 1, HP__VAR_BR = 2, HP__VAR_N = 3 };
 
 /* One opened version of a file (or a generated listing, fd -1). Immutable but for refs. */
 struct hp__sfile {
+    struct hp_static *owner;
     unsigned refs; /* loop thread only */
     int fd;        /* -1 for a listing or a file held in memory only */
     uint64_t size;
@@ -162,7 +163,9 @@ struct hp__sreq {
     char *buf;   /* opts.chunk bytes */
     size_t have; /* bytes in buf, read at off, not yet written */
     bool multipart;
-    bool reading; /* a pool read is in flight */
+    bool reading;   /* a pool read is in flight */
+    bool zero_copy; /* a sendfile reply waiting for the output to drain */
+    int status;     /* zero_copy: the response status */
 };
 
 /*

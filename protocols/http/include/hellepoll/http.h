@@ -21,6 +21,7 @@
  * - A handler call (on_request, or on_head) hands you the request: you hold
  *   it until you FINISH it, exactly once, by one of
  *     hp_http_reply()         (whatever it returns),
+ *     hp_http_reply_file()    (unless -EINVAL or -ENOBUFS),
  *     hp_http_stream_end()    (whatever it returns),
  *     hp_http_req_release()   (give up: the server answers 500 if nothing
  *                              was sent yet, or cuts a started response),
@@ -47,7 +48,8 @@
  *   hp_http_req_alloc(), keep their address and their bytes until you
  *   finish the request, even while the client pipelines more requests or
  *   body bytes behind it. Copy what you need beyond that.
- * - Bytes passed to the reply functions are copied before they return.
+ * - Bytes passed to the reply functions are copied before they return
+ *   (hp_http_reply_file() borrows its descriptor instead, until its callback).
  * - The server cannot be freed while any request is held:
  *   hp_http_server_free() returns -EBUSY, and the shutdown callback waits
  *   until every held request is finished.
@@ -429,6 +431,44 @@ HP_API int hp_http_add_header(struct hp_http_req *req, struct hp_str name, struc
  */
 HP_API int hp_http_reply(struct hp_http_req *req, int status, struct hp_str content_type,
                          const void *body, size_t len);
+
+/**
+ * The server is done with a file body given to hp_http_reply_file().
+ * @param arg    as given to hp_http_reply_file().
+ * @param status 0: every byte was handed to the kernel; a negative errno:
+ *               the connection ended first (-ECANCELED: closed or shut
+ *               down; -EPIPE, -ECONNRESET: the client left; -ENODATA: the
+ *               file was shorter than the range, and the connection was cut
+ *               after the bytes that were true).
+ */
+typedef void hp_http_file_cb(void *arg, int status);
+
+/**
+ * Send the whole response as hp_http_reply() does (same head, with
+ * Content-Length: @p len), its body being @p len bytes of the file @p fd
+ * from @p offset, sent with sendfile(2) straight from the page cache (no
+ * copy in user space; pread + write where the platform has no sendfile).
+ * Responses before it go out before it, later ones (pipelined requests)
+ * after it. HEAD (and 204, 304) sends the head only.
+ *
+ * Ownership: when it returns 0 the server borrows @p fd (not its file
+ * position, which is neither used nor moved) until @p done runs: exactly
+ * once, on a later loop iteration, after the request is finished (so it
+ * must not touch @p req). Keep @p fd open until then. With any other result
+ * @p done never runs and @p fd is yours again at once.
+ *
+ * Back-pressure: refused with -ENOBUFS (nothing changed, the request is
+ * still yours: wait with hp_http_req_on_drain(), then call again) while the
+ * connection's queued output (hp_http_req_queued()) is over max_output; the
+ * file's bytes count toward it until they are sent.
+ * @return 0 (finished); -EINVAL (as hp_http_reply(), or @p done NULL,
+ *         @p offset < 0, @p fd < 0 with @p len > 0: nothing changed, still
+ *         yours); -ENOBUFS (see above; still yours); -ENOMEM (the connection
+ *         is closed; finished); HP_ECLOSED (the request is closed: nothing
+ *         was sent; finished).
+ */
+HP_API int hp_http_reply_file(struct hp_http_req *req, int status, struct hp_str content_type,
+                              int fd, int64_t offset, size_t len, hp_http_file_cb *done, void *arg);
 
 /**
  * Start a streamed response. @p content_length -1 means unknown: the body

@@ -11,6 +11,15 @@
  * the loop's thread pool (pool.h), and file data that is not in the page
  * cache is read there too. A hot file costs no open, stat or close.
  *
+ * Bodies of sendfile_min bytes or more (a whole file or a single range) go
+ * to the socket with sendfile(2) from the cached descriptor
+ * (hp_http_reply_file()): no copy in user space. Smaller ones are answered
+ * from memory when the file is held there; several ranges
+ * (multipart/byteranges) are copied through the output queue. A file that
+ * shrinks while being sent cuts the connection after the bytes that were
+ * true; a cached descriptor replaced while a body is queued stays open
+ * until that body is sent.
+ *
  * Path safety: the request path is percent-decoded and normalised ("." and
  * ".." segments resolved, "//" collapsed); a ".." that would climb above the
  * root, an encoded dot segment (%2e), an encoded slash (%2f), a backslash, a
@@ -64,6 +73,12 @@ struct hp_static_opts {
     uint32_t max_ranges;
     /** Bytes read from a file per step while sending. Default 64 KiB. */
     uint32_t chunk;
+    /**
+     * Bodies (whole files or single ranges) of at least this many bytes go
+     * with sendfile, smaller ones from memory (or copied). Default 16 KiB;
+     * UINT32_MAX never uses sendfile.
+     */
+    uint32_t sendfile_min;
 };
 
 /**
@@ -108,8 +123,9 @@ struct hp_static_stats {
     uint64_t hits;       /**< answered from the cache without the pool */
     uint64_t lookups;    /**< opens/stats done on the pool */
     uint64_t pool_reads; /**< file reads that had to go to the pool */
+    uint64_t sendfiles;  /**< bodies queued with sendfile (hp_http_reply_file()) */
     uint32_t cached;     /**< paths in the cache now */
-    uint32_t in_flight;  /**< requests not finished yet */
+    uint32_t in_flight;  /**< requests not finished yet, and file bodies not yet sent */
 };
 
 /** Fill @p out with @p st's counters. */
