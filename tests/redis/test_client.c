@@ -578,6 +578,77 @@ static void test_connect_timeout(void **state)
     close(lfd);
 }
 
+/*
+ * A host name is looked up on the loop's thread pool, and its addresses
+ * tried in turn ("localhost" may give ::1 first, where redis-server does
+ * not listen here): commands issued at once wait for the connection.
+ */
+static void test_host_name(void **state)
+{
+    struct hp_redis_opts o = {.host = "localhost", .reconnect_min_ms = 20};
+    struct call c = {0};
+
+    (void)state;
+    if (srv.pid == 0)
+        skip();
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    o.port = srv.port;
+    assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
+    assert_int_equal(hp_pool_pending(fx.loop), 1); /* the lookup went to the pool */
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.str, "PONG");
+    assert_int_equal(hp_redis_connects(fx.r), 1);
+    close_client();
+}
+
+/* A name that does not resolve ("x..invalid" fails without a DNS query) fails the attempt. */
+static void test_host_unresolvable(void **state)
+{
+    struct hp_redis_opts o = {.host = "x..invalid", .port = 6379, .reconnect_min_ms = 20};
+    struct call c = {0};
+    int err;
+
+    (void)state;
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    err = hp_redis_command(fx.r, on_call, &c, "PING");
+    assert_int_equal(err, 0); /* connecting: the command waits */
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -EHOSTUNREACH);
+    for (int i = 0; i < 5; i++) /* retries go on quietly */
+        assert_true(hp_loop_run_once(fx.loop, 20) >= 0);
+    assert_int_equal(hp_redis_connects(fx.r), 0);
+    close_client();
+    assert_int_equal(c.runs, 1);
+}
+
+/* hp_redis_free() while the lookup runs: the command gets -ECANCELED, the lookup is let go. */
+static void test_free_during_lookup(void **state)
+{
+    struct hp_redis_opts o = {.host = "localhost", .port = 6379};
+    struct call c = {0};
+
+    (void)state;
+    memset(&fx, 0, sizeof(fx));
+    fx.loop = hp_test_loop_new(NULL);
+    assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
+    assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
+    hp_redis_free(fx.r);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.status, -ECANCELED);
+    hp_test_run_until_count(fx.loop, &fx.done, 1);
+    while (hp_pool_pending(fx.loop) > 0) /* the detached lookup completes and frees itself */
+        assert_true(hp_loop_run_once(fx.loop, 20) >= 0);
+    hp_test_loop_free(fx.loop);
+    assert_int_equal(c.runs, 1);
+}
+
 /* Loop shutdown with commands in flight: each gets -ECANCELED exactly once. */
 static void test_free_in_flight(void **state)
 {
@@ -747,13 +818,22 @@ static void test_pubsub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),       cmocka_unit_test(test_replies),
-        cmocka_unit_test(test_pipelining),     cmocka_unit_test(test_pending_bound),
-        cmocka_unit_test(test_timeout),        cmocka_unit_test(test_kill_restart),
-        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_huge_array),
-        cmocka_unit_test(test_refused),        cmocka_unit_test(test_connect_timeout),
-        cmocka_unit_test(test_free_in_flight), cmocka_unit_test(test_free_in_callback),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_kill_restart),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_huge_array),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_host_unresolvable),
+        cmocka_unit_test(test_free_during_lookup),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -18,6 +18,12 @@
  * are written at its end (hp_defer); only what the kernel did not take arms
  * write interest. One timer watches the oldest command.
  *
+ * Connecting: a host that is not a numeric address is looked up on the
+ * loop's thread pool (getaddrinfo blocks), then each of its addresses is
+ * tried in turn; the connect timeout covers both. A lookup still running
+ * when the attempt ends is detached and cancelled; its completion only
+ * frees it.
+ *
  * Failure: a connection that fails (connect error or timeout, EOF, reset, a
  * command timeout, garbage) is closed first, then everything waiting on it
  * gets the error, then a backoff delay later it connects again. The socket
@@ -31,6 +37,7 @@
  * server confirms its UNSUBSCRIBE (or the connection ends); once none is
  * left, commands are accepted again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -90,6 +97,10 @@ struct hp_redis {
     unsigned backoff_ms;
     unsigned connects;
     char *host;
+    bool numeric;               /* host is an address: no lookup */
+    struct lookup *lookup;      /* the name being resolved on the pool, or NULL */
+    struct addrinfo *addrs;     /* this attempt's addresses */
+    struct addrinfo *next_addr; /* the next one to try when a connect fails */
     uint16_t port;
     unsigned connect_timeout_ms, command_timeout_ms, reconnect_min_ms, reconnect_max_ms;
     unsigned max_pending;
@@ -98,6 +109,16 @@ struct hp_redis {
 };
 
 static void conn_open(struct hp_redis *r);
+
+/* A host name looked up on the loop's thread pool (getaddrinfo blocks). */
+struct lookup {
+    struct hp_work work;
+    struct hp_redis *r; /* NULL once the client stopped waiting for it */
+    struct addrinfo *ai;
+    int gai; /* getaddrinfo's result */
+    char port[8];
+    char host[];
+};
 
 /* ---- output ---- */
 
@@ -326,6 +347,14 @@ static void close_socket(struct hp_redis *r)
         close(r->fd);
     r->fd = -1;
     r->state = ST_CLOSED;
+    if (r->lookup) { /* its completion frees it */
+        r->lookup->r = NULL;
+        (void)hp_work_cancel(&r->lookup->work);
+        r->lookup = NULL;
+    }
+    if (r->addrs)
+        freeaddrinfo(r->addrs);
+    r->addrs = r->next_addr = NULL;
     hp_timer_stop(&r->conn_timer);
     hp_timer_stop(&r->cmd_timer);
     hp_defer_stop(&r->flush);
@@ -385,26 +414,14 @@ static int append_sub_cmd(struct hp_redis *r, const char *verb, const struct sub
     return append_argv(r, 2, argv, lens);
 }
 
-/* A non-blocking socket connecting to the server, or a negative errno. */
-static int open_socket(const struct hp_redis *r)
+/* A non-blocking socket connecting to @p ai, or a negative errno. */
+static int open_socket(const struct addrinfo *ai)
 {
-    struct addrinfo hints, *ai;
-    char port[8];
     int fd, err, flags;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%u", (unsigned)r->port);
-    /* A numeric host is parsed without a lookup; a name is resolved (blocking), as hiredis did. */
-    if (getaddrinfo(r->host, port, &hints, &ai) != 0)
-        return -EINVAL;
     fd = socket(ai->ai_family, SOCK_STREAM, 0);
-    if (fd < 0) {
-        err = -errno;
-        freeaddrinfo(ai);
-        return err;
-    }
+    if (fd < 0)
+        return -errno;
     flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -422,34 +439,131 @@ static int open_socket(const struct hp_redis *r)
         err = -errno;
         goto fail;
     }
-    freeaddrinfo(ai);
     return fd;
 fail:
     close(fd);
-    freeaddrinfo(ai);
     return err;
 }
 
 static void on_io(struct hp_io *io, unsigned events, int status);
 
+/* Start connecting to the next address of r->addrs that takes a connect. @return 0 or a negative
+ * errno. */
+static int try_next(struct hp_redis *r)
+{
+    int err = -EHOSTUNREACH;
+
+    while (r->next_addr) {
+        const struct addrinfo *ai = r->next_addr;
+        int fd;
+
+        r->next_addr = ai->ai_next;
+        if ((fd = open_socket(ai)) < 0) {
+            err = fd;
+            continue;
+        }
+        r->fd = fd;
+        hp_io_init(r->loop, &r->io, fd, on_io);
+        r->io.data = r;
+        if (hp_io_start(&r->io, HP_WRITABLE) != 0) {
+            close(fd);
+            r->fd = -1;
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    return err;
+}
+
+static void lookup_run(struct hp_work *w)
+{
+    struct lookup *q = hp_container_of(w, struct lookup, work);
+    struct addrinfo hints;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    q->gai = getaddrinfo(q->host, q->port, &hints, &q->ai);
+}
+
+/* The lookup is done (on the loop's thread): connect, or fail this attempt. */
+static void lookup_done(struct hp_work *w, int status)
+{
+    struct lookup *q = hp_container_of(w, struct lookup, work);
+    struct hp_redis *r = q->r;
+    int err;
+
+    if (r == NULL) { /* the attempt ended first (timeout, failure, hp_redis_free()) */
+        if (status == 0 && q->gai == 0)
+            freeaddrinfo(q->ai);
+        free(q);
+        return;
+    }
+    r->lookup = NULL;
+    if (status == 0 && q->gai == 0) {
+        r->addrs = r->next_addr = q->ai;
+        err = try_next(r);
+    } else {
+        err = status ? status : -EHOSTUNREACH;
+    }
+    free(q);
+    if (err) {
+        hold(r);
+        conn_fail(r, err);
+        release(r);
+    }
+}
+
+/* Look up the host name on the pool; lookup_done() goes on. @return 0 or a negative errno. */
+static int start_lookup(struct hp_redis *r)
+{
+    size_t n = strlen(r->host) + 1;
+    struct lookup *q = calloc(1, sizeof(*q) + n);
+    int err;
+
+    if (q == NULL)
+        return -ENOMEM;
+    memcpy(q->host, r->host, n);
+    snprintf(q->port, sizeof(q->port), "%u", (unsigned)r->port);
+    q->r = r;
+    if ((err = hp_work_submit(r->loop, &q->work, lookup_run, lookup_done)) != 0) {
+        free(q);
+        return err;
+    }
+    r->lookup = q;
+    return 0;
+}
+
+/* The addresses of a numeric host (no lookup). @return 0 or a negative errno. */
+static int numeric_addrs(struct hp_redis *r)
+{
+    struct addrinfo hints;
+    char port[8];
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", (unsigned)r->port);
+    if (getaddrinfo(r->host, port, &hints, &r->addrs) != 0)
+        return -EINVAL;
+    r->next_addr = r->addrs;
+    return 0;
+}
+
+/*
+ * A connection attempt: the connect timeout covers the name lookup (on the
+ * thread pool, for a host that is not an address) and the connect, which
+ * tries each address in turn.
+ */
 static void conn_open(struct hp_redis *r)
 {
-    int fd;
+    int err;
 
     if (r->reader)
         redisReaderFree(r->reader);
     r->reader = hp__redis_reader_new(&r->arena);
-    fd = r->reader ? open_socket(r) : -ENOMEM;
-    if (fd < 0) {
-        schedule_reconnect(r);
-        return;
-    }
-    r->fd = fd;
-    hp_io_init(r->loop, &r->io, fd, on_io);
-    r->io.data = r;
-    if (hp_io_start(&r->io, HP_WRITABLE) != 0) {
-        close(fd);
-        r->fd = -1;
+    if (r->reader == NULL) {
         schedule_reconnect(r);
         return;
     }
@@ -462,6 +576,14 @@ static void conn_open(struct hp_redis *r)
             return;
         }
     }
+    if (r->numeric)
+        err = numeric_addrs(r);
+    else
+        err = start_lookup(r);
+    if (err == 0 && r->numeric)
+        err = try_next(r);
+    if (err)
+        conn_fail(r, err);
 }
 
 /* The connect finished (writable or an error). @return 0 or a negative errno. */
@@ -480,6 +602,8 @@ static int connected(struct hp_redis *r, unsigned events, int status)
     if (hp_io_start(&r->io, HP_READABLE) != 0)
         return -ENOMEM;
     hp_timer_stop(&r->conn_timer);
+    freeaddrinfo(r->addrs);
+    r->addrs = r->next_addr = NULL;
     r->state = ST_UP;
     r->backoff_ms = r->reconnect_min_ms;
     r->connects++;
@@ -623,8 +747,14 @@ static void on_io(struct hp_io *io, unsigned events, int status)
     hold(r);
     if (r->state == ST_CONNECTING) {
         err = connected(r, events, status);
-        if (err == 0 && write_out(r) != 0)
+        if (err && r->next_addr) { /* refused here: the host's next address */
+            hp_io_stop(&r->io);
+            close(r->fd);
+            r->fd = -1;
+            err = try_next(r);
+        } else if (err == 0 && write_out(r) != 0) {
             err = -ECONNRESET;
+        }
         if (err)
             conn_fail(r, err);
         release(r);
@@ -640,6 +770,13 @@ static void on_io(struct hp_io *io, unsigned events, int status)
 }
 
 /* ---- public API ---- */
+
+static bool is_address(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
 
 int hp_redis_new(struct hp_redis **out, struct hp_loop *loop, const struct hp_redis_opts *opts)
 {
@@ -661,6 +798,7 @@ int hp_redis_new(struct hp_redis **out, struct hp_loop *loop, const struct hp_re
         return -ENOMEM;
     }
     r->loop = loop;
+    r->numeric = is_address(host);
     r->port = opts->port ? opts->port : 6379;
     r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
     r->command_timeout_ms = opts->command_timeout_ms ? opts->command_timeout_ms : 5000;

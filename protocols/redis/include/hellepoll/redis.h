@@ -72,8 +72,11 @@ typedef void hp_redis_msg_cb(struct hp_redis *r, const char *channel, size_t cha
 
 /** Options for hp_redis_new(). Zero means the default for each field. */
 struct hp_redis_opts {
-    /** Server address: numeric IPv4/IPv6 (a name would be resolved blocking by
-     *  hiredis). Copied. Default "127.0.0.1". */
+    /** Server: a numeric IPv4/IPv6 address, or a host name, looked up on the
+     *  loop's thread pool (hellepoll/pool.h) at each connection attempt and
+     *  its addresses tried in turn, all within connect_timeout_ms; a name
+     *  that does not resolve fails the attempt (-EHOSTUNREACH, then
+     *  reconnect). Copied. Default "127.0.0.1". */
     const char *host;
     /** Port; default 6379. */
     uint16_t port;
