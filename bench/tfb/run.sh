@@ -36,6 +36,7 @@ do_build=1
 do_check=1
 publish=auto
 use_lock=1
+hp_args=""
 lock=/tmp/hp-bench.lock
 wait_max=1800
 host=127.0.0.1
@@ -55,6 +56,7 @@ usage: $0 [options]
   --warmup S         seconds of untimed wrk per test type and app first (default $warm)
   --connections N    wrk connections (default $conns)
   --pool N           database connections of every app (default $pool)
+  --hellepoll-args "ARGS"  more flags for examples/tfb (e.g. "--batch 4")
   --build-dir DIR    Release build of hellepoll (default $build_dir)
   --no-build         use the binary already in the build directory
   --no-check         do not run tests/tfb/check.py on each app first
@@ -76,6 +78,7 @@ while [ $# -gt 0 ]; do
     --warmup) warm=$2; shift ;;
     --connections) conns=$2; shift ;;
     --pool) pool=$2; shift ;;
+    --hellepoll-args) hp_args=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --no-build) do_build=0 ;;
     --no-check) do_check=0 ;;
@@ -179,7 +182,7 @@ log "database: $dsn"
 app_cmd() { # APP: sets cmd, the app's command line
     case "$1" in
     hellepoll) cmd=("$tfb_bin" --host "$host" --port "$port" --dsn "$dsn" --workers 1 --pool "$pool"
-        --max-connections 20000 --max-keepalive-requests 4294967295) ;; # no limits, as the peers
+        --max-connections 20000 --max-keepalive-requests 4294967295 $hp_args) ;; # no limits, as the peers
     node) cmd=(env "NODE_PATH=$here/.deps/node_modules" node "$here/node/server.js" --host "$host"
         --port "$port" --dsn "$dsn" --pool "$pool") ;;
     tornado) cmd=("$py" "$here/tornado/server.py" --host "$host" --port "$port" --dsn "$dsn"

@@ -10,6 +10,7 @@
 #
 #   bench/tfb/syscalls.sh [--tests "db queries"] [--duration S] [--pool N]
 #                         [--build-dir DIR] [--connections N] [--strace]
+#                         [--app-args "--batch 4"]
 #
 # --strace: count with strace -c -f -p instead (much slower for the app, so
 # its batches grow: fewer calls per request than without it).
@@ -23,6 +24,7 @@ pool=8
 conns=256
 build_dir=$repo/build/bench-tfb
 use_strace=0
+app_args=""
 host=127.0.0.1
 port=18310
 while [ $# -gt 0 ]; do
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
     --connections) conns=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --strace) use_strace=1 ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    --app-args) app_args=$2; shift ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -59,7 +62,7 @@ trap cleanup EXIT
 dsn=$(taskset -c 1 "$repo/examples/tfb/setup-db.sh" "$db_dir/pg" start)
 pgport=$(echo "$dsn" | sed 's/.*port=\([0-9]*\).*/\1/')
 taskset -c 0 "$tfb" --host $host --port $port --dsn "$dsn" --workers 1 --pool "$pool" \
-    --max-connections 20000 --max-keepalive-requests 4294967295 >"$db_dir/app.log" 2>&1 &
+    --max-connections 20000 --max-keepalive-requests 4294967295 $app_args >"$db_dir/app.log" 2>&1 &
 app_pid=$!
 for ((i = 0; i < 200; i++)); do
     curl -fs -m 1 -o /dev/null "http://$host:$port/db" && break
@@ -81,7 +84,7 @@ uticks() { awk '{ sub(/^.*\) /, ""); print $12 }' "/proc/$app_pid/stat"; }
 hz=$(getconf CLK_TCK)
 ev=syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_setsockopt,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_writev,syscalls:sys_enter_read,raw_syscalls:sys_enter
 
-echo "git: $(git -C "$repo" rev-parse --short HEAD) ($(git -C "$repo" status --porcelain | wc -l) changed files); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "git: $(git -C "$repo" rev-parse --short HEAD) ($(git -C "$repo" status --porcelain | wc -l) changed files); app args: ${app_args:-none}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %9s %8s %8s %8s %8s %8s %8s %9s %8s %8s\n' test requests sendto recvfrom setsock epoll all segs_pg us_cpu us_user load1
 for t in $tests; do
     taskset -c 1 wrk -t1 -c"$conns" -d2s "$(url_of "$t")" >/dev/null 2>&1 # warm-up

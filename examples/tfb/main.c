@@ -4,7 +4,7 @@
  * pipelined PostgreSQL client and an LRU cache, one of each per worker.
  *
  * Usage: tfb [--host ADDR] [--port N] [--dsn CONNINFO] [--workers N] [--pool N]
- *            [--memcached HOST:PORT] [the common options of examples/common]
+ *            [--batch N] [--memcached HOST:PORT] [the common options of examples/common]
  *
  *   GET /json                 {"message":"Hello, World!"}
  *   GET /plaintext            Hello, World!
@@ -15,7 +15,9 @@
  *   GET /fortunes             the Fortune table as an HTML page
  *
  * --dsn is a libpq connection string (examples/tfb/setup-db.sh prints one);
- * --pool is the number of database connections of each worker; --memcached
+ * --pool is the number of database connections of each worker; --batch is
+ * how many queries of one loop iteration share a connection (the pool's
+ * max_batch; default 1, each on the least busy one); --memcached
  * puts the cached-queries cache in memcached instead of each worker's LRU
  * (in builds with the memcached module). The server
  * writes Date (updated every second) and Server headers on every response.
@@ -39,10 +41,12 @@ static struct {
     const char *dsn;
     const char *memcached; /* HOST:PORT, or NULL for the in-process cache */
     unsigned pool;
+    unsigned batch;
     struct hp_router *router;
 } cfg = {.dsn = "host=127.0.0.1 port=5432 dbname=hello_world user=benchmarkdbuser "
                 "password=benchmarkdbpass",
-         .pool = 8};
+         .pool = 8,
+         .batch = 1};
 
 /* ---- shared helpers (tfb.h) ------------------------------------------- */
 
@@ -162,6 +166,7 @@ static int worker_start(void *data, struct hp_loop *loop)
         .conninfo = cfg.dsn,
         .min_conns = cfg.pool,
         .max_conns = cfg.pool,
+        .max_batch = cfg.batch,
         .max_waiting = 1u << 16, /* 500-row requests from many connections */
     };
 
@@ -230,6 +235,17 @@ static int option(const char *opt, const char *value)
         cfg.pool = (unsigned)n;
         return 2;
     }
+    if (strcmp(opt, "--batch") == 0 && value != NULL) {
+        char *end;
+        long n = strtol(value, &end, 10);
+
+        if (*value == '\0' || *end != '\0' || n < 1 || n > 256) {
+            fprintf(stderr, "tfb: --batch must be 1..256\n");
+            return -1;
+        }
+        cfg.batch = (unsigned)n;
+        return 2;
+    }
     if (strcmp(opt, "--memcached") == 0 && value != NULL) {
 #ifdef TFB_HAVE_MEMCACHED
         cfg.memcached = value;
@@ -279,7 +295,7 @@ int main(int argc, char **argv)
         .worker_stop = worker_stop,
         .worker_done = worker_done,
         .option = option,
-        .options_usage = "[--dsn CONNINFO] [--pool N] [--memcached HOST:PORT]\n",
+        .options_usage = "[--dsn CONNINFO] [--pool N] [--batch N] [--memcached HOST:PORT]\n",
     };
     int status;
 

@@ -857,6 +857,57 @@ static void many_in_one_iteration(struct fixture *f, bool no_cork)
     free(c);
 }
 
+/*
+ * Which backend runs the queries of one loop iteration: by default each goes
+ * on an idle connection (three backends for three queries); with max_batch
+ * 3, three share a connection before the next one is used.
+ */
+static void backends_of_one_iteration(struct fixture *f, unsigned max_batch, int64_t pid[6])
+{
+    struct hp_pg_pool_opts o = {.min_conns = 3, .max_conns = 3, .max_batch = max_batch};
+    struct call c[6] = {{0}};
+    struct hp_pg_pool_stats st;
+
+    f->pool = pool_new(f, &o);
+    for (int i = 0; i < 500; i++) {
+        hp_pg_pool_stats(f->pool, &st);
+        if (st.conns_up == 3)
+            break;
+        hp_loop_run_once(f->loop, 20);
+    }
+    assert_int_equal(st.conns_up, 3);
+    f->done = 0;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(query(f, "SELECT pg_backend_pid()", 0, NULL, &c[i]), 0);
+    run_count(f, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(c[i].status, 0);
+        pid[i] = c[i].num;
+    }
+}
+
+static void test_queries_of_one_iteration_spread_over_idle_connections(void **state)
+{
+    struct fixture *f = *state;
+    int64_t pid[6];
+
+    NEED_SERVER();
+    backends_of_one_iteration(f, 0, pid);
+    assert_true(pid[0] != pid[1] && pid[1] != pid[2] && pid[0] != pid[2]);
+}
+
+static void test_max_batch_keeps_queries_of_one_iteration_together(void **state)
+{
+    struct fixture *f = *state;
+    int64_t pid[6];
+
+    NEED_SERVER();
+    backends_of_one_iteration(f, 3, pid);
+    assert_true(pid[0] == pid[1] && pid[1] == pid[2]);
+    assert_true(pid[3] == pid[4] && pid[4] == pid[5]);
+    assert_true(pid[0] != pid[3]);
+}
+
 static void test_many_queries_of_one_iteration_one_failing(void **state)
 {
     struct fixture *f = *state;
@@ -1518,6 +1569,8 @@ int main(void)
         T(test_bad_arguments_are_refused_without_callback),
         T(test_failing_query_does_not_abort_its_neighbours),
         T(test_many_concurrent_callers_get_their_own_answers),
+        T(test_queries_of_one_iteration_spread_over_idle_connections),
+        T(test_max_batch_keeps_queries_of_one_iteration_together),
         T(test_many_queries_of_one_iteration_one_failing),
         T(test_prepared_once_per_connection),
         T(test_full_wait_queue_is_an_immediate_error),

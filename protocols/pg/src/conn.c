@@ -226,19 +226,17 @@ static void set_cork(struct pgconn *c, bool on)
 /* Before a query is written: cork from the second one of the iteration on. */
 static void batch_note(struct pgconn *c)
 {
-    if (!c->can_cork || c->corked)
-        return;
-    if (c->sent) {
-        set_cork(c, true);
+    if (c->nsent++ == 0) {
+        hp_defer_start(&c->pool->uncork);
         return;
     }
-    c->sent = true;
-    hp_defer_start(&c->pool->uncork);
+    if (c->can_cork && !c->corked)
+        set_cork(c, true);
 }
 
 void hp__pg_conn_uncork(struct pgconn *c)
 {
-    c->sent = false;
+    c->nsent = 0;
     if (c->corked && c->state == C_UP)
         set_cork(c, false);
     c->corked = false;

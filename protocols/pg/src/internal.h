@@ -93,7 +93,7 @@ struct pgconn {
     bool want_write;
     bool ever_up;
     bool can_cork;               /* TCP: sends of one loop iteration can be corked (conn.c) */
-    bool sent;                   /* something was sent on this loop iteration */
+    unsigned nsent;              /* queries sent on this loop iteration (conn.c) */
     bool corked;                 /* TCP_CORK is on until the end of the iteration */
     struct pgresolve *resolving; /* host names being looked up (resolve.c) */
     struct hp_pg_txn *txn;       /* pinned to this transaction */
@@ -127,6 +127,7 @@ struct hp_pg_pool {
     PQconninfoOption *conn_opts; /* conninfo parsed, when resolve */
     unsigned min_conns, max_conns, max_pipeline, max_waiting;
     bool no_cork;
+    unsigned max_batch; /* plain queries of one iteration per connection */
     uint64_t query_timeout, connect_timeout, health_interval, backoff_min, backoff_max;
     hp_pg_notify_cb *on_notify;
     void *notify_arg;

@@ -317,9 +317,17 @@ static bool usable(const struct hp_pg_pool *pool, const struct pgconn *c)
     return c->state == C_UP && !c->txn && !c->reserved && c->inflight < pool->max_pipeline;
 }
 
+static bool is_plain(const struct pgq *q);
+
+/*
+ * An idle connection if there is one, else the least busy; with max_batch
+ * above 1, a plain query first joins one that this iteration already sent
+ * on (fewer than max_batch so far).
+ */
 static struct pgconn *pick(struct hp_pg_pool *pool, const struct pgq *q)
 {
-    struct pgconn *best = NULL;
+    struct pgconn *best = NULL, *idle = NULL;
+    bool batch = pool->max_batch > 1 && is_plain(q);
 
     if (q->kind == Q_LISTEN) {
         struct pgconn *c = pool->listen_conn;
@@ -335,12 +343,18 @@ static struct pgconn *pick(struct hp_pg_pool *pool, const struct pgq *q)
         }
         if (!usable(pool, c))
             continue;
-        if (c->inflight == 0)
-            return c;
+        if (batch && c->nsent > 0 && c->nsent < pool->max_batch)
+            return c; /* leaves with what this iteration sent on it */
+        if (c->inflight == 0) {
+            if (!batch)
+                return c;
+            if (!idle)
+                idle = c;
+        }
         if (!best || c->inflight < best->inflight)
             best = c;
     }
-    return best;
+    return idle ? idle : best;
 }
 
 /* A waiting BEGIN keeps new queries off the least busy connection until it is idle. */
@@ -855,6 +869,7 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
     pool->backoff_min = or_default(opts->reconnect_min_ms, 100);
     pool->backoff_max = or_default(opts->reconnect_max_ms, 5000);
     pool->no_cork = opts->no_cork;
+    pool->max_batch = opts->max_batch ? opts->max_batch : 1;
     pool->on_notify = opts->on_notify;
     pool->notify_arg = opts->notify_arg;
     hp_defer_init(loop, &pool->kick, on_kick);
