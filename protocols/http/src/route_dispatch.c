@@ -12,13 +12,6 @@
 #include "internal.h"
 #include "route_internal.h"
 
-struct rstate {
-    const struct iroute *route;
-    struct hp_str rest;
-    unsigned n;
-    struct hp_str values[]; /* decoded: views into the path, or into the arena */
-};
-
 static const struct rstate *state_of(const struct hp_http_req *req)
 {
     return (const struct rstate *)hp__http_rq((struct hp_http_req *)(uintptr_t)req)->route;
@@ -27,15 +20,10 @@ static const struct rstate *state_of(const struct hp_http_req *req)
 /* The slot of the request's method, from the parser's enum where it knows it. */
 static unsigned req_slot(const struct hp_router *r, const struct hp_http_req *req)
 {
-    static const uint8_t by_id[] = {
-        [HP_HTTP_GET] = M_GET,         [HP_HTTP_HEAD] = M_HEAD,     [HP_HTTP_POST] = M_POST,
-        [HP_HTTP_PUT] = M_PUT,         [HP_HTTP_DELETE] = M_DELETE, [HP_HTTP_OPTIONS] = M_OPTIONS,
-        [HP_HTTP_CONNECT] = M_CONNECT, [HP_HTTP_TRACE] = M_TRACE,   [HP_HTTP_PATCH] = M_PATCH,
-    };
     unsigned id = (unsigned)req->method_id;
 
-    if (id != HP_HTTP_OTHER && id < sizeof(by_id))
-        return by_id[id];
+    if (id != HP_HTTP_OTHER && id <= HP_HTTP_PATCH)
+        return hp__route_slot_id(id);
     return hp__route_slot(r, req->method.ptr, req->method.len);
 }
 
@@ -99,44 +87,83 @@ static int redirect(struct hp_http_req *req, unsigned slot, const struct hp_rout
 }
 
 /*
+ * Is there a '%' in [a, b)? Words of 8 bytes, the last one overlapping (no
+ * read outside), for the usual short span of a request's values: no call.
+ */
+static bool has_pct(const char *a, const char *b)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t n = (size_t)(b - a);
+    uint64_t acc = 0, v;
+
+    if (b <= a)
+        return false;
+    if (n < 8) {
+        for (; a < b; a++) {
+            if (*a == '%')
+                return true;
+        }
+        return false;
+    }
+    if (n > 64)
+        return memchr(a, '%', n) != NULL;
+    for (; a + 8 < b; a += 8) {
+        memcpy(&v, a, 8);
+        v ^= ones * '%';
+        acc |= (v - ones) & ~v & highs; /* nonzero iff some byte was '%' (or-ed: no false hit) */
+    }
+    memcpy(&v, b - 8, 8);
+    v ^= ones * '%';
+    acc |= (v - ones) & ~v & highs;
+    return acc != 0;
+}
+
+/*
  * Store the parameters in the request and run the route's handler. A value
  * without '%' stays a view into the request's path (which keeps its bytes
  * until the request is finished); only escaped ones are decoded, into the
  * arena. One look for '%' over the span of the values spares the usual
- * case the look per value.
+ * case the look per value. A route without parameters and rest uses its
+ * own state: nothing allocated.
  */
 static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
 {
     const struct iroute *rt = (const struct iroute *)(const void *)m->route;
     unsigned n = m->nparams;
-    struct rstate *st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
-    bool escaped = false;
+    struct rstate *st;
+    struct hp_str *vals;
+    bool escaped;
 
-    if (n != 0) { /* the values are in path order: one look from the first to the last */
-        const char *a = m->values[0].ptr, *b = m->values[n - 1].ptr + m->values[n - 1].len;
-        escaped = b > a && memchr(a, '%', (size_t)(b - a)) != NULL;
+    if (n == 0 && m->rest.len == 0) {
+        hp__http_rq(req)->route = &rt->st0;
+        goto call;
     }
-
+    st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
     if (st == NULL)
         return -ENOMEM;
+    vals = (struct hp_str *)(void *)(st + 1);
+    /* the values are in path order: one look from the first to the last */
+    escaped = n != 0 && has_pct(m->values[0].ptr, m->values[n - 1].ptr + m->values[n - 1].len);
     st->route = rt;
     st->rest = m->rest;
+    st->values = vals;
     st->n = n;
     for (unsigned i = 0; i < n; i++) {
         struct hp_str v = m->values[i];
         char *buf;
         int len;
         if (!escaped || v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
-            st->values[i] = v;
+            vals[i] = v;
             continue;
         }
         if ((buf = hp_http_req_alloc(req, v.len)) == NULL)
             return -ENOMEM;
         if ((len = hp_route_decode(v, buf, v.len)) < 0)
             return answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
-        st->values[i] = (struct hp_str){buf, (size_t)len};
+        vals[i] = (struct hp_str){buf, (size_t)len};
     }
     hp__http_rq(req)->route = st;
+call:
     if (rt->pub.handler == NULL)
         return reply_text(req, 501);
     return rt->pub.handler(req);
