@@ -174,10 +174,13 @@ struct fedge {
     uint32_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
+/* A slot is bits 52.. of (word & kmask) * mult, at most 4096 slots of 64 bytes. */
+#define FNODE_HASH_SHIFT 52
+
 struct fnode {
-    const struct fedge *tbl; /* NULL without hashed edges */
-    uint64_t kmask, mult;    /* slot = (word & kmask) * mult >> shift */
-    uint64_t shift;
+    const struct fedge *tbl;   /* NULL without hashed edges */
+    uint64_t kmask, mult;      /* slot: ((word & kmask) * mult >> 52) & (slots - 1) */
+    uint64_t smask;            /* slots - 1, times 64 where a slot is 64 bytes (byte offset) */
     const struct fnode *param; /* the plain parameter, when the walk may take it */
     const struct iroute *leaf; /* the route the slot takes where the path ends here */
     const struct fedge *empty; /* the empty label's edge, or NULL */

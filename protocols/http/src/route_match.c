@@ -532,6 +532,17 @@ HOT size_t first_bit(uint64_t bits)
 #endif
 }
 
+/* The slot of segment word @p v in @p n's table (see struct fnode). */
+HOT const struct fedge *fnode_slot(const struct fnode *n, uint64_t v)
+{
+    uint64_t h = (v & n->kmask) * n->mult;
+
+    if (sizeof(struct fedge) == 64) /* the byte offset with one shift and one mask */
+        return (const struct fedge *)(const void *)((const char *)n->tbl +
+                                                    ((h >> (FNODE_HASH_SHIFT - 6)) & n->smask));
+    return &n->tbl[(h >> FNODE_HASH_SHIFT) & n->smask];
+}
+
 /*
  * The edge of a slot marked slow (a long label, a chain, or empty) that the
  * segment at @p s (word @p v, @p left bytes to the path's end) is, or NULL.
@@ -614,7 +625,7 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
             v = load64((const char *)pad + (8 + (s - end)));
         }
         if (n->tbl != NULL) {
-            e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
+            e = fnode_slot(n, v);
             if (((v ^ e->head) & e->hmask) == 0) {
                 if (e->quick < 8) { /* the common hit: a short label */
                     p = s + e->quick;
