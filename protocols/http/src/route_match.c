@@ -616,6 +616,7 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
         const char *s, *q;
         uint64_t v, b;
         unsigned c;
+        size_t k;
         s = p + 1;
         if ((uintptr_t)p < lim) { /* a whole word in the path (and p is not its end) */
             v = load64(s);
@@ -651,13 +652,20 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
         if (n->param == NULL || c <= (unsigned)('/' - '%'))
             goto odd;
     param:
+        if ((b = slash_bits(v)) != 0) { /* a value under 8 bytes */
+            k = first_bit(b);
+            *vp++ = (struct hp_str){s, k}; /* at its pdepth: greedy, no catch-alls */
+            p = s + k;
+            n = n->param;
+            continue;
+        }
         q = s;
-        while ((b = slash_bits(v)) == 0) { /* a long value */
+        do { /* a long value */
             q += 8;
             v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
-        }
+        } while ((b = slash_bits(v)) == 0);
         q += first_bit(b);
-        *vp++ = (struct hp_str){s, (size_t)(q - s)}; /* at its pdepth: greedy, no catch-alls */
+        *vp++ = (struct hp_str){s, (size_t)(q - s)};
         p = q;
         n = n->param;
         continue;
