@@ -611,39 +611,41 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
         for (size_t i = 0; i < path.len; i++) /* no call for a few bytes */
             pad[8 - path.len + i] = (unsigned char)p[i];
     }
-    for (;;) {
+    for (;;) { /* p: the '/' before the segment, or the end (p + 1 kept as such: one register less)
+                */
         const struct fedge *e;
-        const char *s, *q;
+        const char *q;
         uint64_t v, b;
         unsigned c;
         size_t k;
-        s = p + 1;
         if ((uintptr_t)p < lim) { /* a whole word in the path (and p is not its end) */
-            v = load64(s);
+            v = load64(p + 1);
         } else {
             if (p == end)
                 break;
-            v = load64((const char *)pad + (8 + (s - end)));
+            v = load64((const char *)pad + (8 + ((p + 1) - end)));
         }
         if (n->tbl != NULL) {
             e = fnode_slot(n, v);
             if (((v ^ e->head) & e->hmask) == 0) {
                 if (e->quick < 8) { /* the common hit: a short label */
-                    p = s + e->quick;
+                    p = p + 1 + e->quick;
                     n = e->child;
                     continue;
                 }
-                if (!e->slow && e->len <= (size_t)(end - s) && load64(s + e->len - 8) == e->tailw &&
-                    (s + e->len == end || s[e->len] == '/')) {
-                    p = s + e->len; /* 8 to 16 bytes */
+                if (!e->slow && e->len <= (size_t)(end - (p + 1)) &&
+                    load64(p + 1 + e->len - 8) == e->tailw &&
+                    (p + 1 + e->len == end || p[1 + e->len] == '/')) {
+                    p = p + 1 + e->len; /* 8 to 16 bytes */
                     n = e->child;
                     continue;
                 }
             }
             /* A long label, or others in the slot. */
-            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, s, (size_t)(end - s)) : NULL;
+            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, p + 1, (size_t)(end - (p + 1)))
+                                            : NULL;
             if (e != NULL) {
-                p = s + e->len;
+                p = p + 1 + e->len;
                 n = e->child;
                 continue;
             }
@@ -654,18 +656,18 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
     param:
         if ((b = slash_bits(v)) != 0) { /* a value under 8 bytes */
             k = first_bit(b);
-            *vp++ = (struct hp_str){s, k}; /* at its pdepth: greedy, no catch-alls */
-            p = s + k;
+            *vp++ = (struct hp_str){p + 1, k}; /* at its pdepth: greedy, no catch-alls */
+            p = p + 1 + k;
             n = n->param;
             continue;
         }
-        q = s;
+        q = p + 1;
         do { /* a long value */
             q += 8;
             v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
         } while ((b = slash_bits(v)) == 0);
         q += first_bit(b);
-        *vp++ = (struct hp_str){s, (size_t)(q - s)};
+        *vp++ = (struct hp_str){p + 1, (size_t)(q - (p + 1))};
         p = q;
         n = n->param;
         continue;
@@ -675,7 +677,7 @@ HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
          * dot-segment, the full walk decides. */
         c += '%';
         if (c == '/' && (e = n->empty) != NULL) {
-            p = s;
+            p++;
             n = e->child;
             continue;
         }
