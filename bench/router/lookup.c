@@ -2,11 +2,12 @@
  * bench/router/lookup.c - router lookups, go-http-routing-benchmark's
  * "All" style: every route of a table is requested with its own pattern
  * text as the path (":owner" in place of a value) and its own method, once
- * per round, on hellepoll's router (hp_router_match) and on libr3 (when
+ * per round, on hellepoll's router (hp_router_match, or hp-id:
+ * hp_router_match_id with the method as the HTTP parser's enum) and on libr3 (when
  * built with it; its lookups need a match_entry, allocated and freed per
  * lookup as its API requires).
  *
- *   bench_router_lookup --routes FILE [--impl hp|r3|none] [--rounds N] [--callgrind]
+ *   bench_router_lookup --routes FILE [--impl hp|hp-id|r3|none] [--rounds N] [--callgrind]
  *
  * (none: the loop around the lookups alone, to subtract it.)
  *
@@ -68,7 +69,8 @@ struct route {
     char file[256];
     char pattern[300];
     int r3_method;
-    struct hp_str m, path; /* lengths computed once, outside the measurement */
+    enum hp_http_method id; /* as the HTTP parser gives it (hp_http_req.method_id) */
+    struct hp_str m, path;  /* lengths computed once, outside the measurement */
 };
 
 static struct route routes[1024];
@@ -107,6 +109,20 @@ static int r3_method_of(const char *m)
     return 0;
 }
 
+static enum hp_http_method id_of(const char *m)
+{
+    static const char *const names[] = {
+        [HP_HTTP_GET] = "GET",         [HP_HTTP_HEAD] = "HEAD",     [HP_HTTP_POST] = "POST",
+        [HP_HTTP_PUT] = "PUT",         [HP_HTTP_DELETE] = "DELETE", [HP_HTTP_OPTIONS] = "OPTIONS",
+        [HP_HTTP_CONNECT] = "CONNECT", [HP_HTTP_TRACE] = "TRACE",   [HP_HTTP_PATCH] = "PATCH"};
+
+    for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(names[i], m) == 0)
+            return (enum hp_http_method)i;
+    }
+    return HP_HTTP_OTHER;
+}
+
 static int load(const char *path)
 {
     char line[512];
@@ -124,6 +140,7 @@ static int load(const char *path)
             continue;
         convert(r->file, r->pattern, sizeof(r->pattern), false);
         r->r3_method = r3_method_of(r->method);
+        r->id = id_of(r->method);
         r->m = (struct hp_str){r->method, strlen(r->method)};
         r->path = (struct hp_str){r->file, strlen(r->file)};
         nroutes++;
@@ -144,6 +161,20 @@ static size_t hp_round(void)
 
     for (size_t i = 0; i < nroutes; i++) {
         if (hp_router_match(hp, routes[i].m, routes[i].path, &m) == HP_ROUTE_FOUND &&
+            m.route->data == &routes[i])
+            ok++;
+    }
+    return ok;
+}
+
+/* hp_router_match_id(): the method as the HTTP parser's enum, as dispatch looks up. */
+static size_t hp_id_round(void)
+{
+    struct hp_route_match m;
+    size_t ok = 0;
+
+    for (size_t i = 0; i < nroutes; i++) {
+        if (hp_router_match_id(hp, routes[i].id, routes[i].path, &m) == HP_ROUTE_FOUND &&
             m.route->data == &routes[i])
             ok++;
     }
@@ -267,15 +298,17 @@ int main(int argc, char **argv)
             file = NULL, i = argc;
     }
     if (file == NULL) {
-        fprintf(stderr, "usage: %s --routes FILE [--impl hp|r3] [--rounds N] [--callgrind]\n",
+        fprintf(stderr, "usage: %s --routes FILE [--impl hp|hp-id|r3] [--rounds N] [--callgrind]\n",
                 argv[0]);
         return 2;
     }
     if (load(file) != 0 || nroutes == 0)
         return 1;
-    if (strcmp(impl, "hp") == 0) {
+    if (strcmp(impl, "hp") == 0 || strcmp(impl, "hp-id") == 0) {
         if (hp_build() != 0)
             return 1;
+        if (strcmp(impl, "hp-id") == 0)
+            round_fn = hp_id_round;
 #ifdef HP_BENCH_R3
     } else if (strcmp(impl, "r3") == 0) {
         if (r3_build() != 0)

@@ -71,9 +71,9 @@ if [ "$do_build" = 1 ]; then
         >>"$build_dir.log" 2>&1 || { tail -20 "$build_dir.log"; exit 1; }
 fi
 bench=$build_dir/bench/router/bench_router_lookup
-impls="none hp"
+impls="none hp hp-id"
 "$bench" --routes "$repo/tests/http/routes/github.txt" --impl r3 --rounds 1 >/dev/null 2>&1 &&
-    impls="none hp r3" || echo "libr3 not built in (libr3-dev missing?): hellepoll only" >&2
+    impls="none hp hp-id r3" || echo "libr3 not built in (libr3-dev missing?): hellepoll only" >&2
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -111,16 +111,20 @@ net() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 echo
 echo "Router lookups, GithubAll style (callgrind: instructions per lookup; net = minus the loop):"
 echo
-echo "| table | routes | hellepoll instr (net) | libr3 instr (net) | libr3/hellepoll (net) | hellepoll allocs | libr3 allocs | hellepoll ns | libr3 ns | libr3/hellepoll ns |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "hellepoll: hp_router_match() (method token); by enum: hp_router_match_id() (the parser's"
+echo "enum hp_http_method, as hp_router_dispatch() looks up); ratios are libr3 over the token API."
+echo
+echo "| table | routes | hellepoll instr (net) | by enum instr (net) | libr3 instr (net) | libr3/hellepoll (net) | hellepoll allocs | libr3 allocs | hellepoll ns | by enum ns | libr3 ns | libr3/hellepoll ns |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $tables; do
-    h=${ir[$t.hp]} z=${ir[$t.none]} r=${ir[$t.r3]:-}
+    h=${ir[$t.hp]} i=${ir[$t.hp-id]} z=${ir[$t.none]} r=${ir[$t.r3]:-}
     hn=$(net "$h" "$z")
     rn=""
     [ -n "$r" ] && rn=$(net "$r" "$z")
-    printf '| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${nr[$t]}" "$h" "$hn" \
+    printf '| %s | %s | %s (%s) | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${nr[$t]}" \
+        "$h" "$hn" "$i" "$(net "$i" "$z")" \
         "${r:+$r ($rn)}" "$(ratio "$rn" "$hn")" "${al[$t.hp]}" "${al[$t.r3]:--}" \
-        "${ns[$t.hp]:--}" "${ns[$t.r3]:--}" "$(ratio "${ns[$t.r3]:-}" "${ns[$t.hp]:-}")"
+        "${ns[$t.hp]:--}" "${ns[$t.hp-id]:--}" "${ns[$t.r3]:--}" "$(ratio "${ns[$t.r3]:-}" "${ns[$t.hp]:-}")"
 done
 
 [ "$do_hello" = 1 ] || exit 0

@@ -10,6 +10,7 @@
  * prefix-sharing labels, trailing slashes and backtracking cases for it.
  * Input: the first byte picks the method, the rest is the path.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((res == HP_ROUTE_NOT_ALLOWED || res == HP_ROUTE_OPTIONS) && f.allow != m.allow)
             abort();
         if (res == HP_ROUTE_REDIRECT && f.redirect != m.redirect)
+            abort();
+    }
+    {
+        /* The lookup by the parser's enum answers the same (BREW: HP_HTTP_OTHER). */
+        static const enum hp_http_method ids[] = {HP_HTTP_GET,   HP_HTTP_HEAD,   HP_HTTP_POST,
+                                                  HP_HTTP_PUT,   HP_HTTP_DELETE, HP_HTTP_OPTIONS,
+                                                  HP_HTTP_PATCH, HP_HTTP_OTHER};
+        struct hp_route_match e;
+        int re = hp_router_match_id(router, ids[data[0] & 7], path, &e);
+        if (re == -EINVAL && ids[data[0] & 7] == HP_HTTP_OTHER) {
+            re = res; /* a router with methods of its own: refused, as documented */
+            e = m;
+        }
+        if (re != res || (res == HP_ROUTE_FOUND && (e.route != m.route || e.nparams != m.nparams ||
+                                                    e.rest.len != m.rest.len)))
+            abort();
+        for (unsigned i = 0; res == HP_ROUTE_FOUND && i < m.nparams; i++) {
+            if (e.values[i].ptr != m.values[i].ptr || e.values[i].len != m.values[i].len)
+                abort();
+        }
+        if ((res == HP_ROUTE_NOT_ALLOWED || res == HP_ROUTE_OPTIONS) && e.allow != m.allow)
             abort();
     }
     if ((buf = malloc(size + 1)) == NULL || (buf2 = malloc(size + 1)) == NULL)

@@ -53,11 +53,66 @@ static void add(struct hp_router *r, const char *method, const char *pattern)
         fail_msg("add %s %s: %d %s", method ? method : "*", pattern, rc, hp_router_error(r));
 }
 
+/* The parser's enum for a method token (HP_HTTP_OTHER for the rest). */
+static enum hp_http_method method_id(const char *m)
+{
+    static const char *const names[] = {
+        [HP_HTTP_GET] = "GET",         [HP_HTTP_HEAD] = "HEAD",     [HP_HTTP_POST] = "POST",
+        [HP_HTTP_PUT] = "PUT",         [HP_HTTP_DELETE] = "DELETE", [HP_HTTP_OPTIONS] = "OPTIONS",
+        [HP_HTTP_CONNECT] = "CONNECT", [HP_HTTP_TRACE] = "TRACE",   [HP_HTTP_PATCH] = "PATCH",
+    };
+
+    for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(names[i], m) == 0)
+            return (enum hp_http_method)i;
+    }
+    return HP_HTTP_OTHER;
+}
+
+/* Do two lookups that returned @p rc say the same (the fields rc defines)? */
+static bool same_match(int rc, const struct hp_route_match *a, const struct hp_route_match *b)
+{
+    switch (rc) {
+    case HP_ROUTE_FOUND:
+        if (a->route != b->route || a->names != b->names || a->nparams != b->nparams ||
+            a->rest.ptr != b->rest.ptr || a->rest.len != b->rest.len)
+            return false;
+        for (unsigned i = 0; i < a->nparams; i++) {
+            if (a->values[i].ptr != b->values[i].ptr || a->values[i].len != b->values[i].len)
+                return false;
+        }
+        return true;
+    case HP_ROUTE_NOT_ALLOWED:
+    case HP_ROUTE_OPTIONS:
+        return a->route == NULL && b->route == NULL && a->allow == b->allow;
+    case HP_ROUTE_REDIRECT:
+        return a->route == NULL && b->route == NULL && a->redirect == b->redirect;
+    default:
+        return a->route == b->route;
+    }
+}
+
+/*
+ * hp_router_match(), and hp_router_match_id() with the method's enum, which
+ * must answer the same (for HP_HTTP_OTHER it may refuse instead, on a
+ * router whose routes name methods of their own).
+ */
 static int match(const struct hp_router *r, const char *method, const char *path,
                  struct hp_route_match *m)
 {
+    struct hp_route_match m2;
+    enum hp_http_method id = method_id(method);
+    int rc, rc2;
+
     memset(m, 0xa5, sizeof(*m));
-    return hp_router_match(r, str(method), str(path), m);
+    memset(&m2, 0xa5, sizeof(m2));
+    rc = hp_router_match(r, str(method), str(path), m);
+    rc2 = hp_router_match_id(r, id, str(path), &m2);
+    if (id == HP_HTTP_OTHER && rc2 == -EINVAL)
+        return rc;
+    if (rc2 != rc || !same_match(rc, m, &m2))
+        fail_msg("%s %s: hp_router_match_id() %d, hp_router_match() %d", method, path, rc2, rc);
+    return rc;
 }
 
 /* The pattern of the route @p method @p path finds, or a result name. */
@@ -758,6 +813,40 @@ static void test_router_hostile_paths_fail_cleanly(void **state)
     hp_router_free(r);
 }
 
+/* The lookup by the parser's enum: what the token gives, and its refusals. */
+static void test_router_match_by_method_id(void **state)
+{
+    struct hp_router *r = router_new(false), *c = router_new(false);
+    struct hp_route_match m;
+
+    (void)state;
+    add(r, "GET", "/a/{x}");
+    add(r, "PATCH", "/a/{x}");
+    add(r, NULL, "/any");
+    assert_int_equal(hp_router_freeze(r), 0);
+    assert_int_equal(hp_router_match_id(r, HP_HTTP_PATCH, str("/a/1"), &m), HP_ROUTE_FOUND);
+    assert_string_equal(m.route->method, "PATCH");
+    assert_str(m.values[0], "1");
+    assert_int_equal(hp_router_match_id(r, HP_HTTP_HEAD, str("/a/1"), &m), HP_ROUTE_FOUND);
+    assert_string_equal(m.route->method, "GET");
+    assert_int_equal(hp_router_match_id(r, HP_HTTP_PUT, str("/a/1"), &m), HP_ROUTE_NOT_ALLOWED);
+    /* HP_HTTP_OTHER: a method no route names, so any-method routes only */
+    assert_int_equal(hp_router_match_id(r, HP_HTTP_OTHER, str("/any"), &m), HP_ROUTE_FOUND);
+    assert_int_equal(hp_router_match_id(r, HP_HTTP_OTHER, str("/a/1"), &m), HP_ROUTE_NOT_ALLOWED);
+    assert_int_equal(
+        hp_router_match_id(r, (enum hp_http_method)(HP_HTTP_PATCH + 1), str("/any"), &m), -EINVAL);
+    /* A router with a method of its own cannot tell which HP_HTTP_OTHER is. */
+    add(c, "PROPFIND", "/p");
+    add(c, "GET", "/p");
+    assert_int_equal(hp_router_match_id(c, HP_HTTP_GET, str("/p"), &m), -EINVAL); /* unfrozen */
+    assert_int_equal(hp_router_freeze(c), 0);
+    assert_int_equal(hp_router_match_id(c, HP_HTTP_GET, str("/p"), &m), HP_ROUTE_FOUND);
+    assert_int_equal(hp_router_match_id(c, HP_HTTP_OTHER, str("/p"), &m), -EINVAL);
+    assert_int_equal(match(c, "PROPFIND", "/p", &m), HP_ROUTE_FOUND);
+    hp_router_free(r);
+    hp_router_free(c);
+}
+
 static void test_router_unfrozen_and_empty(void **state)
 {
     struct hp_router *r = router_new(false);
@@ -791,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_router_reverse_urls_through_mounts),
         cmocka_unit_test(test_router_trailing_slash_redirects),
         cmocka_unit_test(test_router_hostile_paths_fail_cleanly),
+        cmocka_unit_test(test_router_match_by_method_id),
         cmocka_unit_test(test_router_unfrozen_and_empty),
     };
 

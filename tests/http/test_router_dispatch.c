@@ -209,6 +209,25 @@ static void test_dispatch_decodes_parameters_into_the_request(void **state)
     send_str(GET("/users/caf%C3%A9/posts/a%2Fb"));
     receive_until("[up]", 1);
     assert_non_null(strstr(fx.in, "id=caf\xc3\xa9;post=a/b;[up]"));
+    /* One escape anywhere in spans of every length the '%' look takes
+     * apart (bytes, words, 16-byte blocks, the overlapping last one). */
+    for (size_t len = 1; len <= 70; len++) {
+        for (size_t at = 0; at<len; at += len> 20 ? 7 : 1) {
+            char req[256], want[160], val[80];
+            memset(val, 'v', len);
+            val[len] = '\0';
+            val[at] = 'X'; /* sent as %58 */
+            snprintf(req, sizeof(req), "GET /users/%.*s%%58%s/posts/p HTTP/1.1\r\nHost: t\r\n\r\n",
+                     (int)at, val, val + at + 1);
+            snprintf(want, sizeof(want), "id=%s;post=p;[up]", val);
+            fx.in_len = 0;
+            fx.in[0] = '\0';
+            send_str(req);
+            receive_until("[up]", 1);
+            if (strstr(fx.in, want) == NULL)
+                fail_msg("%s: got %s", req, fx.in);
+        }
+    }
 }
 
 static void test_dispatch_parameters_outlive_the_handler_call(void **state)

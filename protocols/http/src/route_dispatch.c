@@ -12,12 +12,9 @@
 #include "internal.h"
 #include "route_internal.h"
 
-struct rstate {
-    const struct iroute *route;
-    struct hp_str rest;
-    unsigned n;
-    struct hp_str values[]; /* decoded: views into the path, or into the arena */
-};
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static const struct rstate *state_of(const struct hp_http_req *req)
 {
@@ -27,15 +24,10 @@ static const struct rstate *state_of(const struct hp_http_req *req)
 /* The slot of the request's method, from the parser's enum where it knows it. */
 static unsigned req_slot(const struct hp_router *r, const struct hp_http_req *req)
 {
-    static const uint8_t by_id[] = {
-        [HP_HTTP_GET] = M_GET,         [HP_HTTP_HEAD] = M_HEAD,     [HP_HTTP_POST] = M_POST,
-        [HP_HTTP_PUT] = M_PUT,         [HP_HTTP_DELETE] = M_DELETE, [HP_HTTP_OPTIONS] = M_OPTIONS,
-        [HP_HTTP_CONNECT] = M_CONNECT, [HP_HTTP_TRACE] = M_TRACE,   [HP_HTTP_PATCH] = M_PATCH,
-    };
     unsigned id = (unsigned)req->method_id;
 
-    if (id != HP_HTTP_OTHER && id < sizeof(by_id))
-        return by_id[id];
+    if (id != HP_HTTP_OTHER && id <= HP_HTTP_PATCH)
+        return hp__route_slot_id(id);
     return hp__route_slot(r, req->method.ptr, req->method.len);
 }
 
@@ -98,45 +90,115 @@ static int redirect(struct hp_http_req *req, unsigned slot, const struct hp_rout
     return 0; /* finished, whatever it returned */
 }
 
-/*
- * Store the parameters in the request and run the route's handler. A value
- * without '%' stays a view into the request's path (which keeps its bytes
- * until the request is finished); only escaped ones are decoded, into the
- * arena. One look for '%' over the span of the values spares the usual
- * case the look per value.
- */
-static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
+/* One 8-byte word's '%' bytes (nonzero iff there is one: exact up to the first). */
+static uint64_t pct_bits(const char *p)
 {
-    const struct iroute *rt = (const struct iroute *)(const void *)m->route;
-    unsigned n = m->nparams;
-    struct rstate *st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
-    bool escaped = false;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t v;
 
-    if (n != 0) { /* the values are in path order: one look from the first to the last */
-        const char *a = m->values[0].ptr, *b = m->values[n - 1].ptr + m->values[n - 1].len;
-        escaped = b > a && memchr(a, '%', (size_t)(b - a)) != NULL;
+    memcpy(&v, p, 8);
+    v ^= ones * '%';
+    return (v - ones) & ~v & highs;
+}
+
+/*
+ * Is there a '%' in [a, b)? Straight-line for the usual short span of a
+ * request's values (no call): 16-byte blocks with SSE2, else 8-byte words,
+ * the last one overlapping, nothing read outside.
+ */
+static bool has_pct(const char *a, const char *b)
+{
+    size_t n = b > a ? (size_t)(b - a) : 0;
+
+    if (n < 8) {
+        for (; a < b; a++) {
+            if (*a == '%')
+                return true;
+        }
+        return false;
     }
+    if (n > 64)
+        return memchr(a, '%', n) != NULL;
+#if defined(__SSE2__)
+    if (n >= 16) {
+        const __m128i pc = _mm_set1_epi8('%');
+        int acc = 0;
+        for (; n > 16; a += 16, n -= 16)
+            acc |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const void *)a), pc));
+        acc |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const void *)(b - 16)), pc));
+        return acc != 0;
+    }
+#endif
+    for (; n > 8; a += 8, n -= 8) {
+        if (pct_bits(a) != 0)
+            return true;
+    }
+    return pct_bits(b - 8) != 0;
+}
 
-    if (st == NULL)
-        return -ENOMEM;
-    st->route = rt;
-    st->rest = m->rest;
-    st->n = n;
-    for (unsigned i = 0; i < n; i++) {
+/*
+ * Decode the values of @p m with escapes into the arena, the rest as views.
+ * @return 0, -ENOMEM, or 1 for a malformed one.
+ */
+__attribute__((noinline)) static int
+decode_values(struct hp_http_req *req, const struct hp_route_match *m, struct hp_str *vals)
+{
+    for (unsigned i = 0; i < m->nparams; i++) {
         struct hp_str v = m->values[i];
         char *buf;
         int len;
-        if (!escaped || v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
-            st->values[i] = v;
+        if (v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
+            vals[i] = v;
             continue;
         }
         if ((buf = hp_http_req_alloc(req, v.len)) == NULL)
             return -ENOMEM;
         if ((len = hp_route_decode(v, buf, v.len)) < 0)
-            return answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
-        st->values[i] = (struct hp_str){buf, (size_t)len};
+            return 1;
+        vals[i] = (struct hp_str){buf, (size_t)len};
+    }
+    return 0;
+}
+
+/*
+ * Store the parameters in the request and run the route's handler. A value
+ * without '%' stays a view into the request's path (which keeps its bytes
+ * until the request is finished); only escaped ones are decoded, into the
+ * arena. One look for '%' over the span of the values spares the usual
+ * case the look per value. A route without parameters and rest uses its
+ * own state: nothing allocated.
+ */
+static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
+{
+    const struct iroute *rt = (const struct iroute *)(const void *)m->route;
+    unsigned n = m->nparams;
+    struct rstate *st;
+    struct hp_str *vals;
+    bool escaped;
+    int rc;
+
+    if (n == 0 && m->rest.len == 0) {
+        hp__http_rq(req)->route = &rt->st0;
+        goto call;
+    }
+    st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
+    if (st == NULL)
+        return -ENOMEM;
+    vals = (struct hp_str *)(void *)(st + 1);
+    /* the values are in path order: one look from the first to the last */
+    escaped = n != 0 && has_pct(m->values[0].ptr, m->values[n - 1].ptr + m->values[n - 1].len);
+    st->route = rt;
+    st->rest = m->rest;
+    st->values = vals;
+    st->n = n;
+    if (!escaped) {
+        for (unsigned i = 0; i < n; i++)
+            vals[i] = m->values[i];
+    } else if ((rc = decode_values(req, m, vals)) != 0) {
+        return rc < 0 ? rc : answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
     }
     hp__http_rq(req)->route = st;
+call:
     if (rt->pub.handler == NULL)
         return reply_text(req, 501);
     return rt->pub.handler(req);

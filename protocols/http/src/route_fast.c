@@ -96,9 +96,10 @@ static uint64_t label_word(const char *label, size_t len, size_t n, uint64_t *ma
     return v & *mask;
 }
 
-static unsigned bucket(uint64_t key, uint64_t mult, unsigned shift)
+/* The slot of @p key in a table of 1 << @p bits (<= 12) slots: as route_match.c computes it. */
+static unsigned bucket(uint64_t key, uint64_t mult, unsigned bits)
 {
-    return (unsigned)((key * mult) >> shift);
+    return (unsigned)(((key * mult) >> FNODE_HASH_SHIFT) & ((1u << bits) - 1));
 }
 
 /* Odd multipliers to try (splitmix64 of the attempt). */
@@ -119,7 +120,7 @@ static uint32_t collisions(const struct tedge *te, uint32_t n, uint64_t mult, un
     for (uint32_t i = 0; i < n; i++) {
         for (uint32_t j = 0; j < i; j++) {
             if (te[i].len != 0 && te[j].len != 0 && te[i].key != te[j].key &&
-                bucket(te[i].key, mult, 64 - bits) == bucket(te[j].key, mult, 64 - bits))
+                bucket(te[i].key, mult, bits) == bucket(te[j].key, mult, bits))
                 c++;
         }
     }
@@ -212,7 +213,7 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         b->n.tbl = b->tbl;
         b->n.kmask = kmask;
         b->n.mult = mult;
-        b->n.shift = 64 - bits;
+        b->n.smask = (((uint64_t)1 << bits) - 1) * (sizeof(struct fedge) == 64 ? 64 : 1);
         for (size_t i = 0; i < nslot; i++)
             fill_empty(&b->tbl[i]);
     }
@@ -224,7 +225,7 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         if (len == 0) {
             e = over++;
             b->n.empty = e;
-        } else if ((slot = &b->tbl[bucket(te[i].key, mult, (unsigned)b->n.shift)])->label == NULL) {
+        } else if ((slot = &b->tbl[bucket(te[i].key, mult, bits)])->label == NULL) {
             e = slot; /* the slot's first edge */
         } else {      /* shared: chained after it */
             while (slot->hnext != NULL)

@@ -58,6 +58,18 @@ struct rseg {
     struct hp_str re;   /* SEG_REGEX: the constraint's source */
 };
 
+/*
+ * A dispatched request's route (route_dispatch.c; the request block points
+ * to it): in the request's arena, or for a route without parameters and
+ * rest the route's own (iroute.st0), so such requests allocate nothing.
+ */
+struct rstate {
+    const struct iroute *route;
+    struct hp_str rest;
+    const struct hp_str *values; /* n decoded values: views into the path, or into the arena */
+    unsigned n;
+};
+
 /* What a route does when it matches. */
 enum { R_HANDLER, R_MOUNT_HANDLER, R_MOUNT_ROUTER };
 
@@ -72,7 +84,8 @@ struct iroute {
     const struct hp_router *sub;
     struct rnode *node; /* where the route ends (its regexes: along the way) */
     struct iroute *next;
-    char text[]; /* pattern, method and name copies */
+    struct rstate st0; /* {this route, no rest, no values}: see struct rstate */
+    char text[];       /* pattern, method and name copies */
 };
 
 struct rleaf {
@@ -161,10 +174,13 @@ struct fedge {
     uint32_t pad_; /* 64 bytes: a slot is a shift away */
 };
 
+/* A slot is bits 52.. of (word & kmask) * mult, at most 4096 slots of 64 bytes. */
+#define FNODE_HASH_SHIFT 52
+
 struct fnode {
-    const struct fedge *tbl; /* NULL without hashed edges */
-    uint64_t kmask, mult;    /* slot = (word & kmask) * mult >> shift */
-    uint64_t shift;
+    const struct fedge *tbl;   /* NULL without hashed edges */
+    uint64_t kmask, mult;      /* slot: ((word & kmask) * mult >> 52) & (slots - 1) */
+    uint64_t smask;            /* slots - 1, times 64 where a slot is 64 bytes (byte offset) */
     const struct fnode *param; /* the plain parameter, when the walk may take it */
     const struct iroute *leaf; /* the route the slot takes where the path ends here */
     const struct fedge *empty; /* the empty label's edge, or NULL */
@@ -238,6 +254,19 @@ static inline unsigned hp__route_slot_std(const char *m, size_t len)
     default:
         return M_OTHER;
     }
+}
+
+/* The slot of an enum hp_http_method (HP_HTTP_OTHER: M_OTHER); @p id <= HP_HTTP_PATCH. */
+static inline unsigned hp__route_slot_id(unsigned id)
+{
+    static const uint8_t by_id[HP_HTTP_PATCH + 1] = {
+        [HP_HTTP_OTHER] = M_OTHER,     [HP_HTTP_GET] = M_GET,         [HP_HTTP_HEAD] = M_HEAD,
+        [HP_HTTP_POST] = M_POST,       [HP_HTTP_PUT] = M_PUT,         [HP_HTTP_DELETE] = M_DELETE,
+        [HP_HTTP_OPTIONS] = M_OPTIONS, [HP_HTTP_CONNECT] = M_CONNECT, [HP_HTTP_TRACE] = M_TRACE,
+        [HP_HTTP_PATCH] = M_PATCH,
+    };
+
+    return by_id[id];
 }
 
 /* The slot of a method token: standard, registered custom, or M_OTHER. */

@@ -490,39 +490,64 @@ __attribute__((noinline)) int hp__router_match_full(const struct hp_router *r, u
 #endif
 
 /*
- * The offset of the first '/' in the 8 bytes of word @p v (memory order),
- * or 8 if there is none.
+ * The '/' bytes of the 8 bytes of word @p v (memory order) as bits, 0 if
+ * there is none; first_bit() gives the offset of the first.
  */
-HOT size_t first_slash(uint64_t v)
+HOT uint64_t slash_bits(uint64_t v)
 {
 #if defined(FAST_SSE2)
-    __m128i x = _mm_cvtsi64_si128((long long)v);
-    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+    __m128i x = _mm_cvtsi64_si128((long long)v); /* the upper 8 bytes are 0: no '/' */
 
-    return (size_t)__builtin_ctzll((uint64_t)m | 0x100);
+    return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
 #elif defined(FAST_SWAR)
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     uint64_t x = v ^ (ones * '/');
-    uint64_t z = (x - ones) & ~x & highs; /* exact up to the first '/' */
 
-    return z != 0 ? (size_t)__builtin_ctzll(z) >> 3 : 8;
+    return (x - ones) & ~x & highs; /* exact up to the first '/' */
 #else
-    unsigned char b[8];
+    unsigned char c[8];
+    uint64_t bits = 0;
+
+    memcpy(c, &v, 8);
+    for (unsigned i = 0; i < 8; i++)
+        bits |= (uint64_t)(c[i] == '/') << i;
+    return bits;
+#endif
+}
+
+HOT size_t first_bit(uint64_t bits)
+{
+#if defined(FAST_SSE2)
+    return (size_t)__builtin_ctzll(bits);
+#elif defined(FAST_SWAR)
+    return (size_t)__builtin_ctzll(bits) >> 3;
+#else
     size_t i = 0;
 
-    memcpy(b, &v, 8);
-    while (i < 8 && b[i] != '/')
+    while (!(bits & 1)) {
+        bits >>= 1;
         i++;
+    }
     return i;
 #endif
+}
+
+/* The slot of segment word @p v in @p n's table (see struct fnode). */
+HOT const struct fedge *fnode_slot(const struct fnode *n, uint64_t v)
+{
+    uint64_t h = (v & n->kmask) * n->mult;
+
+    if (sizeof(struct fedge) == 64) /* the byte offset with one shift and one mask */
+        return (const struct fedge *)(const void *)((const char *)n->tbl +
+                                                    ((h >> (FNODE_HASH_SHIFT - 6)) & n->smask));
+    return &n->tbl[(h >> FNODE_HASH_SHIFT) & n->smask];
 }
 
 /*
  * The edge of a slot marked slow (a long label, a chain, or empty) that the
  * segment at @p s (word @p v, @p left bytes to the path's end) is, or NULL.
  */
-__attribute__((noinline)) static const struct fedge *fedge_slow(const struct fedge *e, uint64_t v,
-                                                                const char *s, size_t left)
+HOT const struct fedge *fedge_slow(const struct fedge *e, uint64_t v, const char *s, size_t left)
 {
     for (; e != NULL; e = e->hnext) {
         size_t len = e->len;
@@ -562,8 +587,8 @@ __attribute__((noinline)) static int match_parked(struct hp_route_match *m)
     return hp__router_match_full(r, m->allow, m->rest, m);
 }
 
-__attribute__((noinline)) static int fast_match(const struct hp_router *r, unsigned slot,
-                                                struct hp_str path, struct hp_route_match *m)
+HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
+                   struct hp_route_match *m)
 {
     const struct fnode *n = r->fast[slot];
     const char *p = path.ptr, *end = path.ptr + path.len;
@@ -586,35 +611,41 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         for (size_t i = 0; i < path.len; i++) /* no call for a few bytes */
             pad[8 - path.len + i] = (unsigned char)p[i];
     }
-    for (;;) {
+    for (;;) { /* p: the '/' before the segment, or the end (p + 1 kept as such: one register less)
+                */
         const struct fedge *e;
-        const char *s, *q;
-        uint64_t v;
+        const char *q;
+        uint64_t v, b;
         unsigned c;
         size_t k;
-        if (p == end)
-            break;
-        s = p + 1;
-        v = (uintptr_t)p < lim ? load64(s) : load64((const char *)pad + (8 + (s - end)));
+        if ((uintptr_t)p < lim) { /* a whole word in the path (and p is not its end) */
+            v = load64(p + 1);
+        } else {
+            if (p == end)
+                break;
+            v = load64((const char *)pad + (8 + ((p + 1) - end)));
+        }
         if (n->tbl != NULL) {
-            e = &n->tbl[((v & n->kmask) * n->mult) >> n->shift];
+            e = fnode_slot(n, v);
             if (((v ^ e->head) & e->hmask) == 0) {
                 if (e->quick < 8) { /* the common hit: a short label */
-                    p = s + e->quick;
+                    p = p + 1 + e->quick;
                     n = e->child;
                     continue;
                 }
-                if (!e->slow && e->len <= (size_t)(end - s) && load64(s + e->len - 8) == e->tailw &&
-                    (s + e->len == end || s[e->len] == '/')) {
-                    p = s + e->len; /* 8 to 16 bytes */
+                if (!e->slow && e->len <= (size_t)(end - (p + 1)) &&
+                    load64(p + 1 + e->len - 8) == e->tailw &&
+                    (p + 1 + e->len == end || p[1 + e->len] == '/')) {
+                    p = p + 1 + e->len; /* 8 to 16 bytes */
                     n = e->child;
                     continue;
                 }
             }
             /* A long label, or others in the slot. */
-            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, s, (size_t)(end - s)) : NULL;
+            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, p + 1, (size_t)(end - (p + 1)))
+                                            : NULL;
             if (e != NULL) {
-                p = s + e->len;
+                p = p + 1 + e->len;
                 n = e->child;
                 continue;
             }
@@ -623,14 +654,20 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
         if (n->param == NULL || c <= (unsigned)('/' - '%'))
             goto odd;
     param:
-        k = first_slash(v);
-        q = s + k;
-        while (k == 8) { /* a long value */
-            v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
-            k = first_slash(v);
-            q += k;
+        if ((b = slash_bits(v)) != 0) { /* a value under 8 bytes */
+            k = first_bit(b);
+            *vp++ = (struct hp_str){p + 1, k}; /* at its pdepth: greedy, no catch-alls */
+            p = p + 1 + k;
+            n = n->param;
+            continue;
         }
-        *vp++ = (struct hp_str){s, (size_t)(q - s)}; /* at its pdepth: greedy, no catch-alls */
+        q = p + 1;
+        do { /* a long value */
+            q += 8;
+            v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
+        } while ((b = slash_bits(v)) == 0);
+        q += first_bit(b);
+        *vp++ = (struct hp_str){p + 1, (size_t)(q - (p + 1))};
         p = q;
         n = n->param;
         continue;
@@ -640,7 +677,7 @@ __attribute__((noinline)) static int fast_match(const struct hp_router *r, unsig
          * dot-segment, the full walk decides. */
         c += '%';
         if (c == '/' && (e = n->empty) != NULL) {
-            p = s;
+            p++;
             n = e->child;
             continue;
         }
@@ -656,6 +693,10 @@ full:
     return match_parked(m);
 }
 
+/*
+ * The entry points each have the greedy walk inlined (fast_match() is
+ * always_inline): no call between the caller and the walk.
+ */
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
                           struct hp_route_match *m)
 {
@@ -666,7 +707,7 @@ int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_st
 __attribute__((noinline)) static int match_custom(const struct hp_router *r, struct hp_str method,
                                                   struct hp_str path, struct hp_route_match *m)
 {
-    return fast_match(r, hp__route_slot(r, method.ptr, method.len), path, m);
+    return hp__router_match_slot(r, hp__route_slot(r, method.ptr, method.len), path, m);
 }
 
 int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
@@ -676,5 +717,17 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
 
     if (slot == M_OTHER && r->ncustom != 0)
         return match_custom(r, method, path, m);
+    return fast_match(r, slot, path, m);
+}
+
+int hp_router_match_id(const struct hp_router *r, enum hp_http_method method, struct hp_str path,
+                       struct hp_route_match *m)
+{
+    unsigned slot;
+
+    if ((unsigned)method > HP_HTTP_PATCH)
+        return -EINVAL;
+    if ((slot = hp__route_slot_id((unsigned)method)) == M_OTHER && r->ncustom != 0)
+        return -EINVAL;
     return fast_match(r, slot, path, m);
 }

@@ -242,6 +242,18 @@ HP_API int hp_router_match(const struct hp_router *r, struct hp_str method, stru
                            struct hp_route_match *m);
 
 /**
+ * hp_router_match() with the method as the HTTP parser's enum
+ * (hp_http_req.method_id): the same answers, without reading a method token
+ * (the lookup hp_router_dispatch() does). HP_HTTP_OTHER stands for a method
+ * no route names (only any-method routes take it).
+ * @return as hp_router_match(); -EINVAL also for a value outside the enum,
+ *         and for HP_HTTP_OTHER on a router whose routes name methods
+ *         outside the enum (it cannot tell which: use hp_router_match()).
+ */
+HP_API int hp_router_match_id(const struct hp_router *r, enum hp_http_method method,
+                              struct hp_str path, struct hp_route_match *m);
+
+/**
  * Write the methods of an allow mask as an Allow value ("GET, HEAD,
  * OPTIONS"), NUL-terminated.
  * @return the length (without NUL), or -ENOSPC if @p cap is too small.
