@@ -360,8 +360,8 @@ static void detach_request(struct http_conn *c, int status)
     }
     if ((rq->rflags & (R_HANDLED | R_DONE | R_ABORTED)) == R_HANDLED) {
         rq->rflags |= R_ABORTED;
-        if (srv->opts.on_abort != NULL)
-            srv->opts.on_abort(&rq->req, status);
+        if (srv->opts.on_abort != NULL) /* a clean close still ends it early: HP_ECLOSED */
+            srv->opts.on_abort(&rq->req, status < 0 ? status : HP_ECLOSED);
     }
     rq->rflags &= ~(unsigned)R_NOTIFYING;
     if (rq->rflags & R_HELD) {
@@ -868,7 +868,8 @@ static int step(struct http_conn *c, struct hp_buf in)
 static void process_input(struct http_conn *c)
 {
     c->flags |= C_IN_BATCH;
-    while (!(c->flags & (C_CLOSING | C_LINGER | C_ABORT))) {
+    /* After a close is decided (C_CLOSE_AFTER), what the client still sends is dropped. */
+    while (!(c->flags & (C_CLOSING | C_LINGER | C_ABORT | C_CLOSE_AFTER))) {
         struct hp_buf in = hp_stream_input(&c->stream);
 
         if (c->rq == NULL) {
@@ -883,7 +884,7 @@ static void process_input(struct http_conn *c)
             break;
     }
     c->flags = (uint16_t)(c->flags & ~C_IN_BATCH);
-    if (c->flags & C_LINGER)
+    if (c->flags & (C_LINGER | C_CLOSE_AFTER))
         hp_stream_consume(&c->stream, hp_stream_input(&c->stream).len);
     if (c->flags & C_ABORT) {
         conn_close(c, c->pending_err);
