@@ -45,6 +45,13 @@ static int on_request(struct hp_http_req *req)
     S.method = req->method_id;
     if (req->path.len == 5 && memcmp(req->path.ptr, "/fail", 5) == 0)
         return -EIO; /* the server answers 500 */
+    if (req->path.len == 4 && memcmp(req->path.ptr, "/big", 4) == 0) {
+        /* More than the socket takes at once: the close waits for the write. */
+        static char big[1 << 20];
+
+        memset(big, 'b', sizeof(big));
+        return hp_http_reply(req, 200, HP_STR_LIT("text/plain"), big, sizeof(big));
+    }
     if (req->path.len == 6 && memcmp(req->path.ptr, "/twice", 6) == 0) {
         /* Misuse: the request is gone after the first reply. */
         (void)hp_http_reply(req, 200, HP_STR_LIT("text/plain"), text, (size_t)n);
@@ -291,6 +298,33 @@ static void test_strict_max_body_beyond_what_the_input_can_buffer_is_refused(voi
  * dies (assertion, or ASan's use-after-free report) instead of answering
  * some other request. Run in a child process, which must not exit cleanly.
  */
+/*
+ * After a "Connection: close" request is answered, the server closes once the
+ * response is written; a request the client sends meanwhile is not served.
+ */
+static void test_strict_request_after_a_decided_close_is_not_served(void **state)
+{
+    struct rc_resp r;
+
+    (void)state;
+    rc_open_adopted(&S.c, S.srv);
+    rc_send_str(&S.c, "GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < 2000 && S.requests == 0; i++) {
+        rc_pump(&S.c);
+        assert_true(hp_loop_run_once(S.loop, 5) >= 0);
+    }
+    assert_int_equal(S.requests, 1); /* answered; the response is still being written */
+    rc_send_str(&S.c, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until_closed();
+    assert_true(rc_next(&S.c, false, &r));
+    assert_int_equal(r.status, 200);
+    assert_true(r.close);
+    rc_resp_free(&r);
+    if (S.c.in_off != S.c.in_len)
+        fail_msg("%zu bytes after the response", S.c.in_len - S.c.in_off);
+    assert_int_equal(S.requests, 1);
+}
+
 static void test_strict_reply_after_finish_dies_in_debug_builds(void **state)
 {
     pid_t pid;
@@ -337,6 +371,8 @@ int main(void)
             test_strict_connect_is_refused_with_501_and_its_body_is_not_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_chunk_framing_errors_get_400_and_a_close, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_strict_request_after_a_decided_close_is_not_served,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_handler_sees_the_method_as_an_enum, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
