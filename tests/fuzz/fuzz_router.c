@@ -62,6 +62,19 @@ static void build(void)
         {"GET", "/ab"},
         {"GET", "/ab/{x}"},
         {"OPTIONS", "/users/{id}"},
+        /* Labels sharing a slot key (two, three), 7, 8, 15 and 16 bytes, beside a parameter. */
+        {"GET", "/k/ab"},
+        {"GET", "/k/abc1"},
+        {"GET", "/k/abc2/{x}"},
+        {"GET", "/k/abc3"},
+        {"GET", "/k/abd1"},
+        {"GET", "/k/abd2"},
+        {"GET", "/k/0123456"},
+        {"GET", "/k/01234567/{x}"},
+        {"GET", "/k/0123456789abcde"},
+        {"GET", "/k/0123456789abcdef"},
+        {"GET", "/k/{v}/z"},
+        {"GET", "/k/{v}/0123456789abcde/"},
     };
     if (hp_router_new(&sub, NULL) != 0 || hp_router_new(&router, NULL) != 0)
         abort();

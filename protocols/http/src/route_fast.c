@@ -152,23 +152,28 @@ static void fill_edge(struct fedge *e, const char *label, size_t len, const stru
     memset(e, 0, sizeof(*e));
     e->label = label;
     e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
-    /* Over 16 bytes, or ending with '/' (the full tree joins "dir" and the
+    /* Over 15 bytes, or ending with '/' (the full tree joins "dir" and the
      * empty label into "dir/"): its head could match the end's padding. */
-    e->slow = len > 16 || (len > 0 && label[len - 1] == '/');
-    if (len >= 8)
-        memcpy(&e->tailw, label + len - 8, 8);
+    e->slow = len > 15 || (len > 0 && label[len - 1] == '/');
+    if (len >= 8 && !e->slow) { /* its last 7 bytes and the '/' after them */
+        memcpy(&e->tailw, label + len - 7, 7);
+        ((unsigned char *)&e->tailw)[7] = '/';
+    }
     e->len = (uint32_t)len;
-    e->quick = len < 8 && !e->slow ? (uint32_t)len : UINT32_MAX;
+    e->adv = e->slow ? FEDGE_SLOW : (uint32_t)len + 1;
     e->child = child;
 }
 
-/* An empty slot: its head "matches" anything, at a length no path has. */
+/* An empty slot: its head "matches" anything, then it is an edge that is not slow. */
 static void fill_empty(struct fedge *e)
 {
     memset(e, 0, sizeof(*e));
     e->len = UINT32_MAX;
-    e->quick = UINT32_MAX;
+    e->adv = FEDGE_SLOW;
 }
+
+/* The table of nodes with neither hashed edges nor a parameter: one empty slot. */
+static const struct fedge no_edge = {.len = UINT32_MAX, .adv = FEDGE_SLOW};
 
 /* The node block for @p n's parts (labels copied, @p te's buffers freed by the caller). */
 static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
@@ -205,6 +210,7 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
     b->n.param = param;
     b->n.pdepth = n->pdepth;
     b->n.nst = (uint16_t)nst;
+    b->n.r = r;
     b->complex = complex;
     b->edges = (const struct fedge **)(void *)((char *)b + off);
     lab = (char *)b + off + nst * sizeof(*b->edges);
@@ -216,6 +222,8 @@ static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,
         b->n.smask = (((uint64_t)1 << bits) - 1) * (sizeof(struct fedge) == 64 ? 64 : 1);
         for (size_t i = 0; i < nslot; i++)
             fill_empty(&b->tbl[i]);
+    } else if (param == NULL) {
+        b->n.tbl = &no_edge; /* kmask and smask 0: slot 0, a miss */
     }
     for (uint32_t i = 0; i < nst; i++) {
         size_t len = te[i].len;
@@ -271,8 +279,7 @@ static struct fnode *build(const struct hp_router *r, const struct rnode *n, uns
                 goto fail;
             continue;
         }
-        te[nst].child = c;
-        te[nst].len = e->len;
+        te[nst] = (struct tedge){.len = e->len, .child = c};
         if ((te[nst].label = hp__route_alloc(r, e->len + 1)) == NULL) {
             fnode_free(r, c);
             goto nomem;
@@ -330,6 +337,10 @@ void hp__route_fast_free(struct hp_router *r)
         r->fast[s] = NULL;
     }
     r->fast_own = 0;
+    for (unsigned id = 0; id <= HP_HTTP_PATCH; id++)
+        r->fast_id[id] = NULL;
+    for (unsigned s = 0; s <= M_OTHER; s++)
+        r->fast_std[s] = NULL;
 }
 
 int hp__route_fast_build(struct hp_router *r)
@@ -352,5 +363,13 @@ int hp__route_fast_build(struct hp_router *r)
         if (!(r->fast_own & (1u << s)) && !(r->all_mask & (1u << s)))
             r->fast[s] = r->fast[M_OTHER];
     }
+    for (unsigned id = 0; id <= HP_HTTP_PATCH; id++) {
+        unsigned s = hp__route_slot_id(id);
+        /* HP_HTTP_OTHER on a router with methods of its own is refused (-EINVAL): not here */
+        r->fast_id[id] = s == M_OTHER && r->ncustom != 0 ? NULL : r->fast[s];
+    }
+    /* A token that is no standard method may be one of the router's own: not here either. */
+    for (unsigned s = 0; s <= M_OTHER; s++)
+        r->fast_std[s] = s == M_OTHER && r->ncustom != 0 ? NULL : r->fast[s];
     return 0;
 }

@@ -165,25 +165,33 @@ struct rnode {
 struct fedge {
     uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */
     const struct fnode *child;
-    uint32_t len;
-    uint32_t quick;            /* len if head says it all (under 8 bytes, not slow), else ~0 */
-    uint64_t tailw;            /* 8 to 16 bytes: the label's last 8 */
+    uint32_t adv;              /* len + 1, or FEDGE_SLOW (slow, or an empty slot) */
+    uint32_t len;              /* ~0 in an empty slot */
+    uint64_t tailw;            /* 8 to 15 bytes: the label's last 7 and the '/' after them */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
-    uint32_t slow; /* over 16 bytes, or ends in '/': fedge_slow() */
+    uint32_t slow; /* over 15 bytes, or ends in '/': fedge_slow() */
     uint32_t pad_; /* 64 bytes: a slot is a shift away */
 };
+
+#define FEDGE_SLOW 255 /* adv of an edge the walk leaves to fedge_slow() */
 
 /* A slot is bits 52.. of (word & kmask) * mult, at most 4096 slots of 64 bytes. */
 #define FNODE_HASH_SHIFT 52
 
+/*
+ * A node. tbl is NULL only where the node has no hashed edge but has a
+ * parameter (the walk goes straight to it); nodes with neither get a
+ * one-slot table that matches nothing (route_fast.c).
+ */
 struct fnode {
-    const struct fedge *tbl;   /* NULL without hashed edges */
+    const struct fedge *tbl;   /* the hashed edges, see above */
     uint64_t kmask, mult;      /* slot: ((word & kmask) * mult >> 52) & (slots - 1) */
     uint64_t smask;            /* slots - 1, times 64 where a slot is 64 bytes (byte offset) */
     const struct fnode *param; /* the plain parameter, when the walk may take it */
     const struct iroute *leaf; /* the route the slot takes where the path ends here */
     const struct fedge *empty; /* the empty label's edge, or NULL */
+    const struct hp_router *r; /* its router: what the full walk needs, when the walk gives up */
     uint16_t nst;
     uint8_t pdepth;
 };
@@ -193,6 +201,12 @@ struct hp_router {
     /* Frozen: the lookup tree per slot (M_OTHER: any-method routes), or NULL. */
     const struct fnode *fast[M_OTHER + 1];
     uint32_t fast_own; /* slots whose tree is their own (the rest share M_OTHER's) */
+    /* fast[] by enum hp_http_method (NULL for HP_HTTP_OTHER on a router with methods of its own).
+     */
+    const struct fnode *fast_id[HP_HTTP_PATCH + 1];
+    /* fast[] for hp__route_slot_std()'s slots: [M_OTHER] NULL on a router with methods of its own.
+     */
+    const struct fnode *fast_std[M_OTHER + 1];
     struct hp_router_opts opts;
     struct hp_allocator alloc;
     struct iroute *routes, *last;
@@ -236,9 +250,11 @@ int hp__route_parse(const char *pattern, struct rseg *segs, char *err, size_t er
 /* The slot of a standard method token, or M_OTHER (memcmp of constants: word compares). */
 static inline unsigned hp__route_slot_std(const char *m, size_t len)
 {
+    if (len == 3 && memcmp(m, "GET", 3) == 0) /* the common case first: two compares */
+        return M_GET;
     switch (len) {
     case 3:
-        return memcmp(m, "GET", 3) == 0 ? M_GET : memcmp(m, "PUT", 3) == 0 ? M_PUT : M_OTHER;
+        return memcmp(m, "PUT", 3) == 0 ? M_PUT : M_OTHER;
     case 4:
         return memcmp(m, "POST", 4) == 0 ? M_POST : memcmp(m, "HEAD", 4) == 0 ? M_HEAD : M_OTHER;
     case 5:

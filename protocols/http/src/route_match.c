@@ -517,7 +517,13 @@ HOT uint64_t slash_bits(uint64_t v)
 
 HOT size_t first_bit(uint64_t bits)
 {
-#if defined(FAST_SSE2)
+#if defined(FAST_SSE2) && (defined(__GNUC__) || defined(__clang__))
+    size_t i; /* BSF of a nonzero word, asked for directly: the builtin's int costs a sign
+               * extension (and gcc a dependency-breaking xor), as in mustache's escape.c */
+
+    __asm__("bsfq %1, %0" : "=r"(i) : "r"(bits) : "cc");
+    return i;
+#elif defined(FAST_SSE2)
     return (size_t)__builtin_ctzll(bits);
 #elif defined(FAST_SWAR)
     return (size_t)__builtin_ctzll(bits) >> 3;
@@ -551,7 +557,9 @@ HOT const struct fedge *fedge_slow(const struct fedge *e, uint64_t v, const char
 {
     for (; e != NULL; e = e->hnext) {
         size_t len = e->len;
-        if (((v ^ e->head) & e->hmask) != 0 || len > left)
+        if (((v ^ e->head) & e->hmask) != 0)
+            continue;
+        if (len > left)
             continue;
         if (len < 8)
             return e;
@@ -569,132 +577,231 @@ HOT const struct fedge *fedge_slow(const struct fedge *e, uint64_t v, const char
 }
 
 /*
- * hp__router_match_slot(): the greedy walk (see route_internal.h) on the
- * slot's tree, and the full walk when there is none or it gives up. The
- * walk calls nothing on its common path, so that it has the registers to
- * itself, and a miss costs the full walk on top (a bounded repeat).
+ * The greedy walk (see route_internal.h) on the per-method trees. It is a
+ * handful of functions that hand over by tail calls (jumps), each with the
+ * walk's whole state in its arguments: the node @p n, the start @p s of the
+ * next segment (after its '/'; after the last one the path's end + 1), lim
+ * (the path's end - 7: below it a whole word is in the path), the next
+ * value @p vp and the caller's match struct @p m, where the caller parked
+ * the path's start (m->rest.ptr) and the method (m->allow: the slot, or
+ * for by_id the enum hp_http_method). The common path (fast_walk(), inlined
+ * into each entry point) calls nothing and keeps nothing for the rare
+ * ones, so that it has the registers to itself; the rare ones
+ * (walk_slow_*()) go back to it through walk_slot() or walk_id(), and
+ * where the walk gives up, the full walk runs (a bounded repeat; the
+ * router is n->r). Each function comes twice: for a method slot, and for
+ * an enum.
  *
- * Segment words: the 8 bytes at a segment's start, loaded from the path, or
- * near its end from pad (the path's last bytes, then '/'), so that nothing
- * is read outside the path and the end reads as '/'.
+ * Segment words: the 8 bytes at s, loaded from the path while they are all
+ * in it, else from pad (the path's last 8 bytes, then '/'), so that
+ * nothing is read outside the path and its end reads as '/'.
  */
-/* The full walk for a lookup the greedy walk parked in @p m (see fast_match()). */
-__attribute__((noinline)) static int match_parked(struct hp_route_match *m)
-{
-    const struct hp_router *r = (const struct hp_router *)(const void *)m->names;
+typedef int walk_fn(const struct fnode *n, const char *s, uintptr_t lim, struct hp_str *vp,
+                    struct hp_route_match *m);
+static walk_fn walk_slot, walk_id;
 
-    m->names = NULL;
-    return hp__router_match_full(r, m->allow, m->rest, m);
+/* Give up at @p n: the full walk from the start. */
+__attribute__((noinline)) static int walk_full(const struct fnode *n, uintptr_t lim,
+                                               struct hp_route_match *m, bool by_id)
+{
+    struct hp_str path = {m->rest.ptr, (size_t)(lim + 7 - (uintptr_t)m->rest.ptr)};
+    unsigned slot = by_id ? hp__route_slot_id(m->allow) : m->allow;
+
+    return hp__router_match_full(n->r, slot, path, m);
 }
 
+/*
+ * The rare cases at @p n (word @p v): a long label, a value starting with
+ * one of %&'()*+,-./ ('.' and '%' could make a dot-segment: the full walk
+ * decides), the empty label.
+ */
+HOT int walk_slow_body(const struct fnode *n, const char *s, uintptr_t lim, struct hp_str *vp,
+                       struct hp_route_match *m, bool by_id)
+{
+    size_t left = lim + 7 - (uintptr_t)s;
+    uint64_t v = 0x2f2f2f2f2f2f2f2fu;
+    const struct fedge *e;
+    const char *q;
+    unsigned c;
+
+    if (left >= 8)
+        v = load64(s);
+    else
+        for (size_t i = 0; i < left; i++)
+            ((unsigned char *)&v)[i] = (unsigned char)s[i];
+    c = first_byte(v);
+    if (n->tbl != NULL && (e = fedge_slow(fnode_slot(n, v), v, s, left)) != NULL) {
+        s += e->len + 1;
+        n = e->child;
+        goto on;
+    }
+    if (c == '/' && n->empty != NULL) { /* an empty segment: the empty label's */
+        s++;
+        n = n->empty->child;
+        goto on;
+    }
+    if (n->param == NULL || c == '/' || c == '.' || c == '%')
+        return walk_full(n, lim, m, by_id);
+    q = memchr(s, '/', left);
+    q = q != NULL ? q : s + left;
+    *vp++ = (struct hp_str){s, (size_t)(q - s)};
+    s = q + 1;
+    n = n->param;
+on:
+    return by_id ? walk_id(n, s, lim, vp, m) : walk_slot(n, s, lim, vp, m);
+}
+
+__attribute__((noinline)) static int walk_slow_slot(const struct fnode *n, const char *s,
+                                                    uintptr_t lim, struct hp_str *vp,
+                                                    struct hp_route_match *m)
+{
+    return walk_slow_body(n, s, lim, vp, m, false);
+}
+
+__attribute__((noinline)) static int walk_slow_id(const struct fnode *n, const char *s,
+                                                  uintptr_t lim, struct hp_str *vp,
+                                                  struct hp_route_match *m)
+{
+    return walk_slow_body(n, s, lim, vp, m, true);
+}
+
+/*
+ * In fast_walk(): on to static_hit with k = the advance (the label's
+ * length + 1) if the segment at s (word v) is the label of edge @p e, to
+ * slow if it may be but only fedge_slow() can tell, else on (empty slots
+ * never match). A macro, not a function returning k, so that the common
+ * hit is one compare of adv.
+ */
+#define EDGE_TRY(e)                                                                        \
+    do {                                                                                   \
+        if ((((v) ^ (e)->head) & (e)->hmask) == 0) {                                       \
+            k = (e)->adv;                                                                  \
+            if (k <= 8) /* the common hit: a short label, the head said it all */          \
+                goto static_hit;                                                           \
+            if (k <= 16) { /* 8 to 15 bytes: the word that ends with the '/' after them */ \
+                uintptr_t x_ = (uintptr_t)s + k - 8;                                       \
+                if (x_ < lim ? load64((const char *)x_) == (e)->tailw                      \
+                             : x_ == lim && load64((const char *)pad + 1) == (e)->tailw)   \
+                    goto static_hit;                                                       \
+            } else if ((e)->slow) {                                                        \
+                goto slow;                                                                 \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+/*
+ * The common path: hashed labels up to 16 bytes, values, the end. Values of
+ * 8 bytes or more and labels sharing a slot are rarer but cheap enough
+ * here; the rest goes to walk_slow_*().
+ */
+HOT int fast_walk(const struct fnode *n, const char *s, uintptr_t lim, struct hp_str *vp,
+                  struct hp_route_match *m, bool by_id)
+{
+    const struct iroute *rt;
+    const char *start = m->rest.ptr;
+    unsigned char pad[16];
+    size_t len = lim + 7 - (uintptr_t)start;
+
+#if defined(__GNUC__) || defined(__clang__)
+    /* Only lim from here on, never the path's end beside it: one register less in the loop. */
+    __asm__("" : "+r"(lim));
+#endif
+    memset(pad + 8, '/', 8);
+    if (len >= 8) {
+        memcpy(pad, (const char *)(lim - 1), 8);
+    } else if (len >= 4) { /* two overlapping copies: plain moves */
+        memcpy(pad + 4, (const char *)(lim + 3), 4);
+        memcpy(pad + 8 - len, start, 4);
+    } else if (len >= 2) {
+        memcpy(pad + 6, (const char *)(lim + 5), 2);
+        memcpy(pad + 8 - len, start, 2);
+    } else {
+        pad[7] = (unsigned char)*start;
+    }
+    for (;;) {
+        const struct fedge *e;
+        uint64_t v, b;
+        size_t k;
+        if ((uintptr_t)s < lim) { /* a whole word in the path */
+            v = load64(s);
+        } else {
+            k = (uintptr_t)s - lim; /* 0 to 7, or 8: after the end */
+            if (k == 8)
+                break;
+            v = load64((const char *)pad + 1 + k);
+        }
+        if (n->tbl != NULL) {
+            e = fnode_slot(n, v);
+            EDGE_TRY(e);
+            if (e->hnext != NULL) { /* one more in the slot here, others: the slow path */
+                e = e->hnext;
+                EDGE_TRY(e);
+                if (e->hnext != NULL)
+                    goto slow;
+            }
+            if (n->param == NULL)
+                goto slow;
+        }
+        /* The parameter; one starting with '%' to '/': the slow path. */
+        if ((unsigned char)(v - '%') <= (unsigned)('/' - '%'))
+            goto slow;
+        if ((b = slash_bits(v)) == 0) { /* a long value */
+            const char *q = s;
+            do {
+                q += 8;
+                v = (uintptr_t)q < lim ? load64(q)
+                                       : load64((const char *)pad + 1 + ((uintptr_t)q - lim));
+            } while ((b = slash_bits(v)) == 0);
+            k = (size_t)(q - s) + first_bit(b);
+        } else {
+            k = first_bit(b);
+        }
+        *vp++ = (struct hp_str){s, k}; /* at its pdepth: greedy, no catch-alls */
+        s += k + 1;
+        n = n->param;
+        continue;
+    static_hit:
+        s += k;
+        n = e->child;
+    }
+    if ((rt = n->leaf) == NULL)
+        return walk_full(n, lim, m, by_id);
+    m->route = &rt->pub;
+    m->names = rt->names;
+    m->nparams = rt->nparams;
+    m->rest.len = 0;
+    return HP_ROUTE_FOUND;
+slow:
+    return by_id ? walk_slow_id(n, s, lim, vp, m) : walk_slow_slot(n, s, lim, vp, m);
+}
+
+__attribute__((noinline)) static int walk_slot(const struct fnode *n, const char *s, uintptr_t lim,
+                                               struct hp_str *vp, struct hp_route_match *m)
+{
+    return fast_walk(n, s, lim, vp, m, false);
+}
+
+__attribute__((noinline)) static int walk_id(const struct fnode *n, const char *s, uintptr_t lim,
+                                             struct hp_str *vp, struct hp_route_match *m)
+{
+    return fast_walk(n, s, lim, vp, m, true);
+}
+
+/* The greedy walk on the slot's tree, or the full walk where there is none. */
 HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
                    struct hp_route_match *m)
 {
     const struct fnode *n = r->fast[slot];
-    const char *p = path.ptr, *end = path.ptr + path.len;
-    uintptr_t lim = (uintptr_t)end - 9; /* p < lim: a whole word after p + 1 */
-    struct hp_str *vp = m->values;
-    unsigned char pad[16];
 
-    if (n == NULL || path.len == 0 || *p != '/')
+    if (n == NULL || path.len == 0 || *path.ptr != '/')
         return hp__router_match_full(r, slot, path, m);
-    /* What the full walk needs, parked in the caller's match struct (every
-     * field is written again by either walk), so that the walk's registers
-     * go to the walk. */
-    m->rest = path;
+    m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
     m->allow = slot;
-    m->names = (const struct hp_str *)(const void *)r;
-    memset(pad + 8, '/', 8);
-    if (path.len >= 8) {
-        memcpy(pad, end - 8, 8);
-    } else {
-        for (size_t i = 0; i < path.len; i++) /* no call for a few bytes */
-            pad[8 - path.len + i] = (unsigned char)p[i];
-    }
-    for (;;) { /* p: the '/' before the segment, or the end (p + 1 kept as such: one register less)
-                */
-        const struct fedge *e;
-        const char *q;
-        uint64_t v, b;
-        unsigned c;
-        size_t k;
-        if ((uintptr_t)p < lim) { /* a whole word in the path (and p is not its end) */
-            v = load64(p + 1);
-        } else {
-            if (p == end)
-                break;
-            v = load64((const char *)pad + (8 + ((p + 1) - end)));
-        }
-        if (n->tbl != NULL) {
-            e = fnode_slot(n, v);
-            if (((v ^ e->head) & e->hmask) == 0) {
-                if (e->quick < 8) { /* the common hit: a short label */
-                    p = p + 1 + e->quick;
-                    n = e->child;
-                    continue;
-                }
-                if (!e->slow && e->len <= (size_t)(end - (p + 1)) &&
-                    load64(p + 1 + e->len - 8) == e->tailw &&
-                    (p + 1 + e->len == end || p[1 + e->len] == '/')) {
-                    p = p + 1 + e->len; /* 8 to 16 bytes */
-                    n = e->child;
-                    continue;
-                }
-            }
-            /* A long label, or others in the slot. */
-            e = e->slow || e->hnext != NULL ? fedge_slow(e, v, p + 1, (size_t)(end - (p + 1)))
-                                            : NULL;
-            if (e != NULL) {
-                p = p + 1 + e->len;
-                n = e->child;
-                continue;
-            }
-        }
-        c = first_byte(v) - '%';
-        if (n->param == NULL || c <= (unsigned)('/' - '%'))
-            goto odd;
-    param:
-        if ((b = slash_bits(v)) != 0) { /* a value under 8 bytes */
-            k = first_bit(b);
-            *vp++ = (struct hp_str){p + 1, k}; /* at its pdepth: greedy, no catch-alls */
-            p = p + 1 + k;
-            n = n->param;
-            continue;
-        }
-        q = p + 1;
-        do { /* a long value */
-            q += 8;
-            v = (uintptr_t)q <= lim ? load64(q) : load64((const char *)pad + (8 + (q - end)));
-        } while ((b = slash_bits(v)) == 0);
-        q += first_bit(b);
-        *vp++ = (struct hp_str){p + 1, (size_t)(q - (p + 1))};
-        p = q;
-        n = n->param;
-        continue;
-    odd:
-        /* An empty segment (the empty label's, never a parameter), or a
-         * value starting with one of %&'()*+,-./ : '.' and '%' could make a
-         * dot-segment, the full walk decides. */
-        c += '%';
-        if (c == '/' && (e = n->empty) != NULL) {
-            p++;
-            n = e->child;
-            continue;
-        }
-        if (n->param == NULL || c == '/' || c == '.' || c == '%')
-            goto full;
-        goto param;
-    }
-    if (n->leaf == NULL)
-        goto full;
-    m->rest.len = 0;
-    return found(m, n->leaf);
-full:
-    return match_parked(m);
+    return fast_walk(n, path.ptr + 1, (uintptr_t)path.ptr + path.len - 7, m->values, m, false);
 }
 
 /*
- * The entry points each have the greedy walk inlined (fast_match() is
+ * The entry points each have the greedy walk inlined (fast_walk() is
  * always_inline): no call between the caller and the walk.
  */
 int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_str path,
@@ -703,31 +810,57 @@ int hp__router_match_slot(const struct hp_router *r, unsigned slot, struct hp_st
     return fast_match(r, slot, path, m);
 }
 
-/* A method that is not a standard one: the router's own tokens. */
-__attribute__((noinline)) static int match_custom(const struct hp_router *r, struct hp_str method,
-                                                  struct hp_str path, struct hp_route_match *m)
+/* hp_router_match() without a tree to walk: a method of the router's own, or the full walk. */
+__attribute__((noinline)) static int match_token_full(const struct hp_router *r,
+                                                      struct hp_str method, struct hp_str path,
+                                                      struct hp_route_match *m)
 {
-    return hp__router_match_slot(r, hp__route_slot(r, method.ptr, method.len), path, m);
+    unsigned slot = hp__route_slot_std(method.ptr, method.len);
+
+    if (slot == M_OTHER && r->ncustom != 0)
+        return hp__router_match_slot(r, hp__route_slot(r, method.ptr, method.len), path, m);
+    return hp__router_match_full(r, slot, path, m);
 }
 
 int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_str path,
                     struct hp_route_match *m)
 {
-    unsigned slot = hp__route_slot_std(method.ptr, method.len);
+    unsigned slot = M_GET;
+    const struct fnode *n;
+
+    if (method.len == 3 && memcmp(method.ptr, "GET", 3) == 0) /* the common case on its own */
+        n = r->fast[M_GET];
+    else
+        n = r->fast_std[slot = hp__route_slot_std(method.ptr, method.len)];
+    if (n == NULL || path.len == 0 || *path.ptr != '/')
+        return match_token_full(r, method, path, m);
+    m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
+    m->allow = slot;
+    return fast_walk(n, path.ptr + 1, (uintptr_t)path.ptr + path.len - 7, m->values, m, false);
+}
+
+/* hp_router_match_id() without a tree to walk: refusals, and the full walk. */
+__attribute__((noinline)) static int match_id_full(const struct hp_router *r, unsigned id,
+                                                   struct hp_str path, struct hp_route_match *m)
+{
+    unsigned slot = hp__route_slot_id(id);
 
     if (slot == M_OTHER && r->ncustom != 0)
-        return match_custom(r, method, path, m);
-    return fast_match(r, slot, path, m);
+        return -EINVAL;
+    return hp__router_match_full(r, slot, path, m);
 }
 
 int hp_router_match_id(const struct hp_router *r, enum hp_http_method method, struct hp_str path,
                        struct hp_route_match *m)
 {
-    unsigned slot;
+    const struct fnode *n;
 
     if ((unsigned)method > HP_HTTP_PATCH)
         return -EINVAL;
-    if ((slot = hp__route_slot_id((unsigned)method)) == M_OTHER && r->ncustom != 0)
-        return -EINVAL;
-    return fast_match(r, slot, path, m);
+    n = r->fast_id[method];
+    if (n == NULL || path.len == 0 || *path.ptr != '/')
+        return match_id_full(r, (unsigned)method, path, m);
+    m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
+    m->allow = (uint32_t)method;
+    return fast_walk(n, path.ptr + 1, (uintptr_t)path.ptr + path.len - 7, m->values, m, true);
 }
