@@ -73,6 +73,9 @@ static void build(void)
         {"GET", "/k/01234567/{x}"},
         {"GET", "/k/0123456789abcde"},
         {"GET", "/k/0123456789abcdef"},
+        {"GET", "/k/0123456789abcdefghijklm"},
+        {"GET", "/k/0123456789abcdefghijklmn/{x}"},
+        {"GET", "/k/0123456789abcdefghijklm/"},
         {"GET", "/k/{v}/z"},
         {"GET", "/k/{v}/0123456789abcde/"},
     };

@@ -149,31 +149,36 @@ static void table_shape(const struct tedge *te, uint32_t n, unsigned *bits, uint
 
 static void fill_edge(struct fedge *e, const char *label, size_t len, const struct fnode *child)
 {
+    bool slow;
+
     memset(e, 0, sizeof(*e));
     e->label = label;
     e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
-    /* Over 15 bytes, or ending with '/' (the full tree joins "dir" and the
-     * empty label into "dir/"): its head could match the end's padding. */
-    e->slow = len > 15 || (len > 0 && label[len - 1] == '/');
-    if (len >= 8 && !e->slow) { /* its last 7 bytes and the '/' after them */
+    /* Over 23 bytes, or under 8 ending with '/' (the full tree joins "dir"
+     * and the empty label into "dir/"): its head could match the end's
+     * padding. Longer labels are compared up to the '/' after them. */
+    slow = len > 23 || (len > 0 && len < 8 && label[len - 1] == '/');
+    if (len >= 8 && !slow) { /* its last 7 bytes and the '/' after them */
         memcpy(&e->tailw, label + len - 7, 7);
         ((unsigned char *)&e->tailw)[7] = '/';
     }
+    if (len >= 16 && !slow)
+        memcpy(&e->midw, label + 8, 8);
     e->len = (uint32_t)len;
-    e->adv = e->slow ? FEDGE_SLOW : (uint32_t)len + 1;
+    e->adv = slow ? FEDGE_SLOW : (uint32_t)len + 1;
     e->child = child;
 }
 
-/* An empty slot: its head "matches" anything, then it is an edge that is not slow. */
+/* An empty slot: its head "matches" anything, then its adv nothing. */
 static void fill_empty(struct fedge *e)
 {
     memset(e, 0, sizeof(*e));
     e->len = UINT32_MAX;
-    e->adv = FEDGE_SLOW;
+    e->adv = FEDGE_NONE;
 }
 
 /* The table of nodes with neither hashed edges nor a parameter: one empty slot. */
-static const struct fedge no_edge = {.len = UINT32_MAX, .adv = FEDGE_SLOW};
+static const struct fedge no_edge = {.len = UINT32_MAX, .adv = FEDGE_NONE};
 
 /* The node block for @p n's parts (labels copied, @p te's buffers freed by the caller). */
 static struct fnode *assemble(const struct hp_router *r, const struct rnode *n,

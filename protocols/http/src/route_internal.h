@@ -165,16 +165,16 @@ struct rnode {
 struct fedge {
     uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */
     const struct fnode *child;
-    uint32_t adv;              /* len + 1, or FEDGE_SLOW (slow, or an empty slot) */
+    uint32_t adv;              /* len + 1, or FEDGE_SLOW, FEDGE_NONE */
     uint32_t len;              /* ~0 in an empty slot */
-    uint64_t tailw;            /* 8 to 15 bytes: the label's last 7 and the '/' after them */
+    uint64_t tailw;            /* 8 to 23 bytes: the label's last 7 and the '/' after them */
     const struct fedge *hnext; /* the next edge with the same slot */
     const char *label;
-    uint32_t slow; /* over 15 bytes, or ends in '/': fedge_slow() */
-    uint32_t pad_; /* 64 bytes: a slot is a shift away */
+    uint64_t midw; /* 16 to 23 bytes: bytes 8 to 15 (64 bytes: a slot is a shift away) */
 };
 
-#define FEDGE_SLOW 255 /* adv of an edge the walk leaves to fedge_slow() */
+#define FEDGE_SLOW 255 /* adv of a label only fedge_slow() matches: over 23 bytes, "dir/" */
+#define FEDGE_NONE 254 /* adv of an empty slot: matches nothing */
 
 /* A slot is bits 52.. of (word & kmask) * mult, at most 4096 slots of 64 bytes. */
 #define FNODE_HASH_SHIFT 52

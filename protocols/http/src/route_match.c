@@ -672,25 +672,26 @@ __attribute__((noinline)) static int walk_slow_id(const struct fnode *n, const c
  * never match). A macro, not a function returning k, so that the common
  * hit is one compare of adv.
  */
-#define EDGE_TRY(e)                                                                        \
-    do {                                                                                   \
-        if ((((v) ^ (e)->head) & (e)->hmask) == 0) {                                       \
-            k = (e)->adv;                                                                  \
-            if (k <= 8) /* the common hit: a short label, the head said it all */          \
-                goto static_hit;                                                           \
-            if (k <= 16) { /* 8 to 15 bytes: the word that ends with the '/' after them */ \
-                uintptr_t x_ = (uintptr_t)s + k - 8;                                       \
-                if (x_ < lim ? load64((const char *)x_) == (e)->tailw                      \
-                             : x_ == lim && load64((const char *)pad + 1) == (e)->tailw)   \
-                    goto static_hit;                                                       \
-            } else if ((e)->slow) {                                                        \
-                goto slow;                                                                 \
-            }                                                                              \
-        }                                                                                  \
+#define EDGE_TRY(e)                                                                          \
+    do {                                                                                     \
+        if ((((v) ^ (e)->head) & (e)->hmask) == 0) {                                         \
+            k = (e)->adv;                                                                    \
+            if (k <= 8) /* the common hit: a short label, the head said it all */            \
+                goto static_hit;                                                             \
+            if (k <= 24) { /* 8 to 23 bytes: the word that ends with the '/' after them */   \
+                uintptr_t x_ = (uintptr_t)s + k - 8;                                         \
+                if ((x_ < lim ? load64((const char *)x_) == (e)->tailw                       \
+                              : x_ == lim && load64((const char *)pad + 1) == (e)->tailw) && \
+                    (k <= 16 || load64(s + 8) == (e)->midw))                                 \
+                    goto static_hit;                                                         \
+            } else if (k == FEDGE_SLOW) {                                                    \
+                goto slow;                                                                   \
+            }                                                                                \
+        }                                                                                    \
     } while (0)
 
 /*
- * The common path: hashed labels up to 16 bytes, values, the end. Values of
+ * The common path: hashed labels up to 23 bytes, values, the end. Values of
  * 8 bytes or more and labels sharing a slot are rarer but cheap enough
  * here; the rest goes to walk_slow_*().
  */
