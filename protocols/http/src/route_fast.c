@@ -334,46 +334,60 @@ fail:
     return NULL;
 }
 
+/*
+ * Every lookup has a tree to walk: where there is none (a method without
+ * routes, a router not frozen), the empty one, which matches nothing, so
+ * that the walk gives up to the full walk at once (no test on the way in).
+ */
+void hp__route_fast_init(struct hp_router *r)
+{
+    r->none = (struct fnode){.tbl = &no_edge, .r = r};
+    for (unsigned s = 0; s <= M_OTHER; s++)
+        r->fast[s] = r->fast_std[s] = &r->none;
+    for (unsigned id = 0; id <= HP_HTTP_PATCH; id++)
+        r->fast_id[id] = &r->none;
+}
+
 void hp__route_fast_free(struct hp_router *r)
 {
     for (unsigned s = 0; s <= M_OTHER; s++) {
         if (r->fast_own & (1u << s))
             fnode_free(r, r->fast[s]);
-        r->fast[s] = NULL;
     }
     r->fast_own = 0;
-    for (unsigned id = 0; id <= HP_HTTP_PATCH; id++)
-        r->fast_id[id] = NULL;
-    for (unsigned s = 0; s <= M_OTHER; s++)
-        r->fast_std[s] = NULL;
+    hp__route_fast_init(r);
 }
 
 int hp__route_fast_build(struct hp_router *r)
 {
     for (unsigned s = 0; s <= M_OTHER; s++) {
         int err = 0;
+        const struct fnode *t;
         /* A slot without routes of its own (HEAD has GET's) takes what any method takes. */
         if (s != M_OTHER && !(r->all_mask & (1u << s)) &&
             !(s == M_HEAD && (r->all_mask & (1u << M_GET))))
             continue;
-        r->fast[s] = build(r, r->root, s, &err);
+        t = build(r, r->root, s, &err);
         if (err != 0) {
             hp__route_fast_free(r);
             return err;
         }
-        if (r->fast[s] != NULL)
+        if (t != NULL) {
+            r->fast[s] = t;
             r->fast_own |= 1u << s;
+        }
     }
     for (unsigned s = 0; s < M_OTHER; s++) {
         if (!(r->fast_own & (1u << s)) && !(r->all_mask & (1u << s)))
             r->fast[s] = r->fast[M_OTHER];
     }
+    /* HP_HTTP_OTHER on a router with methods of its own is refused: the empty tree, and the
+     * full walk's way in says -EINVAL (route_match.c) */
     for (unsigned id = 0; id <= HP_HTTP_PATCH; id++) {
         unsigned s = hp__route_slot_id(id);
-        /* HP_HTTP_OTHER on a router with methods of its own is refused (-EINVAL): not here */
-        r->fast_id[id] = s == M_OTHER && r->ncustom != 0 ? NULL : r->fast[s];
+        r->fast_id[id] = s == M_OTHER && r->ncustom != 0 ? &r->none : r->fast[s];
     }
-    /* A token that is no standard method may be one of the router's own: not here either. */
+    /* A token that is no standard method may be one of the router's own: NULL, not here. */
     for (unsigned s = 0; s <= M_OTHER; s++)
         r->fast_std[s] = s == M_OTHER && r->ncustom != 0 ? NULL : r->fast[s];
     return 0;

@@ -198,15 +198,14 @@ struct fnode {
 
 struct hp_router {
     struct rnode *root;
-    /* Frozen: the lookup tree per slot (M_OTHER: any-method routes), or NULL. */
+    /* Frozen: the lookup tree per slot (M_OTHER: any-method routes), or &none. */
     const struct fnode *fast[M_OTHER + 1];
     uint32_t fast_own; /* slots whose tree is their own (the rest share M_OTHER's) */
-    /* fast[] by enum hp_http_method (NULL for HP_HTTP_OTHER on a router with methods of its own).
-     */
+    /* fast[] by enum hp_http_method (&none for HP_HTTP_OTHER with methods of the router's own). */
     const struct fnode *fast_id[HP_HTTP_PATCH + 1];
-    /* fast[] for hp__route_slot_std()'s slots: [M_OTHER] NULL on a router with methods of its own.
-     */
+    /* fast[] for hp__route_slot_std(): [M_OTHER] NULL on a router with methods of its own. */
     const struct fnode *fast_std[M_OTHER + 1];
+    struct fnode none; /* the empty tree: where a slot has none (see hp__route_fast_init()) */
     struct hp_router_opts opts;
     struct hp_allocator alloc;
     struct iroute *routes, *last;
@@ -232,9 +231,10 @@ static inline unsigned hp__route_hash2(uint64_t v)
     return (unsigned)((two * 0x9e3779b1u) >> 24);
 }
 
-/* Build (freezing) and free the per-method trees. @return 0 or -ENOMEM. */
+/* Build (freezing), free and (new router) start the per-method trees. @return 0 or -ENOMEM. */
 int hp__route_fast_build(struct hp_router *r);
 void hp__route_fast_free(struct hp_router *r);
+void hp__route_fast_init(struct hp_router *r);
 
 /* Allocation through the router's allocator. */
 void *hp__route_alloc(const struct hp_router *r, size_t n);

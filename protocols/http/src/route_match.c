@@ -607,6 +607,8 @@ __attribute__((noinline)) static int walk_full(const struct fnode *n, uintptr_t 
     struct hp_str path = {m->rest.ptr, (size_t)(lim + 7 - (uintptr_t)m->rest.ptr)};
     unsigned slot = by_id ? hp__route_slot_id(m->allow) : m->allow;
 
+    if (slot == M_OTHER && by_id && n->r->ncustom != 0)
+        return -EINVAL; /* see hp_router_match_id() */
     return hp__router_match_full(n->r, slot, path, m);
 }
 
@@ -792,9 +794,9 @@ __attribute__((noinline)) static int walk_id(const struct fnode *n, const char *
 HOT int fast_match(const struct hp_router *r, unsigned slot, struct hp_str path,
                    struct hp_route_match *m)
 {
-    const struct fnode *n = r->fast[slot];
+    const struct fnode *n = r->fast[slot]; /* never NULL: see hp__route_fast_init() */
 
-    if (n == NULL || path.len == 0 || *path.ptr != '/')
+    if (path.len == 0 || *path.ptr != '/')
         return hp__router_match_full(r, slot, path, m);
     m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
     m->allow = slot;
@@ -830,10 +832,10 @@ int hp_router_match(const struct hp_router *r, struct hp_str method, struct hp_s
     const struct fnode *n;
 
     if (method.len == 3 && memcmp(method.ptr, "GET", 3) == 0) /* the common case on its own */
-        n = r->fast[M_GET];
-    else
-        n = r->fast_std[slot = hp__route_slot_std(method.ptr, method.len)];
-    if (n == NULL || path.len == 0 || *path.ptr != '/')
+        n = r->fast[M_GET]; /* never NULL: see hp__route_fast_init() */
+    else if ((n = r->fast_std[slot = hp__route_slot_std(method.ptr, method.len)]) == NULL)
+        return match_token_full(r, method, path, m); /* maybe one of the router's own */
+    if (path.len == 0 || *path.ptr != '/')
         return match_token_full(r, method, path, m);
     m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
     m->allow = slot;
@@ -858,8 +860,8 @@ int hp_router_match_id(const struct hp_router *r, enum hp_http_method method, st
 
     if ((unsigned)method > HP_HTTP_PATCH)
         return -EINVAL;
-    n = r->fast_id[method];
-    if (n == NULL || path.len == 0 || *path.ptr != '/')
+    n = r->fast_id[method]; /* never NULL: see hp__route_fast_init() */
+    if (path.len == 0 || *path.ptr != '/')
         return match_id_full(r, (unsigned)method, path, m);
     m->rest.ptr = path.ptr; /* parked for the full walk (see fast_walk()) */
     m->allow = (uint32_t)method;

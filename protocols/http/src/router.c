@@ -120,6 +120,7 @@ int hp_router_new(struct hp_router **out, const struct hp_router_opts *opts)
     memset(r, 0, sizeof(*r));
     r->opts = o;
     r->alloc = o.alloc;
+    hp__route_fast_init(r);
     if ((r->root = hp__route_alloc(r, sizeof(*r->root))) == NULL) {
         hp__route_free(r, r);
         return -ENOMEM;
