@@ -674,22 +674,22 @@ __attribute__((noinline)) static int walk_slow_id(const struct fnode *n, const c
  * never match). A macro, not a function returning k, so that the common
  * hit is one compare of adv.
  */
-#define EDGE_TRY(e)                                                                          \
-    do {                                                                                     \
-        if ((((v) ^ (e)->head) & (e)->hmask) == 0) {                                         \
-            k = (e)->adv;                                                                    \
-            if (k <= 8) /* the common hit: a short label, the head said it all */            \
-                goto static_hit;                                                             \
-            if (k <= 24) { /* 8 to 23 bytes: the word that ends with the '/' after them */   \
-                uintptr_t x_ = (uintptr_t)s + k - 8;                                         \
-                if ((x_ < lim ? load64((const char *)x_) == (e)->tailw                       \
-                              : x_ == lim && load64((const char *)pad + 1) == (e)->tailw) && \
-                    (k <= 16 || load64(s + 8) == (e)->midw))                                 \
-                    goto static_hit;                                                         \
-            } else if (k == FEDGE_SLOW) {                                                    \
-                goto slow;                                                                   \
-            }                                                                                \
-        }                                                                                    \
+#define EDGE_TRY(e)                                                                        \
+    do {                                                                                   \
+        if ((((v) ^ (e)->head) & (e)->hmask) == 0) {                                       \
+            k = (e)->adv;                                                                  \
+            if (k <= 8) /* the common hit: a short label, the head said it all */          \
+                goto static_hit;                                                           \
+            if (k <= 24) { /* 8 to 23 bytes: the word that ends with the '/' after them */ \
+                x = (uintptr_t)s + k - 8; /* on at x + 8: k no longer needed */            \
+                if ((x < lim ? load64((const char *)x) == (e)->tailw                       \
+                             : x == lim && load64((const char *)pad + 1) == (e)->tailw) && \
+                    (x <= (uintptr_t)s + 8 || load64(s + 8) == (e)->midw))                 \
+                    goto static_hit_x;                                                     \
+            } else if (k == FEDGE_SLOW) {                                                  \
+                goto slow;                                                                 \
+            }                                                                              \
+        }                                                                                  \
     } while (0)
 
 /*
@@ -724,6 +724,7 @@ HOT int fast_walk(const struct fnode *n, const char *s, uintptr_t lim, struct hp
     for (;;) {
         const struct fedge *e;
         uint64_t v, b;
+        uintptr_t x;
         size_t k;
         if ((uintptr_t)s < lim) { /* a whole word in the path */
             v = load64(s);
@@ -762,6 +763,11 @@ HOT int fast_walk(const struct fnode *n, const char *s, uintptr_t lim, struct hp
         *vp++ = (struct hp_str){s, k}; /* at its pdepth: greedy, no catch-alls */
         s += k + 1;
         n = n->param;
+        continue;
+        continue;
+    static_hit_x:
+        s = (const char *)(x + 8);
+        n = e->child;
         continue;
     static_hit:
         s += k;
