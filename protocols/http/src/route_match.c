@@ -30,6 +30,11 @@
 #else
 #define HOT static inline
 #endif
+#if defined(__GNUC__) || defined(__clang__)
+#define UNLIKELY(c) __builtin_expect(!!(c), 0)
+#else
+#define UNLIKELY(c) (c)
+#endif
 #if defined(__has_attribute)
 #if __has_attribute(fallthrough)
 #define FALLTHROUGH __attribute__((fallthrough))
@@ -515,6 +520,16 @@ HOT uint64_t slash_bits(uint64_t v)
 #endif
 }
 
+#if defined(FAST_SSE2)
+/* slash_bits() of the 16 bytes at @p p (all in the path). */
+HOT uint64_t slash_bits16(const char *p)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+    return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+}
+#endif
+
 HOT size_t first_bit(uint64_t bits)
 {
 #if defined(FAST_SSE2) && (defined(__GNUC__) || defined(__clang__))
@@ -749,16 +764,24 @@ HOT int fast_walk(const struct fnode *n, const char *s, uintptr_t lim, struct hp
         /* The parameter; one starting with '%' to '/': the slow path. */
         if ((unsigned char)(v - '%') <= (unsigned)('/' - '%'))
             goto slow;
-        if ((b = slash_bits(v)) == 0) { /* a long value */
+        if ((b = slash_bits(v)) != 0) {
+            k = first_bit(b); /* under 8 bytes */
+        } else {
             const char *q = s;
+#if defined(FAST_SSE2)
+            /* under 16 bytes with 16 in the path (most names): one more compare */
+            if ((uintptr_t)s + 8 < lim && (b = slash_bits16(s)) != 0)
+                goto long_found;
+#endif
             do {
                 q += 8;
                 v = (uintptr_t)q < lim ? load64(q)
                                        : load64((const char *)pad + 1 + ((uintptr_t)q - lim));
             } while ((b = slash_bits(v)) == 0);
+#if defined(FAST_SSE2)
+        long_found:
+#endif
             k = (size_t)(q - s) + first_bit(b);
-        } else {
-            k = first_bit(b);
         }
         *vp++ = (struct hp_str){s, k}; /* at its pdepth: greedy, no catch-alls */
         s += k + 1;
