@@ -27,7 +27,7 @@ const struct hp_mustache_type hp_mustache_type_value = {
 const struct hp_mustache_type hp_mustache_type_lambda = {
     HP_MUSTACHE_LAMBDA, sizeof(struct hp_mustache_lambda), NULL, 0, NULL};
 
-static void field_cur(const char *base, const struct hp_mustache_field *f, struct hp__cur *c)
+void hp__field_cur(const char *base, const struct hp_mustache_field *f, struct hp__cur *c)
 {
     const char *p = base + f->offset;
 
@@ -48,20 +48,27 @@ static void field_cur(const char *base, const struct hp_mustache_field *f, struc
     c->p = p;
 }
 
+const struct hp_mustache_field *hp__field(const struct hp_mustache_type *t, const char *name,
+                                          size_t len)
+{
+    const struct hp_mustache_field *f = t->fields;
+
+    for (size_t k = 0; k < t->nfields; k++, f++)
+        if (f->name[0] == name[0] && strncmp(f->name, name, len) == 0 && f->name[len] == 0)
+            return f;
+    return NULL;
+}
+
 bool hp__lookup(const struct hp__cur *in, const char *name, size_t len, struct hp__cur *out)
 {
     const struct hp_mustache_type *t = in->t;
 
     if (t->kind == HP_MUSTACHE_STRUCT) {
-        const struct hp_mustache_field *f = t->fields;
+        const struct hp_mustache_field *f = hp__field(t, name, len);
 
-        for (size_t k = 0; k < t->nfields; k++, f++) {
-            if (f->name[0] == name[0] && strncmp(f->name, name, len) == 0 && f->name[len] == 0) {
-                field_cur(in->p, f, out);
-                return true;
-            }
-        }
-        return false;
+        if (f)
+            hp__field_cur(in->p, f, out);
+        return f != NULL;
     }
     if (t->kind == HP_MUSTACHE_VALUE) {
         const struct hp_mustache_value *v = (const void *)in->p;

@@ -171,6 +171,13 @@ struct hp__cur {
 
 extern const struct hp_mustache_type hp__type_none;
 
+/* The first field of struct type @p t named @p name, or NULL. */
+const struct hp_mustache_field *hp__field(const struct hp_mustache_type *t, const char *name,
+                                          size_t len);
+
+/* The cursor of field @p f of the struct at @p base. */
+void hp__field_cur(const char *base, const struct hp_mustache_field *f, struct hp__cur *c);
+
 /* Look @p name up in the value at @p in (struct field or map key). */
 bool hp__lookup(const struct hp__cur *in, const char *name, size_t len, struct hp__cur *out);
 
