@@ -27,27 +27,6 @@ const struct hp_mustache_type hp_mustache_type_value = {
 const struct hp_mustache_type hp_mustache_type_lambda = {
     HP_MUSTACHE_LAMBDA, sizeof(struct hp_mustache_lambda), NULL, 0, NULL};
 
-void hp__field_cur(const char *base, const struct hp_mustache_field *f, struct hp__cur *c)
-{
-    const char *p = base + f->offset;
-
-    c->t = f->type;
-    c->n = 0;
-    if (f->type->kind == HP_MUSTACHE_LIST) {
-        c->p = (f->flags & HP_MUSTACHE_F_PTR) ? *(const char *const *)(const void *)p : p;
-        memcpy(&c->n, base + f->count_offset, sizeof(size_t));
-        if (!c->p)
-            c->n = 0;
-        return;
-    }
-    if (f->flags & HP_MUSTACHE_F_PTR) {
-        p = *(const char *const *)(const void *)p;
-        if (!p)
-            c->t = &hp__type_none;
-    }
-    c->p = p;
-}
-
 const struct hp_mustache_field *hp__field(const struct hp_mustache_type *t, const char *name,
                                           size_t len)
 {

@@ -264,38 +264,13 @@ static int fail_plain(struct rs *s, const struct hp_mustache *t, const struct hp
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-/*
- * A one-segment name in the struct at the top of the context, through
- * s->hits: true with *out set if the struct has the field, false if not
- * (both answers are remembered).
- */
-static bool top_field(struct rs *s, const struct hp_mustache *t, uint32_t name, struct hp__cur *out)
-{
-    const struct ent *e = &s->ctx[s->top];
-    struct field_hit *h = &s->hits[name % FIELD_CACHE];
-
-    if (h->tm != t || h->name != name || h->ty != e->t) {
-        const struct hp__seg *g = &t->segs[t->names[name].seg];
-        *h = (struct field_hit){t, e->t, hp__field(e->t, t->pool + g->off, g->len), name};
-    }
-    if (!h->f)
-        return false;
-    hp__field_cur(e->p, h->f, out);
-    return true;
-}
-
-static bool resolve(struct rs *s, const struct hp_mustache *t, uint32_t name, struct hp__cur *out)
+/* The walk down the context (and dotted names), for names top_field() does not answer. */
+static HP__NOINLINE bool resolve_walk(const struct rs *s, const struct hp_mustache *t,
+                                      uint32_t name, unsigned i, struct hp__cur *out)
 {
     const struct hp__name *nm = &t->names[name];
     const struct hp__seg *seg;
-    unsigned i = s->top;
 
-    if (nm->nseg == 1 && s->ctx[i].t->kind == HP_MUSTACHE_STRUCT) {
-        if (top_field(s, t, name, out))
-            return true;
-        if (i-- == 0)
-            return false;
-    }
     if (nm->nseg == 0) {
         out->t = s->ctx[i].t;
         out->p = s->ctx[i].p;
@@ -317,6 +292,32 @@ static bool resolve(struct rs *s, const struct hp_mustache *t, uint32_t name, st
             return false;
     }
     return true;
+}
+
+/*
+ * A one-segment name in the struct at the top of the context is looked up
+ * through s->hits (a hit costs three compares; what the struct does not have
+ * is remembered too, and the walk then starts one context below).
+ */
+static inline bool resolve(struct rs *s, const struct hp_mustache *t, uint32_t name,
+                           struct hp__cur *out)
+{
+    const struct ent *e = &s->ctx[s->top];
+
+    if (t->names[name].nseg == 1 && e->t->kind == HP_MUSTACHE_STRUCT) {
+        struct field_hit *h = &s->hits[name % FIELD_CACHE];
+
+        if (__builtin_expect(h->tm != t || h->name != name || h->ty != e->t, 0)) {
+            const struct hp__seg *g = &t->segs[t->names[name].seg];
+            *h = (struct field_hit){t, e->t, hp__field(e->t, t->pool + g->off, g->len), name};
+        }
+        if (h->f) {
+            hp__field_cur(e->p, h->f, out);
+            return true;
+        }
+        return s->top > 0 && resolve_walk(s, t, name, s->top - 1, out);
+    }
+    return resolve_walk(s, t, name, s->top, out);
 }
 
 static int exec(struct rs *s, const struct hp_mustache *t, uint32_t pc, uint32_t end);
