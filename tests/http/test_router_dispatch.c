@@ -313,6 +313,8 @@ static void test_dispatch_held_request_keeps_its_parameters(void **state)
     param_is(fx.held, "b", "r/e/st");
     assert_int_equal(hp_route_param_count(fx.held), 2);
     assert_string_equal((const char *)hp_route_of(fx.held)->data, "hold");
+    assert_int_equal(hp_route_rest(fx.held).len, 0); /* not a mount */
+    assert_non_null(hp_route_rest(fx.held).ptr);
     {
         struct hp_http_req *held = fx.held;
         fx.held = NULL;

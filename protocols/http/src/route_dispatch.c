@@ -276,5 +276,6 @@ struct hp_str hp_route_rest(const struct hp_http_req *req)
 {
     const struct hp_route_match *m = found_of(req);
 
-    return m != NULL ? m->rest : (struct hp_str){"", 0};
+    /* (the lookup sets only the length of an absent rest) */
+    return m != NULL && m->rest.len != 0 ? m->rest : (struct hp_str){"", 0};
 }
