@@ -124,7 +124,8 @@ struct req_blk {
      * arena). Lives as long as the request, as its parameters must.
      */
     struct hp_route_match rm;
-    struct hp__http_field fields[]; /* max_headers of them */
+    const struct hp_router *rm_router; /* route_dispatch.c: whose lookup rm holds */
+    struct hp__http_field fields[];    /* max_headers of them */
 };
 
 /*

@@ -1,10 +1,11 @@
 /*
- * route_dispatch.c - hp_router_dispatch(): a lookup for a request, its
- * parameters decoded into the request's arena (so they outlive the handler
- * call, for as long as the request is held), then the route's handler or
- * one of the router's own answers (400, 404, 405 with Allow, OPTIONS,
- * redirects). The request block keeps one pointer to the state (rq->route,
- * reset when a request starts); nothing else here touches the server.
+ * route_dispatch.c - hp_router_dispatch(): a lookup for a request, written
+ * into the request block itself (rq->rm: the parameters outlive the
+ * handler call, for as long as the request is held; escaped values are
+ * decoded into its arena), then the route's handler or one of the router's
+ * own answers (400, 404, 405 with Allow, OPTIONS, redirects). rq->route
+ * points at rq->rm once a route was found (NULL when a request starts);
+ * nothing else here touches the server.
  */
 #include <errno.h>
 #include <string.h>
@@ -23,13 +24,23 @@ static const struct hp_route_match *found_of(const struct hp_http_req *req)
 }
 
 /* The slot of the request's method, from the parser's enum where it knows it. */
-static unsigned req_slot(const struct hp_router *r, const struct hp_http_req *req)
+/* A method token the parser has no enum value for (out of line: rare). */
+__attribute__((noinline)) static unsigned token_slot(struct hp_http_req *req)
+{
+    return hp__route_slot(hp__http_rq(req)->rm_router, req->method.ptr, req->method.len);
+}
+
+/*
+ * The slot of the request's method, from the parser's enum where it knows
+ * it; rq->rm_router is the router.
+ */
+static unsigned req_slot(struct hp_http_req *req)
 {
     unsigned id = (unsigned)req->method_id;
 
     if (id != HP_HTTP_OTHER && id <= HP_HTTP_PATCH)
         return hp__route_slot_id(id);
-    return hp__route_slot(r, req->method.ptr, req->method.len);
+    return token_slot(req);
 }
 
 /* Out of line: its buffer would cost the hot caller a stack frame. */
@@ -148,9 +159,10 @@ static bool has_pct(const char *a, const char *b)
  * (the rest stay views into the path), then its handler. Out of line: the
  * usual request has none.
  */
-__attribute__((noinline)) static int run_escaped(const struct hp_router *r, struct hp_http_req *req,
-                                                 struct hp_route_match *m)
+__attribute__((noinline)) static int run_escaped(const struct hp_router *r, struct hp_http_req *req)
 {
+    struct hp_route_match *m = &hp__http_rq(req)->rm;
+
     hp__http_rq(req)->route = NULL;
     for (unsigned i = 0; i < m->nparams; i++) {
         struct hp_str v = m->values[i];
@@ -178,7 +190,7 @@ __attribute__((noinline)) static int not_found(const struct hp_router *r, struct
                                                int res)
 {
     const struct hp_route_match *m = &hp__http_rq(req)->rm;
-    unsigned slot = req_slot(r, req);
+    unsigned slot = req_slot(req);
 
     hp__http_rq(req)->route = NULL;
     switch (res) {
@@ -210,19 +222,26 @@ __attribute__((noinline)) static int not_found(const struct hp_router *r, struct
 int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req)
 {
     struct req_blk *rq = hp__http_rq(req);
-    struct hp_route_match *m = &rq->rm;
-    int res = hp__router_match_slot(r, req_slot(r, req), req->path, m);
+    unsigned slot;
+    int res;
     hp_http_handler *h;
     unsigned n;
 
+    /* The router and the route in memory, not in registers kept across the
+     * calls: only the slow paths need the router again, and they reset
+     * rq->route. */
+    rq->rm_router = r;
+    slot = req_slot(req);
+    rq->route = &rq->rm;
+    res = hp__router_match_slot(rq->rm_router, slot, req->path, &rq->rm);
     if (res != HP_ROUTE_FOUND)
-        return not_found(r, req, res);
+        return not_found(rq->rm_router, req, res);
     /* the values are in path order: one look from the first to the last */
-    n = m->nparams;
-    if (n != 0 && has_pct(m->values[0].ptr, m->values[n - 1].ptr + m->values[n - 1].len))
-        return run_escaped(r, req, m);
-    rq->route = m;
-    if ((h = m->route->handler) == NULL)
+    n = rq->rm.nparams;
+    if (n != 0 &&
+        has_pct(rq->rm.values[0].ptr, rq->rm.values[n - 1].ptr + rq->rm.values[n - 1].len))
+        return run_escaped(rq->rm_router, req);
+    if ((h = rq->rm.route->handler) == NULL)
         return reply_text(req, 501);
     return h(req);
 }
