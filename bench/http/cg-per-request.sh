@@ -32,7 +32,7 @@ for n in $ns; do
     pid=$!
     port=
     for _ in $(seq 300); do # valgrind start-up: up to 30 s
-        port=$(sed -n 's/.*http:\/\/[^ ]*:\([0-9][0-9]*\)\/.*/\1/p' "$work/server.$n.log" | head -1)
+        port=$(sed -n 's/.*http:\/\/[^ ]*:\([0-9][0-9]*\)\/.*/\1/p' "$work/server.$n.log" 2>/dev/null | head -1 || true)
         [ -n "$port" ] && break
         sleep 0.1
     done

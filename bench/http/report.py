@@ -349,6 +349,12 @@ def main():
                      f"| {'yes' if okc else '**no**'} |")
         L.append("")
 
+    L.append("## Access log")
+    L.append("")
+    L.append("Measured by `bench/http/accesslog.sh` (callgrind instructions per keep-alive request "
+             "of hello with each log format): see [accesslog.md](accesslog.md).")
+    L.append("")
+
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write("\n".join(L) + "\n")

@@ -30,6 +30,7 @@ warm=3
 rounds=1
 conns=256
 pool=8
+hp_pool=2
 build_dir=$repo/build/bench-tfb
 out=""
 do_build=1
@@ -37,6 +38,7 @@ do_check=1
 publish=auto
 use_lock=1
 hp_args=""
+pg_socket=0
 lock=/tmp/hp-bench.lock
 wait_max=1800
 host=127.0.0.1
@@ -55,7 +57,15 @@ usage: $0 [options]
   --duration S       seconds per timed wrk run (default $dur)
   --warmup S         seconds of untimed wrk per test type and app first (default $warm)
   --connections N    wrk connections (default $conns)
-  --pool N           database connections of every app (default $pool)
+  --pool N           database connections of each peer (default $pool)
+  --hellepoll-pool N database connections of hellepoll (default $hp_pool; each app
+                     gets the pool size it does best with: hellepoll pipelines, so
+                     few connections carry many queries each, while node's pg and
+                     asyncpg need a connection per query in flight; the sweep is in
+                     results.md)
+  --pg-socket        every app reaches PostgreSQL over its Unix socket instead of
+                     TCP on 127.0.0.1 (on loopback TCP the sender pays the receiver's
+                     protocol work too, which a separate database machine would do)
   --hellepoll-args "ARGS"  more flags for examples/tfb (e.g. "--batch 4")
   --build-dir DIR    Release build of hellepoll (default $build_dir)
   --no-build         use the binary already in the build directory
@@ -78,7 +88,9 @@ while [ $# -gt 0 ]; do
     --warmup) warm=$2; shift ;;
     --connections) conns=$2; shift ;;
     --pool) pool=$2; shift ;;
+    --hellepoll-pool) hp_pool=$2; shift ;;
     --hellepoll-args) hp_args=$2; shift ;;
+    --pg-socket) pg_socket=1 ;;
     --build-dir) build_dir=$2; shift ;;
     --no-build) do_build=0 ;;
     --no-check) do_check=0 ;;
@@ -163,6 +175,9 @@ trap 'exit 130' INT TERM
 
 log "starting PostgreSQL on CPU $other_cpu"
 dsn=$(taskset -c "$other_cpu" "$repo/examples/tfb/setup-db.sh" "$db_dir/pg" start)
+if [ "$pg_socket" = 1 ]; then # same database, user and password; host is the socket's directory
+    dsn=${dsn/host=127.0.0.1/host=$db_dir/pg}
+fi
 log "database: $dsn"
 
 {
@@ -176,12 +191,12 @@ log "database: $dsn"
     echo "wrk: $(wrk --version 2>&1 | head -1)"
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg) (loadavg; the CPUs are shared)"
     echo "apps: $apps; tests: $tests"
-    echo "wrk: -t1 -c$conns -d${dur}s (warm-up ${warm}s), $rounds round(s), medians; pool $pool; app on CPU $app_cpu, PostgreSQL and wrk on CPU $other_cpu"
+    echo "wrk: -t1 -c$conns -d${dur}s (warm-up ${warm}s), $rounds round(s), medians; pool $hp_pool (hellepoll), $pool (peers); app on CPU $app_cpu, PostgreSQL and wrk on CPU $other_cpu; database over $([ "$pg_socket" = 1 ] && echo "its Unix socket" || echo "TCP 127.0.0.1")"
 } >"$out/meta.txt"
 
 app_cmd() { # APP: sets cmd, the app's command line
     case "$1" in
-    hellepoll) cmd=("$tfb_bin" --host "$host" --port "$port" --dsn "$dsn" --workers 1 --pool "$pool"
+    hellepoll) cmd=("$tfb_bin" --host "$host" --port "$port" --dsn "$dsn" --workers 1 --pool "$hp_pool"
         --max-connections 20000 --max-keepalive-requests 4294967295 $hp_args) ;; # no limits, as the peers
     node) cmd=(env "NODE_PATH=$here/.deps/node_modules" node "$here/node/server.js" --host "$host"
         --port "$port" --dsn "$dsn" --pool "$pool") ;;

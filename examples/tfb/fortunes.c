@@ -60,13 +60,25 @@ void tfb_fortunes_free(void)
 }
 
 /* Byte order (memcmp), as TFB sorts: UTF-8 sorts by code point that way. */
-static int by_message(const void *x, const void *y)
+static int by_message(const struct fortune *a, const struct fortune *b)
 {
-    const struct fortune *a = x, *b = y;
     size_t n = a->message.len < b->message.len ? a->message.len : b->message.len;
     int c = memcmp(a->message.ptr, b->message.ptr, n);
 
     return c != 0 ? c : (a->message.len > b->message.len) - (a->message.len < b->message.len);
+}
+
+/* Insertion sort: for a dozen rows it is a third of qsort's instructions (no call per compare). */
+static void sort_fortunes(struct fortune *f, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct fortune x = f[i];
+        size_t j = i;
+
+        for (; j > 0 && by_message(&f[j - 1], &x) > 0; j--)
+            f[j] = f[j - 1];
+        f[j] = x;
+    }
 }
 
 static void on_fortunes(const struct hp_pg_result *res, int status, void *arg)
@@ -94,7 +106,7 @@ static void on_fortunes(const struct hp_pg_result *res, int status, void *arg)
     }
     f[rows] = (struct fortune){0, HP_STR_LIT("Additional fortune added at request time.")};
     page = (struct page){.fortunes = f, .count = (size_t)rows + 1};
-    qsort(f, page.count, sizeof(*f), by_message);
+    sort_fortunes(f, page.count);
     /* finishes req whatever happens (a render error is answered 500) */
     (void)hp_mustache_reply(req, 200, HP_STR_LIT("text/html; charset=utf-8"), template, &page_type,
                             &page, NULL);

@@ -164,6 +164,22 @@ static void on_row(const struct hp_pg_result *res, int status, void *arg)
         finish(b);
 }
 
+/* The decimal digits of @p v, NUL-terminated (d has room for 11 bytes); returns their count. */
+static size_t put_uint(char *d, uint32_t v)
+{
+    char tmp[10];
+    size_t n = 0, len;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (len = n; n > 0;)
+        *d++ = tmp[--n];
+    *d = '\0';
+    return len;
+}
+
 /* Send the query for slot @p s (id already in s->row->id). */
 static void read_row(struct batch *b, struct slot *s)
 {
@@ -171,7 +187,7 @@ static void read_row(struct batch *b, struct slot *s)
     const char *values[1] = {id};
     int err;
 
-    snprintf(id, sizeof(id), "%d", (int)s->row->id);
+    (void)put_uint(id, (uint32_t)s->row->id); /* 1..10000 */
     b->pending++;
     err = hp_pg_query_prepared(b->w->db, "world", WORLD_SQL, 1, values, NULL, 0, on_row, s);
     if (err != 0) { /* the callback will not run */
@@ -254,8 +270,10 @@ static char *int_array(struct hp_http_req *req, const struct world *rows, unsign
     for (unsigned i = 0; i < n; i++) {
         if (i > 0 && rows[i].id == rows[i - 1].id)
             continue;
-        len += (size_t)snprintf(s + len, cap - len, "%s%d", len > 1 ? "," : "",
-                                (int)(ids ? rows[i].id : rows[i].random_number));
+        if (len > 1)
+            s[len++] = ',';
+        len +=
+            put_uint(s + len, (uint32_t)(ids ? rows[i].id : rows[i].random_number)); /* 1..10000 */
     }
     s[len++] = '}';
     s[len] = '\0';

@@ -429,6 +429,40 @@ static void test_structs_render_in_place_with_every_field_kind(void **state)
     hp_mustache_free(t);
 }
 
+/*
+ * A name found in a struct at the top of the context is remembered for the
+ * rest of the render: the partial's own first name (index 0, like the
+ * page's {{id}}) must still find its own field, a name missing from the row
+ * must still reach the page, the partial's names in a row of another type
+ * (a tag) must find that row's fields, and a second render with other data must not
+ * see the first render's answers.
+ */
+static void test_remembered_fields_keep_to_their_template_and_their_type(void **state)
+{
+    static const struct tag tags[] = {{{"x", 1}}};
+    static const struct item rows[] = {{.id = 1, .title = "a", .tags = tags, .ntags = 1},
+                                       {.id = 2, .title = "<b>"}};
+    struct shop shop = {.name = "S", .items = rows, .nitems = 2};
+    struct hp_mustache_set *set;
+    const struct hp_mustache *page;
+    static const char part[] = "[{{title}}|{{name}}|{{id}}]";
+    static const char src[] =
+        "{{#items}}{{id}}{{>row}}{{name}}{{#tags}}{{>row}}{{/tags}};{{/items}}"
+        "{{#addr}}{{zip}}{{/addr}}";
+
+    (void)state;
+    assert_int_equal(hp_mustache_set_new(&set, NULL), 0);
+    assert_int_equal(hp_mustache_set_add(set, "row", part, sizeof(part) - 1, NULL), 0);
+    assert_int_equal(hp_mustache_set_add(set, "page", src, sizeof(src) - 1, NULL), 0);
+    page = hp_mustache_set_get(set, "page");
+    assert_string_equal(render(page, &shop_type, &shop), "1[a|S|1]S[a|x|1];2[&lt;b&gt;|S|2]S;0");
+    shop.name = "T";
+    shop.addr.zip = 7;
+    shop.nitems = 1;
+    assert_string_equal(render(page, &shop_type, &shop), "1[a|T|1]T[a|x|1];7");
+    hp_mustache_set_free(set);
+}
+
 static void test_value_trees_render_every_type(void **state)
 {
     struct hp_mustache_value items[] = {
@@ -854,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_context_deeper_than_max_depth_fails),
         cmocka_unit_test(test_source_beyond_max_source_is_refused),
         cmocka_unit_test(test_structs_render_in_place_with_every_field_kind),
+        cmocka_unit_test(test_remembered_fields_keep_to_their_template_and_their_type),
         cmocka_unit_test(test_value_trees_render_every_type),
         cmocka_unit_test(test_lambdas_may_return_literal_text_or_fail_the_render),
         cmocka_unit_test(test_strict_mode_reports_missing_names_with_their_place),

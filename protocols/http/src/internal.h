@@ -24,6 +24,7 @@
 #include <hellepoll/error.h>
 #include <hellepoll/http.h>
 #include <hellepoll/loop.h>
+#include <hellepoll/router.h>
 #include <hellepoll/tcp.h>
 #include <hellepoll/timer.h>
 
@@ -110,14 +111,21 @@ struct req_blk {
     unsigned rflags;
     uint8_t phase;
     uint8_t ntaken;
-    struct hp_stream_chunk taken[2]; /* the head, then the body (see take_input()) */
-    struct http_conn *conn;          /* NULL once orphaned */
-    struct arena_chunk *arena;       /* hp_http_req_alloc() beyond arena_inline */
-    const void *route;               /* route_dispatch.c's state (in the arena), or NULL */
-    size_t arena_used;               /* bytes of arena_inline given out */
+    struct hp_stream_chunk taken[2];    /* the head, then the body (see take_input()) */
+    struct http_conn *conn;             /* NULL once orphaned */
+    struct arena_chunk *arena;          /* hp_http_req_alloc() beyond arena_inline */
+    const struct hp_route_match *route; /* &rm once hp_router_dispatch() found a route, or NULL */
+    size_t arena_used;                  /* bytes of arena_inline given out */
     _Alignas(16) char arena_inline[ARENA_INLINE];
     char hdrs_inline[256];
-    struct hp__http_field fields[]; /* max_headers of them */
+    /*
+     * route_dispatch.c: the lookup, filled in place (no copy, nothing
+     * allocated); escaped values are replaced by their decoding (in the
+     * arena). Lives as long as the request, as its parameters must.
+     */
+    struct hp_route_match rm;
+    const struct hp_router *rm_router; /* route_dispatch.c: whose lookup rm holds */
+    struct hp__http_field fields[];    /* max_headers of them */
 };
 
 /*

@@ -1,10 +1,11 @@
 /*
- * route_dispatch.c - hp_router_dispatch(): a lookup for a request, its
- * parameters decoded into the request's arena (so they outlive the handler
- * call, for as long as the request is held), then the route's handler or
- * one of the router's own answers (400, 404, 405 with Allow, OPTIONS,
- * redirects). The request block keeps one pointer to the state (rq->route,
- * reset when a request starts); nothing else here touches the server.
+ * route_dispatch.c - hp_router_dispatch(): a lookup for a request, written
+ * into the request block itself (rq->rm: the parameters outlive the
+ * handler call, for as long as the request is held; escaped values are
+ * decoded into its arena), then the route's handler or one of the router's
+ * own answers (400, 404, 405 with Allow, OPTIONS, redirects). rq->route
+ * points at rq->rm once a route was found (NULL when a request starts);
+ * nothing else here touches the server.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,22 +17,34 @@
 #include <emmintrin.h>
 #endif
 
-static const struct rstate *state_of(const struct hp_http_req *req)
+/* The dispatched request's lookup, or NULL. */
+static const struct hp_route_match *found_of(const struct hp_http_req *req)
 {
-    return (const struct rstate *)hp__http_rq((struct hp_http_req *)(uintptr_t)req)->route;
+    return hp__http_rq((struct hp_http_req *)(uintptr_t)req)->route;
 }
 
 /* The slot of the request's method, from the parser's enum where it knows it. */
-static unsigned req_slot(const struct hp_router *r, const struct hp_http_req *req)
+/* A method token the parser has no enum value for (out of line: rare). */
+__attribute__((noinline)) static unsigned token_slot(struct hp_http_req *req)
+{
+    return hp__route_slot(hp__http_rq(req)->rm_router, req->method.ptr, req->method.len);
+}
+
+/*
+ * The slot of the request's method, from the parser's enum where it knows
+ * it; rq->rm_router is the router.
+ */
+static unsigned req_slot(struct hp_http_req *req)
 {
     unsigned id = (unsigned)req->method_id;
 
     if (id != HP_HTTP_OTHER && id <= HP_HTTP_PATCH)
         return hp__route_slot_id(id);
-    return hp__route_slot(r, req->method.ptr, req->method.len);
+    return token_slot(req);
 }
 
-static int reply_text(struct hp_http_req *req, int status)
+/* Out of line: its buffer would cost the hot caller a stack frame. */
+__attribute__((noinline)) static int reply_text(struct hp_http_req *req, int status)
 {
     const char *reason = hp_http_status_reason(status);
     char body[64];
@@ -103,128 +116,95 @@ static uint64_t pct_bits(const char *p)
 
 /*
  * Is there a '%' in [a, b)? Straight-line for the usual short span of a
- * request's values (no call): 16-byte blocks with SSE2, else 8-byte words,
- * the last one overlapping, nothing read outside.
+ * request's values (no call): with SSE2 two 16-byte blocks up to 32 bytes
+ * (overlapping), longer spans in more; below 16 bytes two 8-byte words
+ * (overlapping), below 8 byte by byte. Nothing is read outside the span.
  */
 static bool has_pct(const char *a, const char *b)
 {
-    size_t n = b > a ? (size_t)(b - a) : 0;
+    ptrdiff_t n = b - a; /* b < a (never so) checks nothing */
 
-    if (n < 8) {
-        for (; a < b; a++) {
-            if (*a == '%')
-                return true;
-        }
-        return false;
-    }
-    if (n > 64)
-        return memchr(a, '%', n) != NULL;
 #if defined(__SSE2__)
     if (n >= 16) {
         const __m128i pc = _mm_set1_epi8('%');
-        int acc = 0;
-        for (; n > 16; a += 16, n -= 16)
-            acc |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const void *)a), pc));
-        acc |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const void *)(b - 16)), pc));
-        return acc != 0;
+        __m128i acc = _mm_cmpeq_epi8(_mm_loadu_si128((const void *)(b - 16)), pc);
+        if (n > 32) {
+            if (n > 64)
+                return memchr(a, '%', (size_t)n) != NULL; /* n > 0 */
+            for (; n > 32; a += 16, n -= 16)
+                acc = _mm_or_si128(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const void *)a), pc));
+        }
+        acc = _mm_or_si128(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const void *)a), pc));
+        return _mm_movemask_epi8(acc) != 0;
     }
-#endif
-    for (; n > 8; a += 8, n -= 8) {
+#else
+    if (n > 64)
+        return memchr(a, '%', (size_t)n) != NULL; /* n > 0 */
+    for (; n > 16; a += 8, n -= 8) {
         if (pct_bits(a) != 0)
             return true;
     }
-    return pct_bits(b - 8) != 0;
+#endif
+    if (n >= 8)
+        return (pct_bits(a) | pct_bits(b - 8)) != 0;
+    for (; a < b; a++) {
+        if (*a == '%')
+            return true;
+    }
+    return false;
 }
 
 /*
- * Decode the values of @p m with escapes into the arena, the rest as views.
- * @return 0, -ENOMEM, or 1 for a malformed one.
+ * The found route's values with escapes decoded, in place, into the arena
+ * (the rest stay views into the path), then its handler. Out of line: the
+ * usual request has none.
  */
-__attribute__((noinline)) static int
-decode_values(struct hp_http_req *req, const struct hp_route_match *m, struct hp_str *vals)
+__attribute__((noinline)) static int run_escaped(const struct hp_router *r, struct hp_http_req *req)
 {
+    struct hp_route_match *m = &hp__http_rq(req)->rm;
+
+    hp__http_rq(req)->route = NULL;
     for (unsigned i = 0; i < m->nparams; i++) {
         struct hp_str v = m->values[i];
         char *buf;
         int len;
-        if (v.len == 0 || memchr(v.ptr, '%', v.len) == NULL) {
-            vals[i] = v;
+        if (v.len == 0 || memchr(v.ptr, '%', v.len) == NULL)
             continue;
-        }
         if ((buf = hp_http_req_alloc(req, v.len)) == NULL)
             return -ENOMEM;
         if ((len = hp_route_decode(v, buf, v.len)) < 0)
-            return 1;
-        vals[i] = (struct hp_str){buf, (size_t)len};
+            return answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
+        m->values[i] = (struct hp_str){buf, (size_t)len};
     }
-    return 0;
+    hp__http_rq(req)->route = m;
+    if (m->route->handler == NULL)
+        return reply_text(req, 501);
+    return m->route->handler(req);
 }
 
 /*
- * Store the parameters in the request and run the route's handler. A value
- * without '%' stays a view into the request's path (which keeps its bytes
- * until the request is finished); only escaped ones are decoded, into the
- * arena. One look for '%' over the span of the values spares the usual
- * case the look per value. A route without parameters and rest uses its
- * own state: nothing allocated.
+ * Everything but a route found: the router's own answers. The slot is
+ * looked up again (cheap) so that the caller keeps fewer registers.
  */
-static int run(const struct hp_router *r, struct hp_http_req *req, const struct hp_route_match *m)
+__attribute__((noinline)) static int not_found(const struct hp_router *r, struct hp_http_req *req,
+                                               int res)
 {
-    const struct iroute *rt = (const struct iroute *)(const void *)m->route;
-    unsigned n = m->nparams;
-    struct rstate *st;
-    struct hp_str *vals;
-    bool escaped;
-    int rc;
-
-    if (n == 0 && m->rest.len == 0) {
-        hp__http_rq(req)->route = &rt->st0;
-        goto call;
-    }
-    st = hp_http_req_alloc(req, sizeof(*st) + n * sizeof(struct hp_str));
-    if (st == NULL)
-        return -ENOMEM;
-    vals = (struct hp_str *)(void *)(st + 1);
-    /* the values are in path order: one look from the first to the last */
-    escaped = n != 0 && has_pct(m->values[0].ptr, m->values[n - 1].ptr + m->values[n - 1].len);
-    st->route = rt;
-    st->rest = m->rest;
-    st->values = vals;
-    st->n = n;
-    if (!escaped) {
-        for (unsigned i = 0; i < n; i++)
-            vals[i] = m->values[i];
-    } else if ((rc = decode_values(req, m, vals)) != 0) {
-        return rc < 0 ? rc : answer(req, r->opts.bad_request, 400); /* malformed, or a NUL */
-    }
-    hp__http_rq(req)->route = st;
-call:
-    if (rt->pub.handler == NULL)
-        return reply_text(req, 501);
-    return rt->pub.handler(req);
-}
-
-int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req)
-{
-    struct hp_route_match m;
-    unsigned slot = req_slot(r, req);
-    int res = hp__router_match_slot(r, slot, req->path, &m);
+    const struct hp_route_match *m = &hp__http_rq(req)->rm;
+    unsigned slot = req_slot(req);
 
     hp__http_rq(req)->route = NULL;
     switch (res) {
-    case HP_ROUTE_FOUND:
-        return run(r, req, &m);
     case HP_ROUTE_NOT_FOUND:
         return answer(req, r->opts.not_found, 404);
     case HP_ROUTE_NOT_ALLOWED:
-        (void)add_allow(r, req, m.allow);
+        (void)add_allow(r, req, m->allow);
         return answer(req, r->opts.method_not_allowed, 405);
     case HP_ROUTE_OPTIONS:
-        (void)add_allow(r, req, m.allow);
+        (void)add_allow(r, req, m->allow);
         (void)hp_http_reply(req, 204, HP_STR_LIT(""), NULL, 0);
         return 0;
     case HP_ROUTE_REDIRECT:
-        return redirect(req, slot, &m);
+        return redirect(req, slot, m);
     case HP_ROUTE_BAD_REQUEST:
         return answer(req, r->opts.bad_request, 400);
     default:
@@ -232,17 +212,51 @@ int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req)
     }
 }
 
+/*
+ * The lookup writes straight into the request block (rq->rm), which lives
+ * as long as the request: a value without '%' stays a view into the
+ * request's path (which keeps its bytes until the request is finished),
+ * nothing is copied or allocated. One look for '%' over the span of the
+ * values spares the usual case the look per value.
+ */
+int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req)
+{
+    struct req_blk *rq = hp__http_rq(req);
+    unsigned slot;
+    int res;
+    hp_http_handler *h;
+    unsigned n;
+
+    /* The router and the route in memory, not in registers kept across the
+     * calls: only the slow paths need the router again, and they reset
+     * rq->route. */
+    rq->rm_router = r;
+    slot = req_slot(req);
+    rq->route = &rq->rm;
+    res = hp__router_match_slot(rq->rm_router, slot, req->path, &rq->rm);
+    if (res != HP_ROUTE_FOUND)
+        return not_found(rq->rm_router, req, res);
+    /* the values are in path order: one look from the first to the last */
+    n = rq->rm.nparams;
+    if (n != 0 &&
+        has_pct(rq->rm.values[0].ptr, rq->rm.values[n - 1].ptr + rq->rm.values[n - 1].len))
+        return run_escaped(rq->rm_router, req);
+    if ((h = rq->rm.route->handler) == NULL)
+        return reply_text(req, 501);
+    return h(req);
+}
+
 /* ---- the dispatched request's route ------------------------------------ */
 
 bool hp_route_param(const struct hp_http_req *req, const char *name, struct hp_str *value)
 {
-    const struct rstate *st = state_of(req);
+    const struct hp_route_match *m = found_of(req);
     size_t len = strlen(name);
 
-    for (unsigned i = 0; st != NULL && i < st->n; i++) {
-        struct hp_str nm = st->route->names[i];
+    for (unsigned i = 0; m != NULL && i < m->nparams; i++) {
+        struct hp_str nm = m->names[i];
         if (nm.len == len && memcmp(nm.ptr, name, len) == 0) {
-            *value = st->values[i];
+            *value = m->values[i];
             return true;
         }
     }
@@ -251,35 +265,36 @@ bool hp_route_param(const struct hp_http_req *req, const char *name, struct hp_s
 
 size_t hp_route_param_count(const struct hp_http_req *req)
 {
-    const struct rstate *st = state_of(req);
+    const struct hp_route_match *m = found_of(req);
 
-    return st != NULL ? st->n : 0;
+    return m != NULL ? m->nparams : 0;
 }
 
 bool hp_route_param_at(const struct hp_http_req *req, size_t i, struct hp_str *name,
                        struct hp_str *value)
 {
-    const struct rstate *st = state_of(req);
+    const struct hp_route_match *m = found_of(req);
 
-    if (st == NULL || i >= st->n)
+    if (m == NULL || i >= m->nparams)
         return false;
     if (name != NULL)
-        *name = st->route->names[i];
+        *name = m->names[i];
     if (value != NULL)
-        *value = st->values[i];
+        *value = m->values[i];
     return true;
 }
 
 const struct hp_route *hp_route_of(const struct hp_http_req *req)
 {
-    const struct rstate *st = state_of(req);
+    const struct hp_route_match *m = found_of(req);
 
-    return st != NULL ? &st->route->pub : NULL;
+    return m != NULL ? m->route : NULL;
 }
 
 struct hp_str hp_route_rest(const struct hp_http_req *req)
 {
-    const struct rstate *st = state_of(req);
+    const struct hp_route_match *m = found_of(req);
 
-    return st != NULL ? st->rest : (struct hp_str){"", 0};
+    /* (the lookup sets only the length of an absent rest) */
+    return m != NULL && m->rest.len != 0 ? m->rest : (struct hp_str){"", 0};
 }

@@ -58,18 +58,6 @@ struct rseg {
     struct hp_str re;   /* SEG_REGEX: the constraint's source */
 };
 
-/*
- * A dispatched request's route (route_dispatch.c; the request block points
- * to it): in the request's arena, or for a route without parameters and
- * rest the route's own (iroute.st0), so such requests allocate nothing.
- */
-struct rstate {
-    const struct iroute *route;
-    struct hp_str rest;
-    const struct hp_str *values; /* n decoded values: views into the path, or into the arena */
-    unsigned n;
-};
-
 /* What a route does when it matches. */
 enum { R_HANDLER, R_MOUNT_HANDLER, R_MOUNT_ROUTER };
 
@@ -84,8 +72,7 @@ struct iroute {
     const struct hp_router *sub;
     struct rnode *node; /* where the route ends (its regexes: along the way) */
     struct iroute *next;
-    struct rstate st0; /* {this route, no rest, no values}: see struct rstate */
-    char text[];       /* pattern, method and name copies */
+    char text[]; /* pattern, method and name copies */
 };
 
 struct rleaf {

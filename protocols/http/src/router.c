@@ -468,7 +468,6 @@ static int add(struct hp_router *r, const char *name, const char *method, const 
     if (kind != R_HANDLER)
         rt->nparams = 0; /* a mount's {rest...} is hp_route_rest(), not a parameter */
     rt->sub = sub;
-    rt->st0 = (struct rstate){rt, {"", 0}, NULL, 0};
     rt->pub.handler = handler;
     rt->pub.data = data;
     if ((rc = check_conflicts(r, rt)) != 0 || (rc = insert(r, rt)) != 0) {

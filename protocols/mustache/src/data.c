@@ -27,25 +27,15 @@ const struct hp_mustache_type hp_mustache_type_value = {
 const struct hp_mustache_type hp_mustache_type_lambda = {
     HP_MUSTACHE_LAMBDA, sizeof(struct hp_mustache_lambda), NULL, 0, NULL};
 
-static void field_cur(const char *base, const struct hp_mustache_field *f, struct hp__cur *c)
+const struct hp_mustache_field *hp__field(const struct hp_mustache_type *t, const char *name,
+                                          size_t len)
 {
-    const char *p = base + f->offset;
+    const struct hp_mustache_field *f = t->fields;
 
-    c->t = f->type;
-    c->n = 0;
-    if (f->type->kind == HP_MUSTACHE_LIST) {
-        c->p = (f->flags & HP_MUSTACHE_F_PTR) ? *(const char *const *)(const void *)p : p;
-        memcpy(&c->n, base + f->count_offset, sizeof(size_t));
-        if (!c->p)
-            c->n = 0;
-        return;
-    }
-    if (f->flags & HP_MUSTACHE_F_PTR) {
-        p = *(const char *const *)(const void *)p;
-        if (!p)
-            c->t = &hp__type_none;
-    }
-    c->p = p;
+    for (size_t k = 0; k < t->nfields; k++, f++)
+        if (f->name[0] == name[0] && strncmp(f->name, name, len) == 0 && f->name[len] == 0)
+            return f;
+    return NULL;
 }
 
 bool hp__lookup(const struct hp__cur *in, const char *name, size_t len, struct hp__cur *out)
@@ -53,15 +43,11 @@ bool hp__lookup(const struct hp__cur *in, const char *name, size_t len, struct h
     const struct hp_mustache_type *t = in->t;
 
     if (t->kind == HP_MUSTACHE_STRUCT) {
-        const struct hp_mustache_field *f = t->fields;
+        const struct hp_mustache_field *f = hp__field(t, name, len);
 
-        for (size_t k = 0; k < t->nfields; k++, f++) {
-            if (f->name[0] == name[0] && strncmp(f->name, name, len) == 0 && f->name[len] == 0) {
-                field_cur(in->p, f, out);
-                return true;
-            }
-        }
-        return false;
+        if (f)
+            hp__field_cur(in->p, f, out);
+        return f != NULL;
     }
     if (t->kind == HP_MUSTACHE_VALUE) {
         const struct hp_mustache_value *v = (const void *)in->p;

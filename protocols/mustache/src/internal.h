@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <hellepoll/mustache.h>
 
@@ -170,6 +171,33 @@ struct hp__cur {
 };
 
 extern const struct hp_mustache_type hp__type_none;
+
+/* The first field of struct type @p t named @p name, or NULL. */
+const struct hp_mustache_field *hp__field(const struct hp_mustache_type *t, const char *name,
+                                          size_t len);
+
+/* The cursor of field @p f of the struct at @p base. */
+static inline void hp__field_cur(const char *base, const struct hp_mustache_field *f,
+                                 struct hp__cur *c)
+{
+    const char *p = base + f->offset;
+
+    c->t = f->type;
+    c->n = 0;
+    if (f->type->kind == HP_MUSTACHE_LIST) {
+        c->p = (f->flags & HP_MUSTACHE_F_PTR) ? *(const char *const *)(const void *)p : p;
+        memcpy(&c->n, base + f->count_offset, sizeof(size_t));
+        if (!c->p)
+            c->n = 0;
+        return;
+    }
+    if (f->flags & HP_MUSTACHE_F_PTR) {
+        p = *(const char *const *)(const void *)p;
+        if (!p)
+            c->t = &hp__type_none;
+    }
+    c->p = p;
+}
 
 /* Look @p name up in the value at @p in (struct field or map key). */
 bool hp__lookup(const struct hp__cur *in, const char *name, size_t len, struct hp__cur *out);

@@ -51,6 +51,21 @@ struct ind {
     uint32_t skip_pc;
 };
 
+/*
+ * Which field a one-segment name found in a struct type at the top of the
+ * context, remembered for the rest of one render (a row loop looks the same
+ * names up in the same type every time). Direct-mapped by name index; the
+ * template is part of the key because partials have names of their own.
+ */
+#define FIELD_CACHE 8
+
+struct field_hit {
+    const struct hp_mustache *tm;
+    const struct hp_mustache_type *ty;
+    const struct hp_mustache_field *f;
+    uint32_t name;
+};
+
 struct rs {
     struct out o;
     unsigned top, max_depth, nind, npart, max_partials;
@@ -59,6 +74,7 @@ struct rs {
     struct hp_mustache_error *err;
     const struct ovr *ovr;
     struct ind ind[MAX_PARTIALS_CAP];
+    struct field_hit hits[FIELD_CACHE];
     struct ent ctx[HP__MU_MAX_DEPTH];
 };
 
@@ -248,12 +264,12 @@ static int fail_plain(struct rs *s, const struct hp_mustache *t, const struct hp
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-static bool resolve(const struct rs *s, const struct hp_mustache *t, uint32_t name,
-                    struct hp__cur *out)
+/* The walk down the context (and dotted names), for names top_field() does not answer. */
+static HP__NOINLINE bool resolve_walk(const struct rs *s, const struct hp_mustache *t,
+                                      uint32_t name, unsigned i, struct hp__cur *out)
 {
     const struct hp__name *nm = &t->names[name];
     const struct hp__seg *seg;
-    unsigned i = s->top;
 
     if (nm->nseg == 0) {
         out->t = s->ctx[i].t;
@@ -276,6 +292,32 @@ static bool resolve(const struct rs *s, const struct hp_mustache *t, uint32_t na
             return false;
     }
     return true;
+}
+
+/*
+ * A one-segment name in the struct at the top of the context is looked up
+ * through s->hits (a hit costs three compares; what the struct does not have
+ * is remembered too, and the walk then starts one context below).
+ */
+static inline bool resolve(struct rs *s, const struct hp_mustache *t, uint32_t name,
+                           struct hp__cur *out)
+{
+    const struct ent *e = &s->ctx[s->top];
+
+    if (t->names[name].nseg == 1 && e->t->kind == HP_MUSTACHE_STRUCT) {
+        struct field_hit *h = &s->hits[name % FIELD_CACHE];
+
+        if (__builtin_expect(h->tm != t || h->name != name || h->ty != e->t, 0)) {
+            const struct hp__seg *g = &t->segs[t->names[name].seg];
+            *h = (struct field_hit){t, e->t, hp__field(e->t, t->pool + g->off, g->len), name};
+        }
+        if (h->f) {
+            hp__field_cur(e->p, h->f, out);
+            return true;
+        }
+        return s->top > 0 && resolve_walk(s, t, name, s->top - 1, out);
+    }
+    return resolve_walk(s, t, name, s->top, out);
 }
 
 static int exec(struct rs *s, const struct hp_mustache *t, uint32_t pc, uint32_t end);
@@ -731,6 +773,7 @@ static int run(struct rs *s, const struct hp_mustache *t, const struct hp_mustac
     s->top = 0;
     s->nind = s->npart = 0;
     s->ovr = NULL;
+    memset(s->hits, 0, sizeof(s->hits));
     s->ctx[0].t = type && data ? type : &hp__type_none;
     s->ctx[0].p = data;
     s->ctx[0].left = 1;

@@ -38,7 +38,8 @@ enum pgq_kind {
 
 /* The result handed to callbacks (struct hp_pg_result of pg.h). */
 struct hp_pg_result {
-    PGresult *res; /* may be NULL */
+    PGresult *res;  /* may be NULL */
+    int rows, cols; /* of res (0 without one): the accessors check against them */
     int status;
     const char *msg; /* error text when res has none */
 };

@@ -204,7 +204,11 @@ void hp__pg_deliver(struct pgq *q, PGresult *res, int status, const char *msg)
     hp_timer_stop(&q->timer);
     q->cb = NULL;
     if (cb && !q->abandoned) {
-        struct hp_pg_result r = {.res = res, .status = status, .msg = msg};
+        struct hp_pg_result r = {.res = res,
+                                 .rows = res ? PQntuples(res) : 0,
+                                 .cols = res ? PQnfields(res) : 0,
+                                 .status = status,
+                                 .msg = msg};
 
         cb(&r, status, q->arg);
     }

@@ -30,12 +30,12 @@ int hp__pg_status_of(const PGresult *res)
 
 int hp_pg_result_rows(const struct hp_pg_result *res)
 {
-    return res->res ? PQntuples(res->res) : 0;
+    return res->rows;
 }
 
 int hp_pg_result_cols(const struct hp_pg_result *res)
 {
-    return res->res ? PQnfields(res->res) : 0;
+    return res->cols;
 }
 
 const char *hp_pg_result_col_name(const struct hp_pg_result *res, int col)
@@ -50,8 +50,7 @@ int hp_pg_result_col_index(const struct hp_pg_result *res, const char *name)
 
 static bool in_range(const struct hp_pg_result *res, int row, int col)
 {
-    return res->res && row >= 0 && col >= 0 && row < PQntuples(res->res) &&
-           col < PQnfields(res->res);
+    return row >= 0 && col >= 0 && row < res->rows && col < res->cols; /* 0 without a PGresult */
 }
 
 const char *hp_pg_result_text(const struct hp_pg_result *res, int row, int col)
@@ -91,12 +90,12 @@ static int parse_int64(const char *s, int64_t *out)
     if (!*s)
         return -EINVAL;
     limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    for (; *s; s++) {
+    for (size_t n = 0; *s; s++, n++) {
         unsigned d = (unsigned)(*s - '0');
 
         if (d > 9)
             return -EINVAL;
-        if (v > (limit - d) / 10)
+        if (n >= 18 && v > (limit - d) / 10) /* 18 digits cannot overflow */
             return -ERANGE;
         v = v * 10 + d;
     }

@@ -296,13 +296,14 @@ HP_API int hp_router_clean_path(struct hp_str path, char *out, size_t cap);
 
 /**
  * Route @p req (call it from on_request or on_head): match its method and
- * path, store the decoded parameters in the request (its arena) and call
+ * path, keep the parameters in the request (values with escapes decoded
+ * into its arena, the others as views into the path) and call
  * the route's handler, or answer 400/404/405/OPTIONS/redirects as described
  * at the top (through the replacement handlers if set). The parameters stay
  * readable with hp_route_param() until the request is finished, also from
  * later callbacks.
  * @return what the handler returned; 0 after an answer of the router's own;
- *         -ENOMEM (arena full); -EINVAL (not frozen).
+ *         -ENOMEM (arena full while decoding escapes); -EINVAL (not frozen).
  */
 HP_API int hp_router_dispatch(const struct hp_router *r, struct hp_http_req *req);
 
