@@ -142,12 +142,15 @@ struct rnode {
  * are chosen when freezing so that different keys do not share a slot
  * where possible (others are chained, and so are labels with equal keys).
  * An edge matches if the path's 8 bytes agree with the label and the '/'
- * after it (head, hmask); labels of 8 to 16 bytes compare their last 8
- * too (tailw), longer ones (and ones ending in '/') the rest (slow, out
- * of line, which also follows the slot's chain). The common hit is one
- * masked compare and a length under 8 (quick). Empty slots match any word
- * at a length no path has. The empty label (a trailing slash) is not
- * hashed: it is the node's "empty" edge, tried after a miss.
+ * after it (head, hmask); labels of 8 to 23 bytes also compare the 8
+ * bytes that end with the '/' after them (tailw, read from the pad at the
+ * path's end), and from 16 bytes bytes 8 to 15 (midw); longer ones and
+ * short ones ending in '/' (FEDGE_SLOW) the rest, out of line
+ * (fedge_slow(), which also follows the slot's chain beyond its second
+ * edge). The common hit is one masked compare and an advance (adv, the
+ * length + 1) of at most 8. Empty slots match any word and then nothing
+ * (FEDGE_NONE). The empty label (a trailing slash) is not hashed: it is
+ * the node's "empty" edge, tried after a miss.
  */
 struct fedge {
     uint64_t head, hmask; /* the label's first 8 bytes with the '/' after it */

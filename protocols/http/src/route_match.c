@@ -565,8 +565,9 @@ HOT const struct fedge *fnode_slot(const struct fnode *n, uint64_t v)
 }
 
 /*
- * The edge of a slot marked slow (a long label, a chain, or empty) that the
- * segment at @p s (word @p v, @p left bytes to the path's end) is, or NULL.
+ * The edge of the slot starting with @p e (any label, the whole chain) that
+ * the segment at @p s (word @p v, @p left bytes to the path's end) is, or
+ * NULL: the slow path's compare (route_internal.h).
  */
 HOT const struct fedge *fedge_slow(const struct fedge *e, uint64_t v, const char *s, size_t left)
 {
