@@ -154,9 +154,11 @@ static void fill_edge(struct fedge *e, const char *label, size_t len, const stru
     memset(e, 0, sizeof(*e));
     e->label = label;
     e->head = label_word(label, len, len < 8 ? len + 1 : 8, &e->hmask);
-    /* Over 23 bytes, or under 8 ending with '/' (the full tree joins "dir"
-     * and the empty label into "dir/"): its head could match the end's
-     * padding. Longer labels are compared up to the '/' after them. */
+    /* fedge_slow() for labels over 23 bytes (three words), and for short
+     * ones ending with '/' (the full tree joins "dir" and the empty label
+     * into "dir/"), whose head could match the end's padding; from 8 bytes
+     * on the word that ends with the '/' after the label is compared, and
+     * it is within the path or the label does not match. */
     slow = len > 23 || (len > 0 && len < 8 && label[len - 1] == '/');
     if (len >= 8 && !slow) { /* its last 7 bytes and the '/' after them */
         memcpy(&e->tailw, label + len - 7, 7);
