@@ -788,7 +788,6 @@ HOT int fast_walk(const struct fnode *n, const char *s, uintptr_t lim, struct hp
         s += k + 1;
         n = n->param;
         continue;
-        continue;
     static_hit_x:
         s = (const char *)(x + 8);
         n = e->child;
