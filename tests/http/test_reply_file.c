@@ -169,24 +169,13 @@ static int teardown(void **state)
 /* A loopback TCP connection whose server end the server adopted; the client's end, non-blocking. */
 static int client_new(int sndbuf)
 {
-    int lfd = hp_test_socket(AF_INET, SOCK_STREAM, false), c, sfd;
-    struct sockaddr_in a = {0};
-    socklen_t alen = sizeof(a);
+    int fd[2];
 
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    c = hp_test_socket(AF_INET, SOCK_STREAM, false);
-    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
-    sfd = hp_test_accept(lfd);
-    close(lfd);
+    hp_test_tcp_pair(fd);
     if (sndbuf)
-        assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-    assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
-    assert_int_equal(hp_http_server_adopt(srv, sfd), 0);
-    return c;
+        assert_int_equal(setsockopt(fd[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    assert_int_equal(hp_http_server_adopt(srv, fd[1]), 0);
+    return fd[0];
 }
 
 /* Read until @p want bytes or EOF, driving the loop; bounded by the deadline. */

@@ -1072,25 +1072,13 @@ static void test_static_many_concurrent_downloads(void **state)
 /* A loopback TCP connection, the server's end adopted; returns the client's (non-blocking). */
 static int tcp_client_new(int sndbuf)
 {
-    int lfd = hp_test_socket(AF_INET, SOCK_STREAM, false), c, sfd;
-    struct sockaddr_in a = {0};
-    socklen_t alen = sizeof(a);
+    int fd[2];
 
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    c = hp_test_socket(AF_INET, SOCK_STREAM, false);
-    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
-    sfd = hp_test_accept(lfd);
-    assert_true(sfd >= 0);
-    close(lfd);
+    hp_test_tcp_pair(fd);
     if (sndbuf)
-        assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-    assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
-    assert_int_equal(hp_http_server_adopt(fx.srv, sfd), 0);
-    return c;
+        assert_int_equal(setsockopt(fd[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    assert_int_equal(hp_http_server_adopt(fx.srv, fd[1]), 0);
+    return fd[0];
 }
 
 /* Read from @p c until @p want bytes came (or EOF: then fewer); bounded by the test deadline. */

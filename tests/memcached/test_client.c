@@ -576,25 +576,13 @@ static void test_connect_timeout(void **state)
     char a[32];
     const char *ap = a;
     struct call c = {0};
-    int lfd, fill[4];
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sa);
+    struct hp_test_blackhole h;
 
     (void)state;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    for (int i = 0; i < 4; i++) { /* fill the accept queue (the kernel keeps backlog + 1) */
-        fill[i] = hp_test_socket(AF_INET, SOCK_STREAM, true);
-        assert_true(fill[i] >= 0);
-        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
-    }
+    hp_test_blackhole_open(&h);
     done = 0;
     loop = hp_test_loop_new(NULL);
-    snprintf(a, sizeof(a), "127.0.0.1:%u", ntohs(sa.sin_port));
+    snprintf(a, sizeof(a), "127.0.0.1:%u", h.port);
     o.servers = &ap;
     assert_int_equal(hp_mc_new(&mc, loop, &o), 0);
     assert_int_equal(hp_mc_get(mc, HP_STR_LIT("t"), NULL, on_call, &c), 0);
@@ -603,9 +591,7 @@ static void test_connect_timeout(void **state)
     assert_int_equal(c.status, -ETIMEDOUT);
     assert_false(hp_mc_server_is_up(mc, 0));
     close_mc();
-    for (int i = 0; i < 4; i++)
-        close(fill[i]);
-    close(lfd);
+    hp_test_blackhole_close(&h);
 }
 
 /* Loop shutdown with requests in flight: -ECANCELED exactly once each. */

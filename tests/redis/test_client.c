@@ -547,25 +547,13 @@ static void test_connect_timeout(void **state)
 {
     struct hp_redis_opts o = {.connect_timeout_ms = 200, .reconnect_min_ms = 1000};
     struct call c = {0};
-    int lfd, fill[4];
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sa);
+    struct hp_test_blackhole h;
 
     (void)state;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    for (int i = 0; i < 4; i++) { /* fill the accept queue (the kernel keeps backlog + 1) */
-        fill[i] = hp_test_socket(AF_INET, SOCK_STREAM, true);
-        assert_true(fill[i] >= 0);
-        (void)connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
-    }
+    hp_test_blackhole_open(&h);
     memset(&fx, 0, sizeof(fx));
     fx.loop = hp_test_loop_new(NULL);
-    o.port = ntohs(sa.sin_port);
+    o.port = h.port;
     assert_int_equal(hp_redis_new(&fx.r, fx.loop, &o), 0);
     assert_int_equal(hp_redis_command(fx.r, on_call, &c, "PING"), 0);
     hp_test_run_until_count(fx.loop, &fx.done, 1);
@@ -573,9 +561,7 @@ static void test_connect_timeout(void **state)
     assert_int_equal(c.status, -ETIMEDOUT);
     assert_false(hp_redis_is_connected(fx.r));
     close_client();
-    for (int i = 0; i < 4; i++)
-        close(fill[i]);
-    close(lfd);
+    hp_test_blackhole_close(&h);
 }
 
 /*

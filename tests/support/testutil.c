@@ -3,8 +3,10 @@
  */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +117,52 @@ int hp_test_accept(int listen_fd)
     int fd = accept(listen_fd, NULL, NULL);
 
     return fd < 0 ? -1 : set_flags(fd, true);
+}
+
+void hp_test_tcp_pair(int sv[2])
+{
+    int lfd = hp_test_socket(AF_INET, SOCK_STREAM, false);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof(a);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0)
+        fail_msg("listener: %s", strerror(errno));
+    sv[0] = hp_test_socket(AF_INET, SOCK_STREAM, false);
+    if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&a, sizeof(a)) != 0)
+        fail_msg("connect: %s", strerror(errno));
+    sv[1] = hp_test_accept(lfd);
+    if (sv[1] < 0)
+        fail_msg("accept: %s", strerror(errno));
+    close(lfd);
+    nonblock_cloexec(sv[0]);
+}
+
+void hp_test_blackhole_open(struct hp_test_blackhole *h)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    h->lfd = hp_test_socket(AF_INET, SOCK_STREAM, false);
+    if (h->lfd < 0 || bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(h->lfd, 0) != 0 || getsockname(h->lfd, (struct sockaddr *)&sa, &len) != 0)
+        fail_msg("listener: %s", strerror(errno));
+    for (int i = 0; i < 4; i++) { /* fill the accept queue (the kernel keeps backlog + 1) */
+        h->fill[i] = hp_test_socket(AF_INET, SOCK_STREAM, true);
+        if (h->fill[i] < 0)
+            fail_msg("socket: %s", strerror(errno));
+        (void)connect(h->fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    h->port = ntohs(sa.sin_port);
+}
+
+void hp_test_blackhole_close(struct hp_test_blackhole *h)
+{
+    for (int i = 0; i < 4; i++)
+        close(h->fill[i]);
+    close(h->lfd);
 }
 
 void hp_test_socketpair(int sv[2])

@@ -48,6 +48,24 @@ int hp_test_socket(int domain, int type, bool nonblock);
 /* accept(2) giving a non-blocking, close-on-exec descriptor: -1 with errno on failure. */
 int hp_test_accept(int listen_fd);
 
+/*
+ * A connected loopback TCP pair: sv[0] the client's end, sv[1] the
+ * accepted end, both non-blocking and close-on-exec; fails the test on error.
+ */
+void hp_test_tcp_pair(int sv[2]);
+
+/*
+ * A loopback listener whose accept queue is full and never accepted from:
+ * a connect to its port hangs (the kernel drops further SYNs) until the
+ * client gives up. Fills @p h; fails the test on error.
+ */
+struct hp_test_blackhole {
+    int lfd, fill[4];
+    unsigned short port;
+};
+void hp_test_blackhole_open(struct hp_test_blackhole *h);
+void hp_test_blackhole_close(struct hp_test_blackhole *h);
+
 /* Write all of @p len bytes to a (possibly non-blocking) fd; fails on error. */
 void hp_test_write_all(int fd, const void *buf, size_t len);
 
