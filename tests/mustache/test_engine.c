@@ -21,6 +21,8 @@
 
 #include <hellepoll/mustache.h>
 
+#include "ref_escape.h"
+
 /* ---- helpers ----------------------------------------------------------------- */
 
 static struct hp_mustache *compile_ok(const char *src)
@@ -619,38 +621,6 @@ static void test_big_strings_escape_through_buffers_and_sinks(void **state)
 }
 
 /* ---- escaping ------------------------------------------------------------------- */
-
-static size_t ref_escape(char *d, const char *s, size_t n)
-{
-    size_t o = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        const char *e = NULL;
-        switch (s[k]) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            d[o++] = s[k];
-            continue;
-        }
-        memcpy(d + o, e, strlen(e));
-        o += strlen(e);
-    }
-    return o;
-}
 
 static void test_escaping_matches_a_byte_by_byte_reference(void **state)
 {

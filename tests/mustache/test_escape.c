@@ -18,42 +18,11 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "ref_escape.h"
 
 #ifndef HP_ESCAPE_VARIANT
 #define HP_ESCAPE_VARIANT "as shipped"
 #endif
-
-static size_t ref_escape(char *d, const char *s, size_t n)
-{
-    size_t o = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        const char *e;
-        switch (s[k]) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            d[o++] = s[k];
-            continue;
-        }
-        memcpy(d + o, e, strlen(e));
-        o += strlen(e);
-    }
-    return o;
-}
 
 /* Escape @p n bytes of @p src placed @p off bytes into a block that ends
  * right after them, into an output at @p doff of a block of exactly the
