@@ -556,7 +556,8 @@ static int req_prepare(struct hp_stream *s, struct hp_write_req *req, const stru
         if (!req->_bufs)
             return -ENOMEM;
     }
-    memcpy(req->_bufs, bufs, nbufs * sizeof(*bufs));
+    if (nbufs != 0) /* a file range alone has no buffers (bufs may be NULL) */
+        memcpy(req->_bufs, bufs, nbufs * sizeof(*bufs));
     req->_nbufs = nbufs;
     req->_pos = 0;
     req->_file_left = 0;
@@ -566,6 +567,20 @@ static int req_prepare(struct hp_stream *s, struct hp_write_req *req, const stru
     req->_status = 0;
     req->_busy = REQ_BUSY;
     return 0;
+}
+
+/* Append a prepared @p req of @p bytes; with nothing ahead of it, try at once
+ * (usually one writev and done). */
+static void enqueue(struct hp_stream *s, struct hp_write_req *req, size_t bytes)
+{
+    s->_wq_bytes += bytes;
+    if (s->_wq_tail)
+        s->_wq_tail->_next = req;
+    else
+        s->_wq_head = req;
+    s->_wq_tail = req;
+    if (s->_wq_head == req && !(s->_flags & S_CONNECTING))
+        flush(s);
 }
 
 /*
@@ -621,15 +636,7 @@ int hp_stream_write(struct hp_stream *s, struct hp_write_req *req, const struct 
         return write_now(s, req, bufs, nbufs, cb);
     if ((err = req_prepare(s, req, bufs, nbufs, cb)) != 0)
         return err;
-    s->_wq_bytes += bufs_total(bufs, nbufs);
-    if (s->_wq_tail)
-        s->_wq_tail->_next = req;
-    else
-        s->_wq_head = req;
-    s->_wq_tail = req;
-    /* Nothing ahead of it: try at once, usually one writev and done. */
-    if (s->_wq_head == req && !(s->_flags & S_CONNECTING))
-        flush(s);
+    enqueue(s, req, bufs_total(bufs, nbufs));
     return 0;
 }
 
@@ -646,28 +653,12 @@ int hp_stream_sendfile(struct hp_stream *s, struct hp_write_req *req, const stru
         return HP_ECLOSED;
     if (s->_error)
         return s->_error;
-    if (nbufs == 0) {
-        req->_bufs = req->_inline;
-        req->_nbufs = req->_pos = 0;
-        req->stream = s;
-        req->_cb = cb;
-        req->_next = NULL;
-        req->_status = 0;
-        req->_busy = REQ_BUSY;
-    } else if ((err = req_prepare(s, req, bufs, nbufs, cb)) != 0) {
+    if ((err = req_prepare(s, req, bufs, nbufs, cb)) != 0)
         return err;
-    }
     req->_file_fd = fd;
     req->_file_off = offset;
     req->_file_left = len;
-    s->_wq_bytes += bufs_total(req->_bufs, nbufs) + len;
-    if (s->_wq_tail)
-        s->_wq_tail->_next = req;
-    else
-        s->_wq_head = req;
-    s->_wq_tail = req;
-    if (s->_wq_head == req && !(s->_flags & S_CONNECTING))
-        flush(s);
+    enqueue(s, req, bufs_total(req->_bufs, nbufs) + len);
     return 0;
 }
 
