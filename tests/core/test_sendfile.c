@@ -134,22 +134,13 @@ static void set_nonblock(int fd)
 /* A connected loopback TCP pair: *srv for the stream, *cli for the test. */
 static void tcp_pair(int *srv, int *cli, int sndbuf)
 {
-    int lfd = hp_test_socket(AF_INET, SOCK_STREAM, false);
-    struct sockaddr_in a = {0};
-    socklen_t alen = sizeof(a);
+    int fd[2];
 
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    *cli = hp_test_socket(AF_INET, SOCK_STREAM, false);
-    assert_int_equal(connect(*cli, (struct sockaddr *)&a, sizeof(a)), 0);
-    *srv = hp_test_accept(lfd);
-    close(lfd);
+    hp_test_tcp_pair(fd);
+    *cli = fd[0];
+    *srv = fd[1];
     if (sndbuf)
         assert_int_equal(setsockopt(*srv, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-    set_nonblock(*cli);
 }
 
 /*
