@@ -23,7 +23,6 @@ static const struct hp_route_match *found_of(const struct hp_http_req *req)
     return hp__http_rq((struct hp_http_req *)(uintptr_t)req)->route;
 }
 
-/* The slot of the request's method, from the parser's enum where it knows it. */
 /* A method token the parser has no enum value for (out of line: rare). */
 __attribute__((noinline)) static unsigned token_slot(struct hp_http_req *req)
 {

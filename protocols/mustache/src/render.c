@@ -264,7 +264,8 @@ static int fail_plain(struct rs *s, const struct hp_mustache *t, const struct hp
 
 /* ---- lookups ---------------------------------------------------------------- */
 
-/* The walk down the context (and dotted names), for names top_field() does not answer. */
+/* The walk down the context (and dotted names), for names resolve() does not find in the top
+ * struct. */
 static HP__NOINLINE bool resolve_walk(const struct rs *s, const struct hp_mustache *t,
                                       uint32_t name, unsigned i, struct hp__cur *out)
 {
