@@ -29,6 +29,8 @@
 
 static struct hp_test_pg server;
 static bool have_server;
+/* HP_TEST_PG_LIBPQ_IO=1: every query through libpq (opts.libpq_io), as on TLS connections. */
+static bool libpq_io;
 
 /* One expected answer. */
 struct call {
@@ -74,6 +76,7 @@ static struct hp_pg_pool *pool_new(struct fixture *f, struct hp_pg_pool_opts *o)
 
     if (!o->conninfo)
         o->conninfo = server.conninfo;
+    o->libpq_io = libpq_io;
     assert_int_equal(hp_pg_pool_new(&pool, f->loop, o), 0);
     return pool;
 }
@@ -216,6 +219,110 @@ static void test_query_with_parameters_gives_typed_values(void **state)
                                  10, v, NULL, 0, on_typed, &t),
                      0);
     hp_test_run_until(f->loop, &t.ran);
+}
+
+/*
+ * The module's own protocol code and libpq answer alike: the same queries on
+ * a pool of each kind, every accessor compared (names with identifier case
+ * folding, NULLs, empty strings, multi-byte text, command tags and counts,
+ * server errors with their SQLSTATE).
+ */
+#define SAME_MAX 8
+
+struct answer {
+    int status, rows, cols;
+    char dump[1024];
+};
+
+struct same_run {
+    struct answer a[2][SAME_MAX];
+    size_t done;
+};
+
+struct same_call {
+    struct answer *a;
+    size_t *done;
+};
+
+static void on_same(const struct hp_pg_result *res, int status, void *arg)
+{
+    struct same_call *sc = arg;
+    struct answer *a = sc->a;
+    size_t n = 0;
+    const char *st = hp_pg_result_sqlstate(res);
+
+    a->status = status;
+    a->rows = hp_pg_result_rows(res);
+    a->cols = hp_pg_result_cols(res);
+    n += (size_t)snprintf(a->dump + n, sizeof(a->dump) - n, "[%s|%s|%lld|%s|%d|%d]",
+                          hp_pg_result_command(res), hp_pg_result_error(res),
+                          (long long)hp_pg_result_affected(res), st ? st : "-",
+                          hp_pg_result_col_index(res, "MixedCase"),
+                          hp_pg_result_col_index(res, "\"MixedCase\""));
+    for (int c = 0; c < a->cols && n < sizeof(a->dump); c++)
+        n += (size_t)snprintf(a->dump + n, sizeof(a->dump) - n, "<%s>",
+                              hp_pg_result_col_name(res, c));
+    for (int r = 0; r < a->rows && n < sizeof(a->dump); r++) {
+        for (int c = 0; c < a->cols && n < sizeof(a->dump); c++)
+            n += (size_t)snprintf(a->dump + n, sizeof(a->dump) - n, "%s%zu:%s,",
+                                  hp_pg_result_is_null(res, r, c) ? "N" : "",
+                                  hp_pg_result_len(res, r, c), hp_pg_result_text(res, r, c));
+    }
+    (*sc->done)++;
+}
+
+static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
+{
+    static const char *const sqls[SAME_MAX] = {
+        "SELECT 1 AS a, '' AS \"MixedCase\", NULL::text AS mixedcase, 'h\u00e9llo \u65e5\u672c' AS u",
+        "SELECT g, g * 2 AS twice FROM generate_series(1, 5) g",
+        "SELECT 1 WHERE false",
+        "CREATE TEMP TABLE IF NOT EXISTS same_t (id int)",
+        "INSERT INTO same_t SELECT generate_series(1, 3)",
+        "UPDATE same_t SET id = id + 10 WHERE id > 1",
+        "SELECT * FROM no_such_table_here",
+        "",
+    };
+    struct fixture *f = *state;
+    struct hp_pg_pool *pools[2];
+    struct same_run *run = calloc(1, sizeof(*run));
+    struct same_call calls[2][SAME_MAX];
+
+    NEED_SERVER();
+    for (int m = 0; m < 2; m++) {
+        struct hp_pg_pool_opts o = {.max_conns = 1};
+
+        pools[m] = pool_new(f, &o);
+        hp_pg_pool_free(pools[m]); /* pool_new() set libpq_io from the environment: make it ours */
+        o.libpq_io = m == 1;
+        assert_int_equal(hp_pg_pool_new(&pools[m], f->loop, &o), 0);
+        for (int i = 0; i < SAME_MAX; i++) {
+            calls[m][i] = (struct same_call){&run->a[m][i], &run->done};
+            assert_int_equal(
+                hp_pg_query(pools[m], sqls[i], 0, NULL, NULL, 0, on_same, &calls[m][i]), 0);
+        }
+    }
+    hp_test_run_until_count(f->loop, &run->done, 2 * SAME_MAX);
+    for (int i = 0; i < SAME_MAX; i++) {
+        assert_int_equal(run->a[0][i].status, run->a[1][i].status);
+        assert_int_equal(run->a[0][i].rows, run->a[1][i].rows);
+        assert_int_equal(run->a[0][i].cols, run->a[1][i].cols);
+        assert_string_equal(run->a[0][i].dump, run->a[1][i].dump);
+    }
+    /* And they are what PostgreSQL means. */
+    assert_string_equal(run->a[0][0].dump,
+                        "[SELECT 1||1|-|2|1]<a><MixedCase><mixedcase><u>1:1,0:,N0:,13:h\u00e9llo "
+                        "\u65e5\u672c,");
+    assert_int_equal(run->a[0][1].rows, 5);
+    assert_string_equal(run->a[0][2].dump, "[SELECT 0||0|-|-1|-1]<?column?>");
+    assert_string_equal(run->a[0][4].dump, "[INSERT 0 3||3|-|-1|-1]");
+    assert_string_equal(run->a[0][5].dump, "[UPDATE 2||2|-|-1|-1]");
+    assert_int_equal(run->a[0][6].status, HP_PG_ESERVER);
+    assert_true(strstr(run->a[0][6].dump, "|42P01|") != NULL);
+    assert_string_equal(run->a[0][7].dump, "[||-1|-|-1|-1]");
+    for (int m = 0; m < 2; m++)
+        hp_pg_pool_free(pools[m]);
+    free(run);
 }
 
 static void test_lengths_and_copies_of_parameters(void **state)
@@ -1500,6 +1607,7 @@ static void test_out_of_memory_anywhere_keeps_every_promise(void **state)
 
         f->done = 0;
         o.conninfo = server.conninfo;
+        o.libpq_io = libpq_io;
         err = hp_pg_pool_new(&f->pool, f->loop, &o);
         if (err) {
             assert_int_equal(err, -ENOMEM);
@@ -1563,6 +1671,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_query_with_parameters_gives_typed_values),
+        T(test_own_protocol_code_and_libpq_give_the_same_answers),
         T(test_lengths_and_copies_of_parameters),
         T(test_large_parameters_and_results_flow_without_blocking),
         T(test_server_error_carries_message_and_sqlstate),
@@ -1600,7 +1709,9 @@ int main(void)
         T(test_out_of_memory_anywhere_keeps_every_promise),
     };
 
+    libpq_io = getenv("HP_TEST_PG_LIBPQ_IO") && strcmp(getenv("HP_TEST_PG_LIBPQ_IO"), "1") == 0;
     if (getenv("HP_TEST_FILTER"))
         cmocka_set_test_filter(getenv("HP_TEST_FILTER"));
-    return cmocka_run_group_tests_name("pg/client", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name(libpq_io ? "pg/client (libpq)" : "pg/client", tests,
+                                       group_setup, group_teardown);
 }

@@ -9,22 +9,31 @@
  * error, and libpq needs to read it itself to learn that this address
  * refused and move on to the next one. That state is polled instead, with
  * poll(2) at 0, 1, 2, 4, ... 50 ms (on loopback the first probe, on the next
- * iteration, usually sees the outcome). Once up the connection is non-blocking and in pipeline
- * mode: every query is sent with its own PQpipelineSync and flushed; what
- * the kernel does not take is flushed when the socket turns writable. The
- * queries of one loop iteration are corked into one segment (see
- * batch_note()).
+ * iteration, usually sees the outcome).
  *
- * Reading: PQconsumeInput, the NOTIFYs it brought, then PQgetResult while
- * libpq has complete results. Each query's answer is its results, a NULL
- * (end of the command; twice when a prepare went in front), then the
- * PGRES_PIPELINE_SYNC that completes it.
+ * Once up, a connection is spoken to in one of two ways.
+ * - Wire mode (plain TCP or Unix sockets): libpq has done its part. The
+ *   module writes each query's messages itself (wire.c) into c->out, sent
+ *   at the end of the loop iteration in one send(2) (or at once past
+ *   FLUSH_AT); what the kernel does not take goes when the socket turns
+ *   writable. Reading is recv(2) into c->in and one message at a time into
+ *   c->build; each ReadyForQuery completes the head query. The PGconn stays
+ *   for its cancel key and to close.
+ * - libpq mode (TLS, GSS encryption, or opts.libpq_io): non-blocking and in
+ *   pipeline mode, every query sent with its own PQpipelineSync and flushed,
+ *   the queries of one iteration corked into one segment (batch_note()).
+ *   Reading is PQconsumeInput, the NOTIFYs it brought, then PQgetResult
+ *   while libpq has complete results: each query's answer is its results, a
+ *   NULL (end of the command; twice when a prepare went in front), then the
+ *   PGRES_PIPELINE_SYNC that completes it. The answer is copied into
+ *   c->build, so that callbacks see one kind of result.
  *
  * Invariant: c->io watches PQsocket(c->pg) exactly while the connection is
  * connecting or up; a broken connection has no watcher, no timer and no
  * PGconn, and waits on the pool's dead list to be freed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -35,10 +44,19 @@
 
 #include "internal.h"
 
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* no such flag: SO_NOSIGPIPE is set instead (connected()) */
+#endif
+
+#define FLUSH_AT ((size_t)64 << 10) /* wire mode: queued bytes sent at once, not at the iteration's end */
+#define IN_MIN   ((size_t)16 << 10) /* wire mode: room asked of each recv(2) */
+#define IN_KEEP  ((size_t)1 << 20)  /* wire mode: input buffer kept while idle */
+
 static void on_io(struct hp_io *io, unsigned events, int status);
 static void on_timer(struct hp_timer *t);
 static void on_qtimer(struct hp_timer *t);
 static void on_probe(struct hp_timer *t);
+static void flush(struct pgconn *c);
 
 /* libpq's default prints notices to stderr; the library prints nothing. */
 static void quiet(void *arg, const char *message)
@@ -132,6 +150,8 @@ int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out
     c->pool = pool;
     c->listener = listener;
     c->state = C_CONNECTING;
+    hp__pg_build_init(&c->build, &pool->alloc);
+    hp__pg_out_init(&c->out, &pool->alloc);
     hp_io_init(pool->loop, &c->io, -1, on_io);
     hp_timer_init(pool->loop, &c->timer, on_timer);
     c->timer.data = c;
@@ -223,7 +243,10 @@ static void set_cork(struct pgconn *c, bool on)
 #endif
 }
 
-/* Before a query is written: cork from the second one of the iteration on. */
+/*
+ * Before a query is written: the end of the iteration is to send (wire
+ * mode) or uncork; libpq mode corks from the second query of the iteration on.
+ */
 static void batch_note(struct pgconn *c)
 {
     if (c->nsent++ == 0) {
@@ -234,17 +257,31 @@ static void batch_note(struct pgconn *c)
         set_cork(c, true);
 }
 
+/* The end of an iteration in which queries were written: send them. */
 void hp__pg_conn_uncork(struct pgconn *c)
 {
     c->nsent = 0;
-    if (c->corked && c->state == C_UP)
+    if (c->state != C_UP)
+        return;
+    if (c->wire) {
+        flush(c);
+        return;
+    }
+    if (c->corked)
         set_cork(c, false);
     c->corked = false;
 }
 
 static void connected(struct pgconn *c)
 {
-    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+    c->wire = !c->pool->libpq_io && !PQsslInUse(c->pg) && !PQgssEncInUse(c->pg);
+    if (c->wire) {
+#ifdef SO_NOSIGPIPE
+        int one = 1;
+
+        (void)setsockopt(PQsocket(c->pg), SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+#endif
+    } else if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
         hp__pg_conn_break(c, -EPROTO, PQerrorMessage(c->pg));
         return;
     }
@@ -255,7 +292,7 @@ static void connected(struct pgconn *c)
     }
     c->state = C_UP;
     c->ever_up = true;
-    c->can_cork = !c->pool->no_cork && is_tcp(PQsocket(c->pg));
+    c->can_cork = !c->wire && !c->pool->no_cork && is_tcp(PQsocket(c->pg));
     hp__pg_conn_up(c);
 }
 
@@ -353,12 +390,38 @@ static void drop_stmt(struct pgconn *c, struct pgstmt *stmt)
     }
 }
 
+/* Wire mode: send what c->out holds; 1 if some is left for writability, -1 if broken. */
+static int send_out(struct pgconn *c)
+{
+    struct pgout *o = &c->out;
+    int fd = PQsocket(c->pg);
+
+    while (o->sent < o->len) {
+        ssize_t n = send(fd, o->buf + o->sent, o->len - o->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n >= 0) {
+            o->sent += (size_t)n;
+        } else if (errno == EAGAIN) { /* == EWOULDBLOCK on every supported system */
+            break;
+        } else if (errno != EINTR) {
+            char msg[200];
+
+            snprintf(msg, sizeof(msg), "could not send to the server: %s", hp_strerror(-errno));
+            hp__pg_conn_break(c, -ECONNRESET, msg);
+            return -1;
+        }
+    }
+    hp__pg_out_compact(o);
+    return o->len > 0;
+}
+
 static void flush(struct pgconn *c)
 {
-    int r = PQflush(c->pg);
+    int r = c->wire ? send_out(c) : PQflush(c->pg);
 
     if (r < 0) {
-        hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(c->pg));
+        if (!c->wire)
+            hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(c->pg));
         return;
     }
     c->want_write = r == 1;
@@ -414,14 +477,62 @@ out:
  * connection that fails here is broken, and the pool's deferred callback
  * reports every query it held, @p q included.
  */
-int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
+/* Wire mode: append @p q's messages to c->out (nothing on error). */
+static int write_wire(struct pgconn *c, struct pgq *q)
+{
+    bool parse = q->kind != Q_PREPARED;
+    int err;
+
+    if (!parse && !(q->stmt = find_stmt(c, q->name))) {
+        if (!(q->stmt = add_stmt(c, q->name)))
+            return -ENOMEM;
+        parse = q->with_prepare = true;
+    }
+    err = hp__pg_wire_query(&c->out, parse, q->kind == Q_PREPARED ? q->name : "", q->sql,
+                            q->nparams, q->values, q->lengths);
+    if (err && q->with_prepare)
+        drop_stmt(c, q->stmt);
+    return err;
+}
+
+/* libpq mode: hand @p q to libpq and flush. */
+static void write_libpq(struct pgconn *c, struct pgq *q)
 {
     PGconn *pg = c->pg;
     int ok;
 
+    if (q->kind == Q_PREPARED && !(q->stmt = find_stmt(c, q->name))) {
+        if (!(q->stmt = add_stmt(c, q->name))) {
+            hp__pg_conn_break(c, -ENOMEM, "out of memory");
+            return;
+        }
+        if (!PQsendPrepare(pg, q->name, q->sql, q->nparams, NULL)) {
+            hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
+            return;
+        }
+        q->with_prepare = true;
+    }
+    if (q->kind == Q_PREPARED)
+        ok = PQsendQueryPrepared(pg, q->name, q->nparams, q->values, NULL, NULL, 0);
+    else
+        ok = PQsendQueryParams(pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0);
+    if (!ok || !PQpipelineSync(pg))
+        hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
+}
+
+int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
+{
+    q->with_prepare = q->prep_done = false;
+    if (c->wire) {
+        int err = write_wire(c, q);
+
+        if (err) {
+            hp__pg_q_done_later(q, err); /* too large, or no memory: this query alone fails */
+            return 0;
+        }
+    }
     q->conn = c;
     q->next = NULL;
-    q->with_prepare = q->prep_done = false;
     if (c->tail)
         c->tail->next = q;
     else
@@ -430,33 +541,79 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
     c->inflight++;
     c->pool->st.in_flight++;
     batch_note(c);
-    if (q->kind == Q_PREPARED && !(q->stmt = find_stmt(c, q->name))) {
-        if (!(q->stmt = add_stmt(c, q->name))) {
-            hp__pg_conn_break(c, -ENOMEM, "out of memory");
+    if (!c->wire) {
+        write_libpq(c, q);
+        if (c->state != C_UP)
             return 0;
-        }
-        if (!PQsendPrepare(pg, q->name, q->sql, q->nparams, NULL)) {
-            hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
-            return 0;
-        }
-        q->with_prepare = true;
-    }
-    if (q->kind == Q_PREPARED)
-        ok = PQsendQueryPrepared(pg, q->name, q->nparams, q->values, NULL, NULL, 0);
-    else
-        ok = PQsendQueryParams(pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0);
-    if (!ok || !PQpipelineSync(pg)) {
-        hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
-        return 0;
     }
     if (c->inflight == 1)
         hp__pg_conn_rearm(c);
     watch_deadline(c, q->deadline);
-    flush(c);
+    if (!c->wire || c->out.len - c->out.sent >= FLUSH_AT)
+        flush(c);
     return 0;
 }
 
-/* A command's result for the head query. */
+/* libpq mode: what a PGresult means for the query. */
+static int status_of(const PGresult *res)
+{
+    if (!res)
+        return -EPROTO;
+    switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+    case PGRES_EMPTY_QUERY:
+    case PGRES_SINGLE_TUPLE:
+        return 0;
+    case PGRES_FATAL_ERROR:
+    case PGRES_NONFATAL_ERROR:
+    case PGRES_PIPELINE_ABORTED:
+        return HP_PG_ESERVER;
+    default:
+        return -EPROTO;
+    }
+}
+
+/* libpq mode: copy the answer @p r into c->build. */
+static int build_from(struct pgbuild *b, PGresult *r, int status)
+{
+    int rows, cols, err;
+    const char *s;
+
+    if (!r)
+        return 0;
+    if (status != 0) {
+        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+        if (!m)
+            m = PQresultErrorMessage(r);
+        s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        return hp__pg_build_error(b, m, strlen(m), s, s ? strlen(s) : 0);
+    }
+    rows = PQntuples(r);
+    cols = PQnfields(r);
+    if ((err = hp__pg_build_cols(b, cols)) != 0)
+        return err;
+    for (int i = 0; i < cols; i++) {
+        s = PQfname(r, i);
+        if ((err = hp__pg_build_name(b, i, s, strlen(s))) != 0)
+            return err;
+    }
+    for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < cols; j++) {
+            bool null = PQgetisnull(r, i, j);
+
+            err = hp__pg_build_value(b, null ? NULL : PQgetvalue(r, i, j),
+                                     null ? 0 : (size_t)PQgetlength(r, i, j));
+            if (err)
+                return err;
+        }
+    }
+    s = PQcmdStatus(r);
+    return hp__pg_build_cmd(b, s, strlen(s));
+}
+
+/* libpq mode: a command's result for the head query. */
 static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
 {
     ExecStatusType st = PQresultStatus(r);
@@ -482,7 +639,7 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
     }
     if (!q->res) {
         q->res = r;
-    } else if (hp__pg_status_of(q->res) != 0) {
+    } else if (status_of(q->res) != 0) {
         PQclear(r); /* the aborted rest of a failed segment */
     } else {
         PQclear(q->res);
@@ -490,36 +647,53 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
     }
 }
 
-/* The head query's sync point arrived: it is complete. */
-static void complete_head(struct pgconn *c)
+/* The head query's sync point arrived: it is complete, its answer in c->build. */
+static void complete_head(struct pgconn *c, int status)
 {
+    struct hp_pg_pool *pool = c->pool;
     struct pgq *q = c->head;
-    PGresult *res = q->res;
-    int status = hp__pg_status_of(res);
+    struct hp_pg_result res;
 
     c->head = q->next;
     if (!c->head)
         c->tail = NULL;
     c->inflight--;
-    c->pool->st.in_flight--;
+    pool->st.in_flight--;
     q->conn = NULL;
-    q->res = NULL;
+    hp__pg_build_result(&c->build, status, &res);
     switch (q->kind) {
     case Q_BEGIN:
-        hp__pg_begin_done(q, res, status);
+        hp__pg_begin_done(q, status);
         break;
     case Q_END:
-        hp__pg_end_done(q, res, status);
+        hp__pg_end_done(q, &res);
         break;
     case Q_HEALTH:
-        PQclear(res);
         hp__pg_q_release(q);
         hp__pg_health_done(c, status);
         break;
     default:
-        hp__pg_deliver(q, res, status, NULL);
+        hp__pg_deliver(q, &res);
         break;
     }
+    if (!pool->closing) /* a pool freed from the callback has freed its connections */
+        hp__pg_build_reset(&c->build);
+}
+
+/* libpq mode: the head query's answer, from q->res into c->build. */
+static void complete_head_libpq(struct pgconn *c)
+{
+    struct pgq *q = c->head;
+    int status = status_of(q->res);
+
+    if (q->kind != Q_HEALTH && q->kind != Q_BEGIN && build_from(&c->build, q->res, status) != 0) {
+        hp__pg_build_reset(&c->build);
+        status = -ENOMEM;
+        (void)hp__pg_build_error(&c->build, "out of memory", 13, NULL, 0);
+    }
+    PQclear(q->res);
+    q->res = NULL;
+    complete_head(c, status);
 }
 
 static void read_results(struct pgconn *c)
@@ -540,7 +714,7 @@ static void read_results(struct pgconn *c)
             continue;
         }
         PQclear(r);
-        complete_head(c);
+        complete_head_libpq(c);
         if (pool->closing || c->state != C_UP)
             return;
         hp__pg_conn_ready(c);
@@ -554,17 +728,167 @@ static void read_results(struct pgconn *c)
     hp__pg_conn_rearm(c);
 }
 
+/* Wire mode: one backend message. */
+static int on_message(struct pgconn *c, const struct pgmsg *m)
+{
+    struct pgq *q = c->head;
+    const char *msg, *chan, *payload;
+    int pid, err = 0;
+
+    switch (m->type) {
+    case 'A': /* NotificationResponse */
+        if ((err = hp__pg_wire_notify(m, &pid, &chan, &payload)) == 0)
+            hp__pg_notify(c->pool, chan, payload, pid);
+        return err;
+    case 'N': /* NoticeResponse */
+    case 'S': /* ParameterStatus */
+        return 0;
+    case 'E':
+        if (q)
+            break;
+        /* An error outside any query: the server is about to close (FATAL). */
+        if (hp__pg_wire_error_msg(m, &msg) != 0)
+            return -EPROTO;
+        hp__pg_conn_break(c, -ECONNRESET, msg);
+        return 0;
+    default:
+        if (!q)
+            return -EPROTO; /* an answer nobody asked for */
+        break;
+    }
+    switch (m->type) {
+    case '1': /* ParseComplete */
+        q->prep_done = true;
+        return 0;
+    case '2': /* BindComplete */
+    case '3': /* CloseComplete */
+    case 'n': /* NoData */
+    case 'I': /* EmptyQueryResponse */
+        return 0;
+    case 'T':
+        return hp__pg_wire_rowdesc(&c->build, m);
+    case 'D':
+        return hp__pg_wire_datarow(&c->build, m);
+    case 'C':
+        return hp__pg_wire_command(&c->build, m);
+    case 'E':
+        if ((err = hp__pg_wire_error(&c->build, m)) != 0)
+            return err;
+        if (q->kind == Q_PREPARED && q->with_prepare && !q->prep_done) {
+            drop_stmt(c, q->stmt); /* the prepare failed: the next use prepares again */
+            q->with_prepare = false;
+        } else if (q->kind == Q_PREPARED && c->build.sqlstate != SIZE_MAX &&
+                   strcmp(c->build.data + c->build.sqlstate, "26000") == 0) {
+            drop_stmt(c, q->stmt); /* deallocated behind our back (DEALLOCATE, DISCARD ALL) */
+        }
+        return 0;
+    case 'Z': /* ReadyForQuery: the query's Sync */
+        if (m->len != 1)
+            return -EPROTO;
+        complete_head(c, c->build.failed ? HP_PG_ESERVER : 0);
+        return 0;
+    default:
+        return -EPROTO;
+    }
+}
+
+/* Wire mode: make room for @p need bytes of input. */
+static int in_reserve(struct pgconn *c, size_t need)
+{
+    size_t cap = c->incap ? c->incap : IN_MIN;
+    char *p;
+
+    if (need <= c->incap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if (!(p = hp__pg_realloc(c->pool, c->in, cap)))
+        return -ENOMEM;
+    c->in = p;
+    c->incap = cap;
+    return 0;
+}
+
+/* Wire mode: read what came and handle every whole message of it. */
+static void read_wire(struct pgconn *c)
+{
+    struct hp_pg_pool *pool = c->pool;
+    size_t at = 0;
+    struct pgmsg m;
+    ssize_t n;
+    long k;
+
+    if (in_reserve(c, c->inlen + IN_MIN / 2) != 0) {
+        hp__pg_conn_break(c, -ENOMEM, "out of memory");
+        return;
+    }
+    do
+        n = recv(PQsocket(c->pg), c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN)
+            return;
+        hp__pg_conn_break(c, -ECONNRESET,
+                          n == 0 ? "the server closed the connection" : hp_strerror(-errno));
+        return;
+    }
+    c->inlen += (size_t)n;
+    if (hp__pg_conn_stalled(c))
+        hp__pg_conn_rearm(c); /* progress: the stall watchdog starts over */
+    while ((k = hp__pg_wire_frame(c->in + at, c->inlen - at, &m)) > 0) {
+        int err;
+
+        at += (size_t)k;
+        err = on_message(c, &m);
+        if (pool->closing || c->state != C_UP)
+            return;
+        if (err) {
+            hp__pg_conn_break(c, err, err == -ENOMEM ? "out of memory"
+                                                     : "malformed message from the server");
+            return;
+        }
+        if (m.type == 'Z') {
+            hp__pg_conn_ready(c);
+            if (pool->closing || c->state != C_UP)
+                return;
+        }
+    }
+    if (k < 0) {
+        hp__pg_conn_break(c, -EPROTO, "malformed message from the server");
+        return;
+    }
+    c->inlen -= at;
+    memmove(c->in, c->in + at, c->inlen);
+    if (c->inlen == 0 && c->incap > IN_KEEP) {
+        hp__pg_free(pool, c->in);
+        c->in = NULL;
+        c->incap = 0;
+    } else if (m.len > 0 && in_reserve(c, m.len) != 0) { /* a long message: room for all of it */
+        hp__pg_conn_break(c, -ENOMEM, "out of memory");
+        return;
+    }
+    /* Every answer read so far is taken: the head is what the server is running. */
+    hp__pg_conn_cancel_head(c);
+    hp__pg_conn_rearm(c);
+}
+
 static void on_readable(struct pgconn *c)
 {
     struct hp_pg_pool *pool = c->pool;
     PGnotify *n;
 
+    if (c->wire) {
+        read_wire(c);
+        if (!pool->closing && c->state == C_UP && c->want_write)
+            flush(c);
+        return;
+    }
     if (!PQconsumeInput(c->pg)) {
         hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(c->pg));
         return;
     }
     while ((n = PQnotifies(c->pg)) != NULL) {
-        hp__pg_notify(pool, n);
+        hp__pg_notify(pool, n->relname, n->extra, n->be_pid);
         PQfreemem(n);
         if (pool->closing || c->state != C_UP)
             return;
@@ -674,5 +998,8 @@ void hp__pg_conn_free(struct pgconn *c)
     hp_timer_stop(&c->probe);
     if (c->pg)
         PQfinish(c->pg);
+    hp__pg_build_fini(&c->build);
+    hp__pg_out_fini(&c->out);
+    hp__pg_free(c->pool, c->in);
     hp__pg_free(c->pool, c);
 }

@@ -24,6 +24,8 @@
 #include <hellepoll/hellepoll.h>
 #include <hellepoll/pg.h>
 
+#include "wire.h"
+
 struct pgconn;
 struct pgresolve;
 
@@ -34,14 +36,6 @@ enum pgq_kind {
     Q_END,      /* COMMIT / ROLLBACK: unpins */
     Q_HEALTH,   /* internal empty query on an idle connection */
     Q_LISTEN,   /* LISTEN, on the listen connection only */
-};
-
-/* The result handed to callbacks (struct hp_pg_result of pg.h). */
-struct hp_pg_result {
-    PGresult *res;  /* may be NULL */
-    int rows, cols; /* of res (0 without one): the accessors check against them */
-    int status;
-    const char *msg; /* error text when res has none */
 };
 
 struct pgq {
@@ -67,7 +61,7 @@ struct pgq {
     struct pgstmt *stmt;    /* Q_PREPARED in flight: its statement (compared, never followed) */
     const char *const *values;
     const int *lengths;
-    PGresult *res;
+    PGresult *res; /* libpq mode: the answer so far */
     char *mem; /* copies of sql, name, values when waiting */
     size_t memcap;
 };
@@ -82,7 +76,7 @@ enum pgconn_state { C_CONNECTING, C_UP, C_BROKEN };
 struct pgconn {
     struct pgconn *next, *prev;
     struct hp_pg_pool *pool;
-    PGconn *pg;
+    PGconn *pg; /* connects; in wire mode it only keeps the cancel key and closes */
     struct hp_io io;
     struct hp_timer timer;  /* connect deadline, stall watchdog, or health interval */
     struct hp_timer qtimer; /* the earliest deadline of the queries in flight (or earlier) */
@@ -93,6 +87,7 @@ struct pgconn {
     bool listener;
     bool want_write;
     bool ever_up;
+    bool wire;                   /* up, and spoken to by wire.c rather than libpq (conn.c) */
     bool can_cork;               /* TCP: sends of one loop iteration can be corked (conn.c) */
     unsigned nsent;              /* queries sent on this loop iteration (conn.c) */
     bool corked;                 /* TCP_CORK is on until the end of the iteration */
@@ -102,7 +97,11 @@ struct pgconn {
     struct pgq *head, *tail;     /* in flight, in order */
     unsigned inflight;
     struct pgstmt *stmts; /* statements prepared here */
-    int err;              /* when broken */
+    struct pgbuild build; /* the head query's answer as it is read (both modes) */
+    struct pgout out;     /* wire mode: queries not yet sent */
+    char *in;             /* wire mode: bytes received, [0, inlen) */
+    size_t inlen, incap;
+    int err; /* when broken */
     char errmsg[256];
 };
 
@@ -128,6 +127,7 @@ struct hp_pg_pool {
     PQconninfoOption *conn_opts; /* conninfo parsed, when resolve */
     unsigned min_conns, max_conns, max_pipeline, max_waiting;
     bool no_cork;
+    bool libpq_io;
     unsigned max_batch; /* plain queries of one iteration per connection */
     uint64_t query_timeout, connect_timeout, health_interval, backoff_min, backoff_max;
     hp_pg_notify_cb *on_notify;
@@ -173,15 +173,15 @@ void hp__pg_conn_up(struct pgconn *c);
 void hp__pg_conn_ready(struct pgconn *c);
 void hp__pg_conn_cancel_head(struct pgconn *c);
 void hp__pg_conn_failed(struct pgconn *c);
-void hp__pg_deliver(struct pgq *q, PGresult *res, int status, const char *msg);
+void hp__pg_deliver(struct pgq *q, const struct hp_pg_result *res);
 void hp__pg_q_done_later(struct pgq *q, int status);
 void hp__pg_q_release(struct pgq *q);
-void hp__pg_begin_done(struct pgq *q, PGresult *res, int status);
-void hp__pg_end_done(struct pgq *q, PGresult *res, int status);
+void hp__pg_begin_done(struct pgq *q, int status);
+void hp__pg_end_done(struct pgq *q, const struct hp_pg_result *res);
 void hp__pg_health_start(struct pgconn *c);
 void hp__pg_q_expired(struct pgconn *c, struct pgq *q);
 void hp__pg_health_done(struct pgconn *c, int status);
-void hp__pg_notify(struct hp_pg_pool *pool, PGnotify *n);
+void hp__pg_notify(struct hp_pg_pool *pool, const char *channel, const char *payload, int pid);
 
 /* conn.c */
 int hp__pg_conn_open(struct hp_pg_pool *pool, bool listener, struct pgconn **out);
@@ -204,8 +204,5 @@ void hp__pg_resolve_init(struct hp_pg_pool *pool);
 void hp__pg_resolve_fini(struct hp_pg_pool *pool);
 int hp__pg_resolve_start(struct pgconn *c);
 void hp__pg_resolve_detach(struct pgconn *c);
-
-/* result.c */
-int hp__pg_status_of(const PGresult *res);
 
 #endif

@@ -197,22 +197,14 @@ static int q_copy(struct pgq *q)
 
 /* ---- delivering -------------------------------------------------------- */
 
-void hp__pg_deliver(struct pgq *q, PGresult *res, int status, const char *msg)
+void hp__pg_deliver(struct pgq *q, const struct hp_pg_result *res)
 {
     hp_pg_query_cb *cb = q->cb;
 
     hp_timer_stop(&q->timer);
     q->cb = NULL;
-    if (cb && !q->abandoned) {
-        struct hp_pg_result r = {.res = res,
-                                 .rows = res ? PQntuples(res) : 0,
-                                 .cols = res ? PQnfields(res) : 0,
-                                 .status = status,
-                                 .msg = msg};
-
-        cb(&r, status, q->arg);
-    }
-    PQclear(res);
+    if (cb && !q->abandoned)
+        cb(res, res->status, q->arg);
     hp__pg_q_release(q);
 }
 
@@ -234,6 +226,8 @@ static void txn_free(struct hp_pg_txn *txn)
 /* Report a query that failed before it got an answer. */
 static void fail(struct pgq *q, int status, const char *msg)
 {
+    struct hp_pg_result r = {.status = status, .msg = msg};
+
     if (q->kind == Q_BEGIN) {
         hp_pg_txn_cb *tcb = q->tcb;
 
@@ -248,7 +242,7 @@ static void fail(struct pgq *q, int status, const char *msg)
     }
     if (q->kind == Q_END && q->txn)
         txn_free(q->txn);
-    hp__pg_deliver(q, NULL, status, msg);
+    hp__pg_deliver(q, &r);
 }
 
 void hp__pg_q_done_later(struct pgq *q, int status)
@@ -265,12 +259,11 @@ void hp__pg_q_done_later(struct pgq *q, int status)
     hp__pg_kick(pool);
 }
 
-void hp__pg_begin_done(struct pgq *q, PGresult *res, int status)
+void hp__pg_begin_done(struct pgq *q, int status)
 {
     struct hp_pg_txn *txn = q->txn;
     hp_pg_txn_cb *tcb = q->tcb;
 
-    PQclear(res);
     hp_timer_stop(&q->timer);
     if (status != 0) {
         fail(q, status, NULL);
@@ -301,17 +294,17 @@ void hp__pg_begin_done(struct pgq *q, PGresult *res, int status)
     }
 }
 
-void hp__pg_end_done(struct pgq *q, PGresult *res, int status)
+void hp__pg_end_done(struct pgq *q, const struct hp_pg_result *res)
 {
     txn_free(q->txn);
     q->txn = NULL;
-    hp__pg_deliver(q, res, status, NULL);
+    hp__pg_deliver(q, res);
 }
 
-void hp__pg_notify(struct hp_pg_pool *pool, PGnotify *n)
+void hp__pg_notify(struct hp_pg_pool *pool, const char *channel, const char *payload, int pid)
 {
     if (pool->on_notify)
-        pool->on_notify(pool, n->relname, n->extra, n->be_pid, pool->notify_arg);
+        pool->on_notify(pool, channel, payload, pid, pool->notify_arg);
 }
 
 /* ---- choosing a connection --------------------------------------------- */
@@ -660,15 +653,20 @@ static void on_kick(struct hp_defer *d)
     hp__pg_leave(pool);
 }
 
-/* The end of a loop iteration in which queries were sent: send what was corked. */
+/* The end of a loop iteration in which queries were written: send them (conn.c). */
 static void on_uncork(struct hp_defer *d)
 {
     struct hp_pg_pool *pool = d->data;
+    struct pgconn *next;
 
-    for (struct pgconn *c = pool->conns; c; c = c->next)
+    hp__pg_enter(pool);
+    for (struct pgconn *c = pool->conns; c; c = next) {
+        next = c->next; /* a send that fails moves c to the dead list */
         hp__pg_conn_uncork(c);
+    }
     if (pool->listen_conn)
         hp__pg_conn_uncork(pool->listen_conn);
+    hp__pg_leave(pool);
 }
 
 static void on_retry(struct hp_timer *t)
@@ -707,7 +705,7 @@ void hp__pg_q_expired(struct pgconn *c, struct pgq *q)
 {
     hp_pg_query_cb *cb = q->cb;
     hp_pg_txn_cb *tcb = q->tcb;
-    struct hp_pg_result r = {.res = NULL, .status = -ETIMEDOUT, .msg = "query timed out"};
+    struct hp_pg_result r = {.status = -ETIMEDOUT, .msg = "query timed out"};
 
     if (q->kind == Q_HEALTH) {
         hp__pg_conn_break(c, -ETIMEDOUT, "health check timed out");
@@ -873,6 +871,7 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
     pool->backoff_min = or_default(opts->reconnect_min_ms, 100);
     pool->backoff_max = or_default(opts->reconnect_max_ms, 5000);
     pool->no_cork = opts->no_cork;
+    pool->libpq_io = opts->libpq_io;
     pool->max_batch = opts->max_batch ? opts->max_batch : 1;
     pool->on_notify = opts->on_notify;
     pool->notify_arg = opts->notify_arg;

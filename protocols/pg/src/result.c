@@ -1,6 +1,7 @@
 /*
- * result.c - typed accessors over a PGresult. A result without a PGresult
- * (a failure before the server answered) has no rows and an error text.
+ * result.c - typed accessors over a query's answer (struct hp_pg_result,
+ * wire.h): its values are NUL-terminated texts in one block. A failure has
+ * no rows and an error text.
  */
 #include <errno.h>
 #include <math.h>
@@ -8,25 +9,6 @@
 #include <string.h>
 
 #include "internal.h"
-
-int hp__pg_status_of(const PGresult *res)
-{
-    if (!res)
-        return -EPROTO;
-    switch (PQresultStatus(res)) {
-    case PGRES_TUPLES_OK:
-    case PGRES_COMMAND_OK:
-    case PGRES_EMPTY_QUERY:
-    case PGRES_SINGLE_TUPLE:
-        return 0;
-    case PGRES_FATAL_ERROR:
-    case PGRES_NONFATAL_ERROR:
-    case PGRES_PIPELINE_ABORTED:
-        return HP_PG_ESERVER;
-    default:
-        return -EPROTO;
-    }
-}
 
 int hp_pg_result_rows(const struct hp_pg_result *res)
 {
@@ -40,43 +22,80 @@ int hp_pg_result_cols(const struct hp_pg_result *res)
 
 const char *hp_pg_result_col_name(const struct hp_pg_result *res, int col)
 {
-    return res->res ? PQfname(res->res, col) : NULL;
+    return col >= 0 && col < res->cols ? res->data + res->names[col] : NULL;
 }
 
+/*
+ * As libpq's PQfnumber: @p name is read as an SQL identifier, folded to
+ * lower case unless double-quoted (a doubled quote inside stands for one).
+ */
 int hp_pg_result_col_index(const struct hp_pg_result *res, const char *name)
 {
-    return res->res ? PQfnumber(res->res, name) : -1;
+    char buf[256];
+    size_t n = 0;
+    bool quoted = false;
+
+    for (const char *s = name; *s; s++) {
+        char ch = *s;
+
+        if (ch == '"') {
+            if (quoted && s[1] == '"') {
+                s++;
+            } else {
+                quoted = !quoted;
+                continue;
+            }
+        } else if (!quoted && ch >= 'A' && ch <= 'Z') {
+            ch = (char)(ch - 'A' + 'a');
+        }
+        if (n + 1 >= sizeof(buf))
+            return -1; /* longer than any identifier PostgreSQL keeps (63 bytes) */
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    for (int i = 0; i < res->cols; i++) {
+        if (strcmp(res->data + res->names[i], buf) == 0)
+            return i;
+    }
+    return -1;
 }
 
 static bool in_range(const struct hp_pg_result *res, int row, int col)
 {
-    return row >= 0 && col >= 0 && row < res->rows && col < res->cols; /* 0 without a PGresult */
+    return row >= 0 && col >= 0 && row < res->rows && col < res->cols;
 }
 
 const char *hp_pg_result_text(const struct hp_pg_result *res, int row, int col)
 {
-    return in_range(res, row, col) ? PQgetvalue(res->res, row, col) : "";
+    if (!in_range(res, row, col) || res->cells[row * res->cols + col].len < 0)
+        return "";
+    return res->data + res->cells[row * res->cols + col].off;
 }
 
 size_t hp_pg_result_len(const struct hp_pg_result *res, int row, int col)
 {
-    return in_range(res, row, col) ? (size_t)PQgetlength(res->res, row, col) : 0;
+    int32_t n = in_range(res, row, col) ? res->cells[row * res->cols + col].len : 0;
+
+    return n > 0 ? (size_t)n : 0;
 }
 
 bool hp_pg_result_is_null(const struct hp_pg_result *res, int row, int col)
 {
-    return !in_range(res, row, col) || PQgetisnull(res->res, row, col);
+    return !in_range(res, row, col) || res->cells[row * res->cols + col].len < 0;
 }
 
 /* The value's text for parsing, or an error. */
 static int value(const struct hp_pg_result *res, int row, int col, const char **out)
 {
+    const struct pgcell *c;
+
     if (!in_range(res, row, col))
         return -ERANGE;
-    if (PQgetisnull(res->res, row, col))
+    c = &res->cells[row * res->cols + col];
+    if (c->len < 0)
         return -ENODATA;
-    *out = PQgetvalue(res->res, row, col);
-    return **out ? 0 : -EINVAL;
+    *out = res->data + c->off;
+    return c->len > 0 ? 0 : -EINVAL;
 }
 
 /* Decimal integer text as PostgreSQL prints it: [-]digits. No locale, no strtoll. */
@@ -164,24 +183,38 @@ int hp_pg_result_bool(const struct hp_pg_result *res, int row, int col, bool *ou
 
 const char *hp_pg_result_command(const struct hp_pg_result *res)
 {
-    return res->res && res->status == 0 ? PQcmdStatus(res->res) : "";
+    return res->status == 0 && res->cmd ? res->cmd : "";
 }
 
+/* As libpq's PQcmdTuples: the count in the tag of the commands that have one. */
 int64_t hp_pg_result_affected(const struct hp_pg_result *res)
 {
-    const char *s = res->res && res->status == 0 ? PQcmdTuples(res->res) : "";
+    static const char *const with_count[] = {"INSERT ", "UPDATE ", "DELETE ", "SELECT ", "MOVE ",
+                                             "FETCH ",  "COPY ",   "MERGE "};
+    const char *s = hp_pg_result_command(res), *num = NULL;
+    int64_t v;
 
-    return *s ? (int64_t)strtoll(s, NULL, 10) : -1;
+    for (size_t i = 0; i < sizeof(with_count) / sizeof(with_count[0]); i++) {
+        size_t n = strlen(with_count[i]);
+
+        if (strncmp(s, with_count[i], n) == 0) {
+            num = s + n;
+            break;
+        }
+    }
+    if (num && strncmp(s, "INSERT ", 7) == 0) {
+        num = strchr(num, ' '); /* INSERT oid rows */
+        num = num ? num + 1 : NULL;
+    }
+    if (!num || parse_int64(num, &v) != 0 || v < 0)
+        return -1;
+    return v;
 }
 
 const char *hp_pg_result_error(const struct hp_pg_result *res)
 {
-    const char *m;
-
     if (res->status == 0)
         return "";
-    if (res->res && (m = PQresultErrorField(res->res, PG_DIAG_MESSAGE_PRIMARY)) != NULL)
-        return m;
     if (res->msg && *res->msg)
         return res->msg;
     return hp_pg_strerror(res->status);
@@ -189,7 +222,7 @@ const char *hp_pg_result_error(const struct hp_pg_result *res)
 
 const char *hp_pg_result_sqlstate(const struct hp_pg_result *res)
 {
-    return res->res && res->status != 0 ? PQresultErrorField(res->res, PG_DIAG_SQLSTATE) : NULL;
+    return res->status != 0 ? res->sqlstate : NULL;
 }
 
 const char *hp_pg_strerror(int status)

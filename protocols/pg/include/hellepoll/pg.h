@@ -11,8 +11,13 @@
  * nothing but itself. Queries that find every connection full (max_pipeline
  * in flight) or none connected yet wait in a bounded queue.
  *
- * Connecting (PQconnectStart/PQconnectPoll), writing (non-blocking, PQflush
- * until done while watching writability) and reading all happen on the loop.
+ * Connecting (PQconnectStart/PQconnectPoll) happens on the loop. Once a
+ * connection is up without TLS or GSS encryption, the module speaks the
+ * protocol on its socket itself (the extended query protocol, text format,
+ * as libpq would): the queries of one loop iteration leave in one write and
+ * answers are read without an allocation per query. TLS connections (and
+ * every connection with libpq_io) keep libpq for their queries: non-blocking
+ * writes, PQflush until done while watching writability, reads on the loop.
  * Cancelling a query that ran out of time needs PQcancel(), which blocks: it
  * runs on the loop's thread pool (hellepoll/pool.h) and its outcome comes
  * back to the loop.
@@ -122,7 +127,7 @@ struct hp_pg_pool_opts {
     uint64_t reconnect_min_ms;
     uint64_t reconnect_max_ms;
     /**
-     * Send every query by itself. By default, when a second query goes to a
+     * libpq mode (below): send every query by itself. By default, when a second query goes to a
      * TCP connection within one loop iteration, the connection is corked
      * (TCP_CORK, Linux) until the end of the iteration, so that the queries
      * of an iteration reach the server in one segment instead of one or two
@@ -130,6 +135,14 @@ struct hp_pg_pool_opts {
      * measure the difference.
      */
     bool no_cork;
+    /**
+     * Run queries through libpq on every connection, as TLS and
+     * GSS-encrypted ones always are. By default a plain connection, once
+     * libpq has connected it, is spoken to by the module itself: the queries
+     * of a loop iteration go out in one write (libpq 15 writes each query
+     * at once) and answers are read with no allocation per query.
+     */
+    bool libpq_io;
     /** Called for every NOTIFY on a channel given to hp_pg_listen(); may be NULL. */
     hp_pg_notify_cb *on_notify;
     /** Passed to on_notify. */
