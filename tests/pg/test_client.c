@@ -254,11 +254,10 @@ static void on_same(const struct hp_pg_result *res, int status, void *arg)
     a->status = status;
     a->rows = hp_pg_result_rows(res);
     a->cols = hp_pg_result_cols(res);
-    n += (size_t)snprintf(a->dump + n, sizeof(a->dump) - n, "[%s|%s|%lld|%s|%d|%d]",
-                          hp_pg_result_command(res), hp_pg_result_error(res),
-                          (long long)hp_pg_result_affected(res), st ? st : "-",
-                          hp_pg_result_col_index(res, "MixedCase"),
-                          hp_pg_result_col_index(res, "\"MixedCase\""));
+    n += (size_t)snprintf(
+        a->dump + n, sizeof(a->dump) - n, "[%s|%s|%lld|%s|%d|%d]", hp_pg_result_command(res),
+        hp_pg_result_error(res), (long long)hp_pg_result_affected(res), st ? st : "-",
+        hp_pg_result_col_index(res, "MixedCase"), hp_pg_result_col_index(res, "\"MixedCase\""));
     for (int c = 0; c < a->cols && n < sizeof(a->dump); c++)
         n += (size_t)snprintf(a->dump + n, sizeof(a->dump) - n, "<%s>",
                               hp_pg_result_col_name(res, c));
@@ -274,7 +273,8 @@ static void on_same(const struct hp_pg_result *res, int status, void *arg)
 static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
 {
     static const char *const sqls[SAME_MAX] = {
-        "SELECT 1 AS a, '' AS \"MixedCase\", NULL::text AS mixedcase, 'h\u00e9llo \u65e5\u672c' AS u",
+        "SELECT 1 AS a, '' AS \"MixedCase\", NULL::text AS mixedcase, 'h\u00e9llo \u65e5\u672c' AS "
+        "u",
         "SELECT g, g * 2 AS twice FROM generate_series(1, 5) g",
         "SELECT 1 WHERE false",
         "CREATE TEMP TABLE IF NOT EXISTS same_t (id int)",
@@ -323,6 +323,32 @@ static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
     for (int m = 0; m < 2; m++)
         hp_pg_pool_free(pools[m]);
     free(run);
+}
+
+/* COPY out completes with its tag and no rows; COPY in breaks the connection, not the pool. */
+static void test_copy_out_completes_and_copy_in_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct call c;
+
+    NEED_SERVER();
+    if (libpq_io) {
+        print_message("skipped with libpq_io: libpq's pipeline mode has no COPY\n");
+        return;
+    }
+    f->pool = pool_new(f, &o);
+    sync_query(f, "COPY (SELECT g FROM generate_series(1, 3) g) TO STDOUT", &c);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.text, "");
+    sync_query(f, "CREATE TEMP TABLE copy_in (v int)", &c);
+    assert_int_equal(c.status, 0);
+    sync_query(f, "COPY copy_in FROM STDIN", &c);
+    assert_int_equal(c.status, -EPROTO);
+    assert_string_equal(c.err, "COPY FROM STDIN is not supported");
+    sync_query(f, "SELECT 5", &c);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.text, "5");
 }
 
 static void test_lengths_and_copies_of_parameters(void **state)
@@ -1672,6 +1698,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_query_with_parameters_gives_typed_values),
         T(test_own_protocol_code_and_libpq_give_the_same_answers),
+        T(test_copy_out_completes_and_copy_in_is_refused),
         T(test_lengths_and_copies_of_parameters),
         T(test_large_parameters_and_results_flow_without_blocking),
         T(test_server_error_carries_message_and_sqlstate),

@@ -48,9 +48,10 @@
 #define MSG_NOSIGNAL 0 /* no such flag: SO_NOSIGPIPE is set instead (connected()) */
 #endif
 
-#define FLUSH_AT ((size_t)64 << 10) /* wire mode: queued bytes sent at once, not at the iteration's end */
-#define IN_MIN   ((size_t)16 << 10) /* wire mode: room asked of each recv(2) */
-#define IN_KEEP  ((size_t)1 << 20)  /* wire mode: input buffer kept while idle */
+#define FLUSH_AT \
+    ((size_t)64 << 10) /* wire mode: queued bytes sent at once, not at the iteration's end */
+#define IN_MIN  ((size_t)16 << 10) /* wire mode: room asked of each recv(2) */
+#define IN_KEEP ((size_t)1 << 20)  /* wire mode: input buffer kept while idle */
 
 static void on_io(struct hp_io *io, unsigned events, int status);
 static void on_timer(struct hp_timer *t);
@@ -764,7 +765,13 @@ static int on_message(struct pgconn *c, const struct pgmsg *m)
     case '3': /* CloseComplete */
     case 'n': /* NoData */
     case 'I': /* EmptyQueryResponse */
+    case 'H': /* CopyOutResponse: its CopyData rows are dropped, the command tag kept */
+    case 'd': /* CopyData */
+    case 'c': /* CopyDone */
         return 0;
+    case 'G': /* CopyInResponse: the server would ignore the Syncs behind it */
+    case 'W': /* CopyBothResponse */
+        return -ENOTSUP;
     case 'T':
         return hp__pg_wire_rowdesc(&c->build, m);
     case 'D':
@@ -843,8 +850,10 @@ static void read_wire(struct pgconn *c)
         if (pool->closing || c->state != C_UP)
             return;
         if (err) {
-            hp__pg_conn_break(c, err, err == -ENOMEM ? "out of memory"
-                                                     : "malformed message from the server");
+            hp__pg_conn_break(c, err == -ENOMEM ? err : -EPROTO,
+                              err == -ENOMEM    ? "out of memory"
+                              : err == -ENOTSUP ? "COPY FROM STDIN is not supported"
+                                                : "malformed message from the server");
             return;
         }
         if (m.type == 'Z') {

@@ -62,7 +62,7 @@ struct pgq {
     const char *const *values;
     const int *lengths;
     PGresult *res; /* libpq mode: the answer so far */
-    char *mem; /* copies of sql, name, values when waiting */
+    char *mem;     /* copies of sql, name, values when waiting */
     size_t memcap;
 };
 

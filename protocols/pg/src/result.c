@@ -189,8 +189,8 @@ const char *hp_pg_result_command(const struct hp_pg_result *res)
 /* As libpq's PQcmdTuples: the count in the tag of the commands that have one. */
 int64_t hp_pg_result_affected(const struct hp_pg_result *res)
 {
-    static const char *const with_count[] = {"INSERT ", "UPDATE ", "DELETE ", "SELECT ", "MOVE ",
-                                             "FETCH ",  "COPY ",   "MERGE "};
+    static const char *const with_count[] = {"INSERT ", "UPDATE ", "DELETE ", "SELECT ",
+                                             "MOVE ",   "FETCH ",  "COPY ",   "MERGE "};
     const char *s = hp_pg_result_command(res), *num = NULL;
     int64_t v;
 

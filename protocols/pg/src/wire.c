@@ -3,11 +3,11 @@
  * writing a query, framing and decoding the backend's answers into a result.
  * Every length read from the server is checked against the message it is in.
  */
+#include "wire.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
-
-#include "wire.h"
 
 #define KEEP_MAX ((size_t)1 << 20) /* memory a connection keeps between answers */
 
@@ -220,9 +220,9 @@ static size_t param_len(const char *const *values, const int *lengths, int i)
 int hp__pg_wire_query(struct pgout *o, bool parse, const char *stmt, const char *sql, int nparams,
                       const char *const *values, const int *lengths)
 {
-    static const char tail[] = {'D', 0, 0, 0, 6, 'P', 0, /* Describe the unnamed portal */
+    static const char tail[] = {'D', 0, 0, 0, 6, 'P', 0,          /* Describe the unnamed portal */
                                 'E', 0, 0, 0, 9, 0,   0, 0, 0, 0, /* Execute it, all rows */
-                                'S', 0, 0, 0, 4}; /* Sync */
+                                'S', 0, 0, 0, 4};                 /* Sync */
     size_t slen = strlen(stmt), qlen = parse ? strlen(sql) : 0;
     size_t plen = parse ? 4 + slen + 1 + qlen + 1 + 2 : 0;
     size_t blen = 4 + 1 + slen + 1 + 2 + 2 + 2, need;

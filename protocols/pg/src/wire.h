@@ -24,7 +24,8 @@
 
 #include <hellepoll/loop.h>
 
-/* A backend message larger than this is taken as a broken stream (PostgreSQL's own limit is 1 GiB). */
+/* A backend message larger than this is taken as a broken stream (PostgreSQL's own limit is 1 GiB).
+ */
 #define HP__PG_MAX_MSG ((size_t)1 << 30)
 
 /* One value: at data + off, len bytes and a NUL; len < 0 is SQL NULL. */
@@ -116,7 +117,6 @@ int hp__pg_wire_error(struct pgbuild *b, const struct pgmsg *m);
 /* The primary message of an ErrorResponse or NoticeResponse ("" if it has none), NUL-terminated. */
 int hp__pg_wire_error_msg(const struct pgmsg *m, const char **msg);
 /* A NotificationResponse: strings point into the message, NUL-terminated. */
-int hp__pg_wire_notify(const struct pgmsg *m, int *pid, const char **channel,
-                       const char **payload);
+int hp__pg_wire_notify(const struct pgmsg *m, int *pid, const char **channel, const char **payload);
 
 #endif

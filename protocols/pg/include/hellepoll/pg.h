@@ -187,6 +187,10 @@ HP_API void hp_pg_pool_free(struct hp_pg_pool *pool);
  * @return 0 (@p cb will run), -EINVAL (NULL sql or cb, nparams < 0 or >
  *         65535), -ENOBUFS (the wait queue is full), -ENOMEM, HP_ECLOSED (the
  *         pool is being freed).
+ * @p sql is one statement (the extended query protocol). COPY ... TO STDOUT
+ * completes with its command tag and no rows; COPY ... FROM STDIN is not
+ * supported (the connection breaks: -EPROTO for it and its neighbours). A
+ * query whose messages would exceed 1 GiB fails alone with -EMSGSIZE.
  */
 HP_API int hp_pg_query(struct hp_pg_pool *pool, const char *sql, int nparams,
                        const char *const *values, const int *lengths, uint64_t timeout_ms,
