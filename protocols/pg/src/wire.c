@@ -346,32 +346,68 @@ int hp__pg_wire_rowdesc(struct pgbuild *b, const struct pgmsg *m)
     return at == m->len ? 0 : -EPROTO;
 }
 
+/* Room for @p bytes more data and @p cells more cells. */
+static int reserve(struct pgbuild *b, size_t bytes, size_t cells)
+{
+    if (b->len + bytes > b->cap) {
+        char *d = grow(b->alloc, b->data, &b->cap, b->len + bytes, 1);
+
+        if (!d)
+            return -ENOMEM;
+        b->data = d;
+    }
+    if (b->ncells + cells > b->cellcap) {
+        struct pgcell *c = grow(b->alloc, b->cells, &b->cellcap, b->ncells + cells, sizeof(*c));
+
+        if (!c)
+            return -ENOMEM;
+        b->cells = c;
+    }
+    return 0;
+}
+
+/*
+ * One row: room for all of it first (its values are at most the message's
+ * bytes, plus a NUL each), then every value copied without further checks
+ * of memory.
+ */
 int hp__pg_wire_datarow(struct pgbuild *b, const struct pgmsg *m)
 {
-    size_t at = 2;
+    size_t at = 2, len = b->len;
+    struct pgcell *cell;
+    int err;
 
     if (m->len < 2 || (int)get_u16(m->body) != b->cols)
         return -EPROTO;
-    for (int i = 0; i < b->cols; i++) {
+    if ((err = reserve(b, m->len + (size_t)b->cols, (size_t)b->cols)) != 0)
+        return err;
+    cell = b->cells + b->ncells;
+    for (int i = 0; i < b->cols; i++, cell++) {
         uint32_t n;
-        int err;
 
         if (m->len - at < 4)
             return -EPROTO;
         n = get_u32(m->body + at);
         at += 4;
         if (n == UINT32_MAX) {
-            err = hp__pg_build_value(b, NULL, 0);
-        } else {
-            if (n > m->len - at)
-                return -EPROTO;
-            err = hp__pg_build_value(b, m->body + at, n);
-            at += n;
+            cell->off = 0;
+            cell->len = -1;
+            continue;
         }
-        if (err)
-            return err;
+        if (n > m->len - at)
+            return -EPROTO;
+        memcpy(b->data + len, m->body + at, n);
+        b->data[len + n] = '\0';
+        cell->off = len;
+        cell->len = (int32_t)n;
+        len += n + 1;
+        at += n;
     }
-    return at == m->len ? 0 : -EPROTO;
+    if (at != m->len)
+        return -EPROTO;
+    b->len = len;
+    b->ncells += (size_t)b->cols;
+    return 0;
 }
 
 int hp__pg_wire_command(struct pgbuild *b, const struct pgmsg *m)
