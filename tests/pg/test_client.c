@@ -227,7 +227,7 @@ static void test_query_with_parameters_gives_typed_values(void **state)
  * folding, NULLs, empty strings, multi-byte text, command tags and counts,
  * server errors with their SQLSTATE).
  */
-#define SAME_MAX 8
+#define SAME_MAX 9
 
 struct answer {
     int status, rows, cols;
@@ -282,6 +282,7 @@ static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
         "UPDATE same_t SET id = id + 10 WHERE id > 1",
         "SELECT * FROM no_such_table_here",
         "",
+        "SELECT FROM generate_series(1, 3)",
     };
     struct fixture *f = *state;
     struct hp_pg_pool *pools[2];
@@ -320,6 +321,8 @@ static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
     assert_int_equal(run->a[0][6].status, HP_PG_ESERVER);
     assert_true(strstr(run->a[0][6].dump, "|42P01|") != NULL);
     assert_string_equal(run->a[0][7].dump, "[||-1|-|-1|-1]");
+    assert_int_equal(run->a[0][8].rows, 3); /* rows without columns */
+    assert_int_equal(run->a[0][8].cols, 0);
     for (int m = 0; m < 2; m++)
         hp_pg_pool_free(pools[m]);
     free(run);

@@ -610,6 +610,7 @@ static int build_from(struct pgbuild *b, PGresult *r, int status)
                 return err;
         }
     }
+    b->rows = rows; /* counted here, as rows without columns have no values */
     s = PQcmdStatus(r);
     return hp__pg_build_cmd(b, s, strlen(s));
 }

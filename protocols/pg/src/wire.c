@@ -51,7 +51,7 @@ void hp__pg_build_reset(struct pgbuild *b)
         return;
     }
     b->len = b->ncells = 0;
-    b->cols = 0;
+    b->cols = b->rows = 0;
     b->failed = false;
     b->msg = b->sqlstate = b->cmd = SIZE_MAX;
 }
@@ -89,6 +89,7 @@ int hp__pg_build_cols(struct pgbuild *b, int cols)
     }
     b->cols = cols;
     b->ncells = 0; /* a second description (it does not happen) starts the rows over */
+    b->rows = 0;
     return 0;
 }
 
@@ -145,10 +146,8 @@ int hp__pg_build_error(struct pgbuild *b, const char *msg, size_t mlen, const ch
 
 void hp__pg_build_result(const struct pgbuild *b, int status, struct hp_pg_result *out)
 {
-    bool rows = status == 0 && b->cols > 0;
-
     *out = (struct hp_pg_result){
-        .rows = rows ? (int)(b->ncells / (size_t)b->cols) : 0,
+        .rows = status == 0 ? b->rows : 0,
         .cols = status == 0 ? b->cols : 0,
         .status = status,
         .msg = b->msg != SIZE_MAX ? b->data + b->msg : NULL,
@@ -379,6 +378,14 @@ int hp__pg_wire_datarow(struct pgbuild *b, const struct pgmsg *m)
 
     if (m->len < 2 || (int)get_u16(m->body) != b->cols)
         return -EPROTO;
+    if (b->cols == 0) { /* SELECT FROM t: rows without columns */
+        if (m->len != 2 || b->rows == INT_MAX)
+            return -EPROTO;
+        b->rows++;
+        return 0;
+    }
+    if (b->rows == INT_MAX)
+        return -EPROTO;
     if ((err = reserve(b, m->len + (size_t)b->cols, (size_t)b->cols)) != 0)
         return err;
     cell = b->cells + b->ncells;
@@ -407,6 +414,7 @@ int hp__pg_wire_datarow(struct pgbuild *b, const struct pgmsg *m)
         return -EPROTO;
     b->len = len;
     b->ncells += (size_t)b->cols;
+    b->rows++;
     return 0;
 }
 

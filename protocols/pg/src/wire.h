@@ -55,6 +55,7 @@ struct pgbuild {
     size_t ncells, cellcap;
     size_t *names;
     int cols, namecap;
+    int rows;
     size_t msg, sqlstate, cmd; /* offsets into data; SIZE_MAX: none */
     bool failed;               /* an ErrorResponse came (the first one is kept) */
 };
