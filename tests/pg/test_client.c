@@ -236,6 +236,7 @@ struct answer {
 
 struct same_run {
     struct answer a[2][SAME_MAX];
+    struct answer p[2][3];
     size_t done;
 };
 
@@ -288,6 +289,7 @@ static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
     struct hp_pg_pool *pools[2];
     struct same_run *run = calloc(1, sizeof(*run));
     struct same_call calls[2][SAME_MAX];
+    struct same_call pcalls[2][3];
 
     NEED_SERVER();
     for (int m = 0; m < 2; m++) {
@@ -302,8 +304,24 @@ static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
             assert_int_equal(
                 hp_pg_query(pools[m], sqls[i], 0, NULL, NULL, 0, on_same, &calls[m][i]), 0);
         }
+        /* A prepared statement three times: the first run describes it, the others reuse that. */
+        for (int i = 0; i < 3; i++) {
+            const char *v[1] = {i == 1 ? NULL : "x"};
+
+            pcalls[m][i] = (struct same_call){&run->p[m][i], &run->done};
+            assert_int_equal(hp_pg_query_prepared(pools[m], "same_p",
+                                                  "SELECT $1::text AS \"Val\", 2 AS two, NULL AS n",
+                                                  1, v, NULL, 0, on_same, &pcalls[m][i]),
+                             0);
+        }
     }
-    hp_test_run_until_count(f->loop, &run->done, 2 * SAME_MAX);
+    hp_test_run_until_count(f->loop, &run->done, 2 * (SAME_MAX + 3));
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(run->p[0][i].dump, run->p[1][i].dump);
+        assert_string_equal(run->p[0][i].dump,
+                            i == 1 ? "[SELECT 1||1|-|-1|-1]<Val><two><n>N0:,1:2,N0:,"
+                                   : "[SELECT 1||1|-|-1|-1]<Val><two><n>1:x,1:2,N0:,");
+    }
     for (int i = 0; i < SAME_MAX; i++) {
         assert_int_equal(run->a[0][i].status, run->a[1][i].status);
         assert_int_equal(run->a[0][i].rows, run->a[1][i].rows);

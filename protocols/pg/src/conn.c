@@ -106,7 +106,7 @@ static int watch(struct pgconn *c, unsigned events)
 
 static int set_interest(struct pgconn *c)
 {
-    unsigned ev = HP_READABLE | (c->want_write ? HP_WRITABLE : 0u);
+    unsigned ev = HP_READABLE | (c->want_write ? HP_WRITABLE : 0u) | (c->wire ? HP_EDGE : 0u);
 
     if (hp_io_events(&c->io) == ev)
         return 0;
@@ -287,7 +287,7 @@ static void connected(struct pgconn *c)
         return;
     }
     hp_timer_stop(&c->timer);
-    if (watch(c, HP_READABLE) != 0) {
+    if (watch(c, HP_READABLE | (c->wire ? HP_EDGE : 0u)) != 0) {
         hp__pg_conn_break(c, -ENOMEM, "cannot watch the connection");
         return;
     }
@@ -379,15 +379,41 @@ static struct pgstmt *add_stmt(struct pgconn *c, const char *name)
     return s;
 }
 
-/* A prepare failed: the next use prepares again. */
+/*
+ * A prepare failed: the next use prepares again. Its description may still
+ * be followed by queries in flight (pgq.desc), so it is retired, not freed.
+ */
 static void drop_stmt(struct pgconn *c, struct pgstmt *stmt)
 {
     for (struct pgstmt **p = &c->stmts; *p; p = &(*p)->next) {
         if (*p == stmt) {
             *p = stmt->next;
+            if (stmt->desc) {
+                stmt->desc->next = c->retired;
+                c->retired = stmt->desc;
+            }
             hp__pg_free(c->pool, stmt);
             return;
         }
+    }
+}
+
+static bool stmt_alive(const struct pgconn *c, const struct pgstmt *stmt)
+{
+    for (const struct pgstmt *s = c->stmts; s; s = s->next) {
+        if (s == stmt)
+            return true;
+    }
+    return false;
+}
+
+static void free_retired(struct pgconn *c)
+{
+    while (c->retired) {
+        struct pgdesc *d = c->retired;
+
+        c->retired = d->next;
+        hp__pg_desc_free(&c->pool->alloc, d);
     }
 }
 
@@ -402,7 +428,8 @@ static int send_out(struct pgconn *c)
 
         if (n >= 0) {
             o->sent += (size_t)n;
-        } else if (errno == EAGAIN) { /* == EWOULDBLOCK on every supported system */
+        } else if (errno == EAGAIN) {           /* == EWOULDBLOCK on every supported system */
+            hp_io_drained(&c->io, HP_WRITABLE); /* edge-triggered: wake when there is room */
             break;
         } else if (errno != EINTR) {
             char msg[200];
@@ -473,23 +500,21 @@ out:
     hp__pg_leave(pool);
 }
 
-/*
- * Queue @p q on the connection and send it. Never runs a callback: a
- * connection that fails here is broken, and the pool's deferred callback
- * reports every query it held, @p q included.
- */
 /* Wire mode: append @p q's messages to c->out (nothing on error). */
 static int write_wire(struct pgconn *c, struct pgq *q)
 {
     bool parse = q->kind != Q_PREPARED;
     int err;
 
+    q->desc = NULL;
     if (!parse && !(q->stmt = find_stmt(c, q->name))) {
         if (!(q->stmt = add_stmt(c, q->name)))
             return -ENOMEM;
         parse = q->with_prepare = true;
+    } else if (!parse) {
+        q->desc = q->stmt->desc; /* NULL until an execution described it */
     }
-    err = hp__pg_wire_query(&c->out, parse, q->kind == Q_PREPARED ? q->name : "", q->sql,
+    err = hp__pg_wire_query(&c->out, parse, !q->desc, q->kind == Q_PREPARED ? q->name : "", q->sql,
                             q->nparams, q->values, q->lengths);
     if (err && q->with_prepare)
         drop_stmt(c, q->stmt);
@@ -521,6 +546,13 @@ static void write_libpq(struct pgconn *c, struct pgq *q)
         hp__pg_conn_break(c, -ECONNRESET, PQerrorMessage(pg));
 }
 
+/*
+ * Queue @p q on the connection and send it (wire mode: at the end of the
+ * iteration). Never runs a callback: a connection that fails here is
+ * broken, and the pool's deferred callback reports every query it held,
+ * @p q included; a query too large to write (wire mode) fails alone, the
+ * same way.
+ */
 int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
 {
     q->with_prepare = q->prep_done = false;
@@ -678,8 +710,11 @@ static void complete_head(struct pgconn *c, int status)
         hp__pg_deliver(q, &res);
         break;
     }
-    if (!pool->closing) /* a pool freed from the callback has freed its connections */
-        hp__pg_build_reset(&c->build);
+    if (pool->closing) /* a pool freed from the callback has freed its connections */
+        return;
+    hp__pg_build_reset(&c->build);
+    if (!c->head)
+        free_retired(c);
 }
 
 /* libpq mode: the head query's answer, from q->res into c->build. */
@@ -730,6 +765,13 @@ static void read_results(struct pgconn *c)
     hp__pg_conn_rearm(c);
 }
 
+/* Wire mode: the head query's columns are known; keep them for its statement's next runs. */
+static void learn(struct pgconn *c, struct pgq *q)
+{
+    if (q->kind == Q_PREPARED && !q->desc && stmt_alive(c, q->stmt) && !q->stmt->desc)
+        q->stmt->desc = hp__pg_desc_new(&c->build); /* without memory: described next time */
+}
+
 /* Wire mode: one backend message. */
 static int on_message(struct pgconn *c, const struct pgmsg *m)
 {
@@ -762,9 +804,12 @@ static int on_message(struct pgconn *c, const struct pgmsg *m)
     case '1': /* ParseComplete */
         q->prep_done = true;
         return 0;
-    case '2': /* BindComplete */
-    case '3': /* CloseComplete */
+    case '2': /* BindComplete: without a Describe, the columns are the statement's */
+        return q->desc ? hp__pg_build_desc(&c->build, q->desc) : 0;
     case 'n': /* NoData */
+        learn(c, q);
+        return 0;
+    case '3': /* CloseComplete */
     case 'I': /* EmptyQueryResponse */
     case 'H': /* CopyOutResponse: its CopyData rows are dropped, the command tag kept */
     case 'd': /* CopyData */
@@ -774,7 +819,9 @@ static int on_message(struct pgconn *c, const struct pgmsg *m)
     case 'W': /* CopyBothResponse */
         return -ENOTSUP;
     case 'T':
-        return hp__pg_wire_rowdesc(&c->build, m);
+        if ((err = hp__pg_wire_rowdesc(&c->build, m)) == 0)
+            learn(c, q);
+        return err;
     case 'D':
         return hp__pg_wire_datarow(&c->build, m);
     case 'C':
@@ -817,28 +864,37 @@ static int in_reserve(struct pgconn *c, size_t need)
     return 0;
 }
 
-/* Wire mode: read what came and handle every whole message of it. */
-static void read_wire(struct pgconn *c)
+/*
+ * Wire mode: one recv(2) and every whole message it completed. Returns 1
+ * if more may be waiting (it filled the room it had, or the server hung up
+ * and EOF is still to be read: @p hup), 0 if the socket is empty (a short
+ * read empties it: the next arrival is a new edge), -1 if the connection or
+ * the pool ended meanwhile.
+ */
+static int read_once(struct pgconn *c, bool hup)
 {
     struct hp_pg_pool *pool = c->pool;
-    size_t at = 0;
+    size_t at = 0, room;
     struct pgmsg m;
     ssize_t n;
     long k;
 
     if (in_reserve(c, c->inlen + IN_MIN / 2) != 0) {
         hp__pg_conn_break(c, -ENOMEM, "out of memory");
-        return;
+        return -1;
     }
+    room = c->incap - c->inlen;
     do
-        n = recv(PQsocket(c->pg), c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+        n = recv(PQsocket(c->pg), c->in + c->inlen, room, MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n <= 0) {
-        if (n < 0 && errno == EAGAIN)
-            return;
+        if (n < 0 && errno == EAGAIN) {
+            hp_io_drained(&c->io, HP_READABLE);
+            return 0;
+        }
         hp__pg_conn_break(c, -ECONNRESET,
                           n == 0 ? "the server closed the connection" : hp_strerror(-errno));
-        return;
+        return -1;
     }
     c->inlen += (size_t)n;
     if (hp__pg_conn_stalled(c))
@@ -849,23 +905,23 @@ static void read_wire(struct pgconn *c)
         at += (size_t)k;
         err = on_message(c, &m);
         if (pool->closing || c->state != C_UP)
-            return;
+            return -1;
         if (err) {
             hp__pg_conn_break(c, err == -ENOMEM ? err : -EPROTO,
                               err == -ENOMEM    ? "out of memory"
                               : err == -ENOTSUP ? "COPY FROM STDIN is not supported"
                                                 : "malformed message from the server");
-            return;
+            return -1;
         }
         if (m.type == 'Z') {
             hp__pg_conn_ready(c);
             if (pool->closing || c->state != C_UP)
-                return;
+                return -1;
         }
     }
     if (k < 0) {
         hp__pg_conn_break(c, -EPROTO, "malformed message from the server");
-        return;
+        return -1;
     }
     c->inlen -= at;
     memmove(c->in, c->in + at, c->inlen);
@@ -875,20 +931,35 @@ static void read_wire(struct pgconn *c)
         c->incap = 0;
     } else if (m.len > 0 && in_reserve(c, m.len) != 0) { /* a long message: room for all of it */
         hp__pg_conn_break(c, -ENOMEM, "out of memory");
-        return;
+        return -1;
     }
+    if ((size_t)n == room || hup)
+        return 1;
+    hp_io_drained(&c->io, HP_READABLE);
+    return 0;
+}
+
+/* Wire mode, edge-triggered: read until a recv(2) comes back short. */
+static void read_wire(struct pgconn *c, bool hup)
+{
+    int r;
+
+    while ((r = read_once(c, hup)) == 1)
+        ;
+    if (r < 0)
+        return;
     /* Every answer read so far is taken: the head is what the server is running. */
     hp__pg_conn_cancel_head(c);
     hp__pg_conn_rearm(c);
 }
 
-static void on_readable(struct pgconn *c)
+static void on_readable(struct pgconn *c, unsigned events)
 {
     struct hp_pg_pool *pool = c->pool;
     PGnotify *n;
 
     if (c->wire) {
-        read_wire(c);
+        read_wire(c, (events & (HP_HUP | HP_ERROR)) != 0);
         if (!pool->closing && c->state == C_UP && c->want_write)
             flush(c);
         return;
@@ -928,7 +999,7 @@ static void on_io(struct hp_io *io, unsigned events, int status)
         if (events & HP_WRITABLE)
             flush(c);
         if (c->state == C_UP && (events & (HP_READABLE | HP_HUP | HP_ERROR)))
-            on_readable(c);
+            on_readable(c, events);
     }
     hp__pg_leave(pool);
 }
@@ -996,12 +1067,9 @@ void hp__pg_conn_break(struct pgconn *c, int err, const char *msg)
 void hp__pg_conn_free(struct pgconn *c)
 {
     hp__pg_resolve_detach(c);
-    while (c->stmts) {
-        struct pgstmt *s = c->stmts;
-
-        c->stmts = s->next;
-        hp__pg_free(c->pool, s);
-    }
+    while (c->stmts)
+        drop_stmt(c, c->stmts);
+    free_retired(c);
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);

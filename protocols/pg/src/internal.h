@@ -57,8 +57,9 @@ struct pgq {
     bool no_cancel; /* abandoned by hp_pg_cancel() while queued: no PQcancel unless late */
     int status;     /* for the done list */
     int nparams;
-    const char *sql, *name; /* the caller's, unless copied: valid in the call only */
-    struct pgstmt *stmt;    /* Q_PREPARED in flight: its statement (compared, never followed) */
+    const char *sql, *name;    /* the caller's, unless copied: valid in the call only */
+    struct pgstmt *stmt;       /* Q_PREPARED in flight: its statement (compared, never followed) */
+    const struct pgdesc *desc; /* wire mode: sent without Describe, its columns are these */
     const char *const *values;
     const int *lengths;
     PGresult *res; /* libpq mode: the answer so far */
@@ -68,6 +69,7 @@ struct pgq {
 
 struct pgstmt {
     struct pgstmt *next;
+    struct pgdesc *desc; /* wire mode: its columns, once an execution described them */
     char name[];
 };
 
@@ -96,10 +98,11 @@ struct pgconn {
     struct pgq *reserved;        /* a waiting BEGIN this connection drains for */
     struct pgq *head, *tail;     /* in flight, in order */
     unsigned inflight;
-    struct pgstmt *stmts; /* statements prepared here */
-    struct pgbuild build; /* the head query's answer as it is read (both modes) */
-    struct pgout out;     /* wire mode: queries not yet sent */
-    char *in;             /* wire mode: bytes received, [0, inlen) */
+    struct pgstmt *stmts;   /* statements prepared here */
+    struct pgdesc *retired; /* of dropped statements: freed once nothing is in flight */
+    struct pgbuild build;   /* the head query's answer as it is read (both modes) */
+    struct pgout out;       /* wire mode: queries not yet sent */
+    char *in;               /* wire mode: bytes received, [0, inlen) */
     size_t inlen, incap;
     int err; /* when broken */
     char errmsg[256];

@@ -27,6 +27,8 @@ static void *grow(const struct hp_allocator *a, void *p, size_t *cap, size_t nee
     return q;
 }
 
+static int reserve(struct pgbuild *b, size_t bytes, size_t cells);
+
 /* ---- the result -------------------------------------------------------- */
 
 void hp__pg_build_init(struct pgbuild *b, const struct hp_allocator *alloc)
@@ -144,6 +146,53 @@ int hp__pg_build_error(struct pgbuild *b, const char *msg, size_t mlen, const ch
     return state && slen ? put_str(b, state, slen, &b->sqlstate) : 0;
 }
 
+struct pgdesc *hp__pg_desc_new(const struct pgbuild *b)
+{
+    size_t len = 0, head = sizeof(struct pgdesc) + (size_t)b->cols * sizeof(size_t);
+    struct pgdesc *d;
+    char *names;
+
+    for (int i = 0; i < b->cols; i++)
+        len += strlen(b->data + b->names[i]) + 1;
+    if (!(d = b->alloc->realloc(b->alloc->ctx, NULL, head + len)))
+        return NULL;
+    d->next = NULL;
+    d->cols = b->cols;
+    d->len = len;
+    names = (char *)d + head;
+    len = 0;
+    for (int i = 0; i < b->cols; i++) {
+        size_t n = strlen(b->data + b->names[i]) + 1;
+
+        memcpy(names + len, b->data + b->names[i], n);
+        d->offs[i] = len;
+        len += n;
+    }
+    return d;
+}
+
+void hp__pg_desc_free(const struct hp_allocator *alloc, struct pgdesc *d)
+{
+    alloc->free(alloc->ctx, d);
+}
+
+int hp__pg_build_desc(struct pgbuild *b, const struct pgdesc *d)
+{
+    const char *names = (const char *)&d->offs[d->cols];
+    size_t base;
+    int err;
+
+    if ((err = hp__pg_build_cols(b, d->cols)) != 0 || (err = reserve(b, d->len, 0)) != 0)
+        return err;
+    base = b->len;
+    if (d->len)
+        memcpy(b->data + base, names, d->len);
+    b->len += d->len;
+    for (int i = 0; i < d->cols; i++)
+        b->names[i] = base + d->offs[i];
+    return 0;
+}
+
 void hp__pg_build_result(const struct pgbuild *b, int status, struct hp_pg_result *out)
 {
     *out = (struct hp_pg_result){
@@ -216,12 +265,16 @@ static size_t param_len(const char *const *values, const int *lengths, int i)
     return lengths ? (size_t)lengths[i] : strlen(values[i]);
 }
 
-int hp__pg_wire_query(struct pgout *o, bool parse, const char *stmt, const char *sql, int nparams,
-                      const char *const *values, const int *lengths)
+int hp__pg_wire_query(struct pgout *o, bool parse, bool describe, const char *stmt, const char *sql,
+                      int nparams, const char *const *values, const int *lengths)
 {
-    static const char tail[] = {'D', 0, 0, 0, 6, 'P', 0,          /* Describe the unnamed portal */
-                                'E', 0, 0, 0, 9, 0,   0, 0, 0, 0, /* Execute it, all rows */
-                                'S', 0, 0, 0, 4};                 /* Sync */
+    static const char full_tail[] = {
+        'D', 0, 0, 0, 6, 'P', 0,          /* Describe the unnamed portal */
+        'E', 0, 0, 0, 9, 0,   0, 0, 0, 0, /* Execute it, all rows */
+        'S', 0, 0, 0, 4,                  /* Sync */
+    };
+    const char *tail = describe ? full_tail : full_tail + 7;
+    size_t tlen = describe ? sizeof(full_tail) : sizeof(full_tail) - 7;
     size_t slen = strlen(stmt), qlen = parse ? strlen(sql) : 0;
     size_t plen = parse ? 4 + slen + 1 + qlen + 1 + 2 : 0;
     size_t blen = 4 + 1 + slen + 1 + 2 + 2 + 2, need;
@@ -234,7 +287,7 @@ int hp__pg_wire_query(struct pgout *o, bool parse, const char *stmt, const char 
     }
     if (plen > HP__PG_MAX_MSG)
         return -EMSGSIZE;
-    need = (parse ? 1 + plen : 0) + 1 + blen + sizeof(tail);
+    need = (parse ? 1 + plen : 0) + 1 + blen + tlen;
     if (o->len + need > o->cap) {
         char *b = grow(o->alloc, o->buf, &o->cap, o->len + need, 1);
 
@@ -268,7 +321,7 @@ int hp__pg_wire_query(struct pgout *o, bool parse, const char *stmt, const char 
         p += n;
     }
     p = put_u16(p, 0); /* result formats: all text */
-    memcpy(p, tail, sizeof(tail));
+    memcpy(p, tail, tlen);
     o->len += need;
     return 0;
 }

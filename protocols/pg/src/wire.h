@@ -60,6 +60,19 @@ struct pgbuild {
     bool failed;               /* an ErrorResponse came (the first one is kept) */
 };
 
+/*
+ * The columns a prepared statement answers with, learned from its first
+ * execution: later ones send no Describe and get no RowDescription.
+ * PostgreSQL keeps a statement's result columns fixed (it refuses to run it
+ * otherwise: "cached plan must not change result type").
+ */
+struct pgdesc {
+    struct pgdesc *next; /* retired ones (conn.c) */
+    int cols;
+    size_t len;    /* bytes of names, NUL-terminated, after offs */
+    size_t offs[]; /* cols offsets into the names */
+};
+
 /* An output buffer: bytes [sent, len) are still to go. */
 struct pgout {
     const struct hp_allocator *alloc;
@@ -87,6 +100,11 @@ int hp__pg_build_cmd(struct pgbuild *b, const char *s, size_t n);
 /* An error: kept only if it is the first. */
 int hp__pg_build_error(struct pgbuild *b, const char *msg, size_t mlen, const char *state,
                        size_t slen);
+/* A copy of @p b's columns (NULL without memory), and freeing one. */
+struct pgdesc *hp__pg_desc_new(const struct pgbuild *b);
+void hp__pg_desc_free(const struct hp_allocator *alloc, struct pgdesc *d);
+/* The columns of the rows to come, from @p d. */
+int hp__pg_build_desc(struct pgbuild *b, const struct pgdesc *d);
 /* The answer as callbacks see it; valid until the next change to @p b. */
 void hp__pg_build_result(const struct pgbuild *b, int status, struct hp_pg_result *out);
 
@@ -96,12 +114,12 @@ void hp__pg_out_fini(struct pgout *o);
 void hp__pg_out_compact(struct pgout *o);
 /*
  * Append one query: Parse of @p sql as @p stmt when @p parse, then Bind of
- * @p stmt with the text parameters, Describe, Execute, Sync. @p values and
- * @p lengths as for hp_pg_query(). Returns 0, -ENOMEM, or -EMSGSIZE (a
- * message over 1 GiB); on error nothing is appended.
+ * @p stmt with the text parameters, Describe (when @p describe), Execute,
+ * Sync. @p values and @p lengths as for hp_pg_query(). Returns 0, -ENOMEM,
+ * or -EMSGSIZE (a message over 1 GiB); on error nothing is appended.
  */
-int hp__pg_wire_query(struct pgout *o, bool parse, const char *stmt, const char *sql, int nparams,
-                      const char *const *values, const int *lengths);
+int hp__pg_wire_query(struct pgout *o, bool parse, bool describe, const char *stmt, const char *sql,
+                      int nparams, const char *const *values, const int *lengths);
 
 /*
  * Cut the first message off @p p (n bytes). Returns its size in bytes (> 0,
