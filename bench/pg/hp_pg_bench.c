@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     double secs = 0, t0, c0, t1, c1;
     int opt;
 
-    while ((opt = getopt(argc, argv, "c:n:d:q:w:K")) != -1) {
+    while ((opt = getopt(argc, argv, "c:n:d:q:w:KL")) != -1) {
         switch (opt) {
         case 'c':
             o.conninfo = optarg;
@@ -173,8 +173,11 @@ int main(int argc, char **argv)
         case 'K':
             o.no_cork = true;
             break;
+        case 'L':
+            o.libpq_io = true;
+            break;
         default:
-            fprintf(stderr, "usage: %s -c CONNINFO [-n CALLERS] [-d S | -q N] [-w N] [-K]\n",
+            fprintf(stderr, "usage: %s -c CONNINFO [-n CALLERS] [-d S | -q N] [-w N] [-K] [-L]\n",
                     argv[0]);
             return 2;
         }

@@ -5,7 +5,9 @@
 #
 # Workload: SELECT randomnumber FROM world WHERE id = $1 (random id), over ONE
 # connection. Ours: 64 concurrent callers on one pooled connection, pipelined
-# (bench/pg/hp_pg_bench.c). Peer: pgbench -M prepared -c 1 with the same query
+# (bench/pg/hp_pg_bench.c), once with the module's own protocol code (the
+# default) and once with every query through libpq (-L, opts.libpq_io, as on
+# TLS connections). Peer: pgbench -M prepared -c 1 with the same query
 # as a custom script (waits for each answer before sending the next).
 # The server is pinned to one CPU, the clients to the other; the timed part
 # runs under flock /tmp/hp-bench.lock. Reports queries per second (median of
@@ -96,20 +98,18 @@ server_cpu() { # ticks before, queries: server CPU microseconds per query
 }
 
 timed() {
-    : >"$out/hp.qps"
-    : >"$out/pgbench.qps"
-    : >"$out/hp.cpu"
-    : >"$out/pgbench.cpu"
-    : >"$out/hp.srv"
-    : >"$out/pgbench.srv"
+    for f in hp hpl pgbench; do : >"$out/$f.qps"; : >"$out/$f.cpu"; : >"$out/$f.srv"; done
     base_children=$(backends)
     for r in $(seq 1 "$rounds"); do
-        t0=$(srv_ticks)
-        taskset -c $client_cpu "$hp" -c "$ci" -n "$callers" -d "$dur" | tee -a "$out/hp.log"
-        settle
-        server_cpu "$t0" "$(tail -1 "$out/hp.log" | sed 's/.* queries=\([0-9]*\).*/\1/')" >>"$out/hp.srv"
-        tail -1 "$out/hp.log" | sed 's/.* qps=\([0-9.]*\).*/\1/' >>"$out/hp.qps"
-        tail -1 "$out/hp.log" | sed 's/.*client_cpu_us_per_query=\([0-9.]*\).*/\1/' >>"$out/hp.cpu"
+        for v in hp hpl; do # the module's own protocol code, then libpq
+            t0=$(srv_ticks)
+            taskset -c $client_cpu "$hp" -c "$ci" -n "$callers" -d "$dur" $([ $v = hpl ] && echo -L) |
+                tee -a "$out/$v.log"
+            settle
+            server_cpu "$t0" "$(tail -1 "$out/$v.log" | sed 's/.* queries=\([0-9]*\).*/\1/')" >>"$out/$v.srv"
+            tail -1 "$out/$v.log" | sed 's/.* qps=\([0-9.]*\).*/\1/' >>"$out/$v.qps"
+            tail -1 "$out/$v.log" | sed 's/.*client_cpu_us_per_query=\([0-9.]*\).*/\1/' >>"$out/$v.cpu"
+        done
         t0=$(srv_ticks)
         /usr/bin/time -f "pgbench_cpu_s=%U+%S" taskset -c $client_cpu "${pgb[@]}" -T "$dur" \
             >"$out/pgbench.$r.log" 2>&1
@@ -131,6 +131,9 @@ else
     timed
 fi
 
+hpl_qps=$(median <"$out/hpl.qps")
+hpl_cpu=$(median <"$out/hpl.cpu")
+hpl_srv=$(median <"$out/hpl.srv")
 hp_qps=$(median <"$out/hp.qps")
 pg_qps=$(median <"$out/pgbench.qps")
 hp_cpu=$(median <"$out/hp.cpu")
@@ -147,21 +150,25 @@ cg() { # out-file, command...: total Ir; the command's stdout goes to out-file.s
 }
 hp_ir=$(cg "$out/cg.hp" --instr-atstart=no "$hp" -c "$ci" -n "$callers" -q "$n2")
 hp_n=$(sed 's/.* queries=\([0-9]*\).*/\1/' "$out/cg.hp.stdout")
+hpl_ir=$(cg "$out/cg.hpl" --instr-atstart=no "$hp" -c "$ci" -n "$callers" -q "$n2" -L)
+hpl_n=$(sed 's/.* queries=\([0-9]*\).*/\1/' "$out/cg.hpl.stdout")
 pg_ir1=$(cg "$out/cg.pg1" "${pgb[@]}" -t "$n1")
 pg_ir2=$(cg "$out/cg.pg2" "${pgb[@]}" -t "$n2")
 
-python3 - "$hp_qps" "$pg_qps" "$hp_cpu" "$pg_cpu" "$hp_srv" "$pg_srv" "$hp_ir" "$hp_n" "$pg_ir1" "$pg_ir2" "$n1" "$n2" "$callers" <<'PY' | tee "$out/results.md"
+python3 - "$hp_qps" "$pg_qps" "$hp_cpu" "$pg_cpu" "$hp_srv" "$pg_srv" "$hpl_qps" "$hpl_cpu" "$hpl_srv" \
+    "$hp_ir" "$hp_n" "$pg_ir1" "$pg_ir2" "$n1" "$n2" "$callers" "$hpl_ir" "$hpl_n" <<'PY' | tee "$out/results.md"
 import sys
-hp_qps, pg_qps, hp_cpu, pg_cpu, hp_srv, pg_srv = (float(x) for x in sys.argv[1:7])
-hp_ir, hp_n, pg1, pg2, n1, n2, c = (int(x) for x in sys.argv[7:14])
+hp_qps, pg_qps, hp_cpu, pg_cpu, hp_srv, pg_srv, l_qps, l_cpu, l_srv = (float(x) for x in sys.argv[1:10])
+hp_ir, hp_n, pg1, pg2, n1, n2, c, l_ir, l_n = (int(x) for x in sys.argv[10:19])
 hp_ipq = hp_ir / hp_n
+l_ipq = l_ir / l_n
 pg_ipq = (pg2 - pg1) / (n2 - n1)
-print(f"| one connection, SELECT randomnumber FROM world WHERE id = $1 | hellepoll pg ({c} callers, pipelined) | pgbench -M prepared -c 1 | ratio |")
-print("|---|---:|---:|---:|")
-print(f"| queries per second (median) | {hp_qps:,.0f} | {pg_qps:,.0f} | {hp_qps / pg_qps:.2f}x |")
-print(f"| client user-space instructions per query (callgrind) | {hp_ipq:,.0f} | {pg_ipq:,.0f} | {hp_ipq / pg_ipq:.2f} |")
-print(f"| client CPU per query (user+sys, median) | {hp_cpu:.2f} us | {pg_cpu:.2f} us | {hp_cpu / pg_cpu:.2f} |")
-print(f"| server CPU per query (postmaster + backend, median) | {hp_srv:.2f} us | {pg_srv:.2f} us | {hp_srv / pg_srv:.2f} |")
-print(f"| server CPU busy (server CPU per query x queries per second) | {hp_srv * hp_qps / 1e4:.0f} % | {pg_srv * pg_qps / 1e4:.0f} % | |")
+print(f"| one connection, SELECT randomnumber FROM world WHERE id = $1 | hellepoll pg ({c} callers, pipelined) | the same through libpq (libpq_io) | pgbench -M prepared -c 1 | ratio to pgbench | ratio to libpq_io |")
+print("|---|---:|---:|---:|---:|---:|")
+print(f"| queries per second (median) | {hp_qps:,.0f} | {l_qps:,.0f} | {pg_qps:,.0f} | {hp_qps / pg_qps:.2f}x | {hp_qps / l_qps:.2f}x |")
+print(f"| client user-space instructions per query (callgrind) | {hp_ipq:,.0f} | {l_ipq:,.0f} | {pg_ipq:,.0f} | {hp_ipq / pg_ipq:.2f} | {hp_ipq / l_ipq:.2f} |")
+print(f"| client CPU per query (user+sys, median) | {hp_cpu:.2f} us | {l_cpu:.2f} us | {pg_cpu:.2f} us | {hp_cpu / pg_cpu:.2f} | {hp_cpu / l_cpu:.2f} |")
+print(f"| server CPU per query (postmaster + backend, median) | {hp_srv:.2f} us | {l_srv:.2f} us | {pg_srv:.2f} us | {hp_srv / pg_srv:.2f} | {hp_srv / l_srv:.2f} |")
+print(f"| server CPU busy (server CPU per query x queries per second) | {hp_srv * hp_qps / 1e4:.0f} % | {l_srv * l_qps / 1e4:.0f} % | {pg_srv * pg_qps / 1e4:.0f} % | | |")
 PY
 echo "results in $out"
