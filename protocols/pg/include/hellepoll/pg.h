@@ -31,6 +31,10 @@
  *                  cancelled on the server, best effort);
  *   -ECONNRESET    the connection broke while the query was in flight (it
  *                  may or may not have run; it is not retried);
+ *   -EPROTO        the server sent something malformed or unexpected (the
+ *                  connection is closed; every query in flight on it gets
+ *                  this, and may or may not have run);
+ *   -EMSGSIZE      the query's messages would exceed 1 GiB (this query alone);
  *   -ECONNREFUSED, -EHOSTUNREACH, -EPROTO, -ETIMEDOUT, ...: no connection
  *                  could be made (hp_pg_result_error() has libpq's message);
  *                  while none can, waiting queries fail at once rather than
