@@ -274,8 +274,7 @@ static void on_same(const struct hp_pg_result *res, int status, void *arg)
 static void test_own_protocol_code_and_libpq_give_the_same_answers(void **state)
 {
     static const char *const sqls[SAME_MAX] = {
-        "SELECT 1 AS a, '' AS \"MixedCase\", NULL::text AS mixedcase, 'h\u00e9llo \u65e5\u672c' AS "
-        "u",
+        "SELECT 1 a, '' \"MixedCase\", NULL::text mixedcase, 'h\u00e9llo \u65e5\u672c' u",
         "SELECT g, g * 2 AS twice FROM generate_series(1, 5) g",
         "SELECT 1 WHERE false",
         "CREATE TEMP TABLE IF NOT EXISTS same_t (id int)",
