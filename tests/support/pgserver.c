@@ -25,7 +25,9 @@ static void run_start(struct hp_test_pg *pg, const char *port)
     long pid = 0;
     int p = 0;
 
-    snprintf(cmd, sizeof(cmd), "'%s' start '%s' %s", HP_PGTMP, pg->dir, port);
+    /* The watchdog stops the server if this process dies before its cleanup. */
+    snprintf(cmd, sizeof(cmd), "HP_PGTMP_OWNER=%ld '%s' start '%s' %s", (long)getpid(), HP_PGTMP,
+             pg->dir, port);
     f = popen(cmd, "r");
     if (!f)
         fail_msg("cannot run %s", cmd);

@@ -5,6 +5,9 @@
 #   pgtmp.sh start DIR [PORT]   start on 127.0.0.1:PORT (a free one if not given), Unix socket
 #                               in DIR; prints "PORT=<p> PID=<postmaster pid> SOCKDIR=<DIR>"
 #                               and returns once the server accepts connections
+#                               With HP_PGTMP_OWNER=PID in the environment, a watchdog
+#                               stops the server and removes DIR once process PID is gone
+#                               (a test that crashed never reaches its own cleanup)
 #   pgtmp.sh stop  DIR          fast shutdown of the postmaster by PID, waits until it is gone
 #   pgtmp.sh psql  DIR ARGS...  psql as the superuser "postgres" into database "postgres"
 #   pgtmp.sh bin                print the directory of the server binaries (exit 1 if missing)
@@ -58,6 +61,20 @@ start)
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50 -c shared_buffers=32MB" \
         >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
     pid=$(head -1 "$dir/data/postmaster.pid")
+    owner=${HP_PGTMP_OWNER:-}
+    if [ -n "$owner" ]; then
+        # The watchdog: detached from the caller's pipes, it ends with the server.
+        (
+            while kill -0 "$pid" 2>/dev/null; do
+                if ! kill -0 "$owner" 2>/dev/null; then
+                    "$0" stop "$dir" || true
+                    rm -rf "$dir"
+                    exit 0
+                fi
+                sleep 1
+            done
+        ) </dev/null >/dev/null 2>&1 &
+    fi
     echo "PORT=$port PID=$pid SOCKDIR=$dir"
     ;;
 stop)
