@@ -33,7 +33,6 @@
  * PGconn, and waits on the pool's dead list to be freed.
  */
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -43,10 +42,6 @@
 #include <sys/socket.h>
 
 #include "internal.h"
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* no such flag: SO_NOSIGPIPE is set instead (connected()) */
-#endif
 
 #define FLUSH_AT \
     ((size_t)64 << 10) /* wire mode: queued bytes sent at once, not at the iteration's end */
@@ -374,19 +369,37 @@ static struct pgstmt *add_stmt(struct pgconn *c, const char *name)
     if (!s)
         return NULL;
     memcpy(s->name, name, n);
+    s->id = ++c->stmt_ids;
     s->next = c->stmts;
     c->stmts = s;
     return s;
 }
 
 /*
- * A prepare failed: the next use prepares again. Its description may still
- * be followed by queries in flight (pgq.desc), so it is retired, not freed.
+ * The statement a query in flight was sent with, if it is still prepared.
+ * Queries hold its id, not its address: a statement dropped meanwhile may
+ * have its memory reused by another one.
  */
-static void drop_stmt(struct pgconn *c, struct pgstmt *stmt)
+static struct pgstmt *stmt_of(const struct pgconn *c, uint64_t id)
+{
+    for (struct pgstmt *s = c->stmts; s; s = s->next) {
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+/*
+ * A prepare failed, or the server lost the statement: the next use prepares
+ * again. Its description may still be followed by queries in flight
+ * (pgq.desc), so it is retired, not freed. An id already dropped is a no-op.
+ */
+static void drop_stmt(struct pgconn *c, uint64_t id)
 {
     for (struct pgstmt **p = &c->stmts; *p; p = &(*p)->next) {
-        if (*p == stmt) {
+        struct pgstmt *stmt = *p;
+
+        if (stmt->id == id) {
             *p = stmt->next;
             if (stmt->desc) {
                 stmt->desc->next = c->retired;
@@ -396,15 +409,6 @@ static void drop_stmt(struct pgconn *c, struct pgstmt *stmt)
             return;
         }
     }
-}
-
-static bool stmt_alive(const struct pgconn *c, const struct pgstmt *stmt)
-{
-    for (const struct pgstmt *s = c->stmts; s; s = s->next) {
-        if (s == stmt)
-            return true;
-    }
-    return false;
 }
 
 static void free_retired(struct pgconn *c)
@@ -421,23 +425,20 @@ static void free_retired(struct pgconn *c)
 static int send_out(struct pgconn *c)
 {
     struct pgout *o = &c->out;
-    int fd = PQsocket(c->pg);
 
     while (o->sent < o->len) {
-        ssize_t n = send(fd, o->buf + o->sent, o->len - o->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = hp_io_write(&c->io, o->buf + o->sent, o->len - o->sent);
 
-        if (n >= 0) {
-            o->sent += (size_t)n;
-        } else if (errno == EAGAIN) {           /* == EWOULDBLOCK on every supported system */
-            hp_io_drained(&c->io, HP_WRITABLE); /* edge-triggered: wake when there is room */
-            break;
-        } else if (errno != EINTR) {
+        if (n == -EAGAIN)
+            break; /* recorded: the edge-triggered watcher wakes when there is room */
+        if (n < 0) {
             char msg[200];
 
-            snprintf(msg, sizeof(msg), "could not send to the server: %s", hp_strerror(-errno));
+            snprintf(msg, sizeof(msg), "could not send to the server: %s", hp_strerror((int)n));
             hp__pg_conn_break(c, -ECONNRESET, msg);
             return -1;
         }
+        o->sent += (size_t)n;
     }
     hp__pg_out_compact(o);
     return o->len > 0;
@@ -504,20 +505,22 @@ out:
 static int write_wire(struct pgconn *c, struct pgq *q)
 {
     bool parse = q->kind != Q_PREPARED;
+    struct pgstmt *stmt = NULL;
     int err;
 
     q->desc = NULL;
-    if (!parse && !(q->stmt = find_stmt(c, q->name))) {
-        if (!(q->stmt = add_stmt(c, q->name)))
+    if (!parse && !(stmt = find_stmt(c, q->name))) {
+        if (!(stmt = add_stmt(c, q->name)))
             return -ENOMEM;
         parse = q->with_prepare = true;
     } else if (!parse) {
-        q->desc = q->stmt->desc; /* NULL until an execution described it */
+        q->desc = stmt->desc; /* NULL until an execution described it */
     }
+    q->stmt_id = stmt ? stmt->id : 0;
     err = hp__pg_wire_query(&c->out, parse, !q->desc, q->kind == Q_PREPARED ? q->name : "", q->sql,
                             q->nparams, q->values, q->lengths);
     if (err && q->with_prepare)
-        drop_stmt(c, q->stmt);
+        drop_stmt(c, q->stmt_id);
     return err;
 }
 
@@ -525,10 +528,11 @@ static int write_wire(struct pgconn *c, struct pgq *q)
 static void write_libpq(struct pgconn *c, struct pgq *q)
 {
     PGconn *pg = c->pg;
+    struct pgstmt *stmt = NULL;
     int ok;
 
-    if (q->kind == Q_PREPARED && !(q->stmt = find_stmt(c, q->name))) {
-        if (!(q->stmt = add_stmt(c, q->name))) {
+    if (q->kind == Q_PREPARED && !(stmt = find_stmt(c, q->name))) {
+        if (!(stmt = add_stmt(c, q->name))) {
             hp__pg_conn_break(c, -ENOMEM, "out of memory");
             return;
         }
@@ -538,6 +542,7 @@ static void write_libpq(struct pgconn *c, struct pgq *q)
         }
         q->with_prepare = true;
     }
+    q->stmt_id = stmt ? stmt->id : 0;
     if (q->kind == Q_PREPARED)
         ok = PQsendQueryPrepared(pg, q->name, q->nparams, q->values, NULL, NULL, 0);
     else
@@ -655,7 +660,7 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
 
     if (q->with_prepare && !q->prep_done) {
         if (failed) {
-            drop_stmt(c, q->stmt);
+            drop_stmt(c, q->stmt_id);
             if (!q->res) {
                 q->res = r;
                 return;
@@ -669,7 +674,7 @@ static void take_result(struct pgconn *c, struct pgq *q, PGresult *r)
 
         /* Deallocated behind our back (DEALLOCATE, DISCARD ALL): prepare again next time. */
         if (state && strcmp(state, "26000") == 0)
-            drop_stmt(c, q->stmt);
+            drop_stmt(c, q->stmt_id);
     }
     if (!q->res) {
         q->res = r;
@@ -768,8 +773,10 @@ static void read_results(struct pgconn *c)
 /* Wire mode: the head query's columns are known; keep them for its statement's next runs. */
 static void learn(struct pgconn *c, struct pgq *q)
 {
-    if (q->kind == Q_PREPARED && !q->desc && stmt_alive(c, q->stmt) && !q->stmt->desc)
-        q->stmt->desc = hp__pg_desc_new(&c->build); /* without memory: described next time */
+    struct pgstmt *stmt = q->kind == Q_PREPARED && !q->desc ? stmt_of(c, q->stmt_id) : NULL;
+
+    if (stmt && !stmt->desc)
+        stmt->desc = hp__pg_desc_new(&c->build); /* without memory: described next time */
 }
 
 /* Wire mode: one backend message. */
@@ -830,11 +837,11 @@ static int on_message(struct pgconn *c, const struct pgmsg *m)
         if ((err = hp__pg_wire_error(&c->build, m)) != 0)
             return err;
         if (q->kind == Q_PREPARED && q->with_prepare && !q->prep_done) {
-            drop_stmt(c, q->stmt); /* the prepare failed: the next use prepares again */
+            drop_stmt(c, q->stmt_id); /* the prepare failed: the next use prepares again */
             q->with_prepare = false;
         } else if (q->kind == Q_PREPARED && c->build.sqlstate != SIZE_MAX &&
                    strcmp(c->build.data + c->build.sqlstate, "26000") == 0) {
-            drop_stmt(c, q->stmt); /* deallocated behind our back (DEALLOCATE, DISCARD ALL) */
+            drop_stmt(c, q->stmt_id); /* deallocated behind our back (DEALLOCATE, DISCARD ALL) */
         }
         return 0;
     case 'Z': /* ReadyForQuery: the query's Sync */
@@ -884,16 +891,12 @@ static int read_once(struct pgconn *c, bool hup)
         return -1;
     }
     room = c->incap - c->inlen;
-    do
-        n = recv(PQsocket(c->pg), c->in + c->inlen, room, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-        if (n < 0 && errno == EAGAIN) {
-            hp_io_drained(&c->io, HP_READABLE);
-            return 0;
-        }
+    n = hp_io_read(&c->io, c->in + c->inlen, room);
+    if (n == -EAGAIN)
+        return 0; /* recorded: the next arrival is a new edge */
+    if (n < 0) {
         hp__pg_conn_break(c, -ECONNRESET,
-                          n == 0 ? "the server closed the connection" : hp_strerror(-errno));
+                          n == HP_EOF ? "the server closed the connection" : hp_strerror((int)n));
         return -1;
     }
     c->inlen += (size_t)n;
@@ -1068,7 +1071,7 @@ void hp__pg_conn_free(struct pgconn *c)
 {
     hp__pg_resolve_detach(c);
     while (c->stmts)
-        drop_stmt(c, c->stmts);
+        drop_stmt(c, c->stmts->id);
     free_retired(c);
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);

@@ -58,7 +58,7 @@ struct pgq {
     int status;     /* for the done list */
     int nparams;
     const char *sql, *name;    /* the caller's, unless copied: valid in the call only */
-    struct pgstmt *stmt;       /* Q_PREPARED in flight: its statement (compared, never followed) */
+    uint64_t stmt_id;          /* Q_PREPARED in flight: its statement's id (it may be gone) */
     const struct pgdesc *desc; /* wire mode: sent without Describe, its columns are these */
     const char *const *values;
     const int *lengths;
@@ -69,6 +69,7 @@ struct pgq {
 
 struct pgstmt {
     struct pgstmt *next;
+    uint64_t id;         /* unique on its connection: queries name it by this (conn.c) */
     struct pgdesc *desc; /* wire mode: its columns, once an execution described them */
     char name[];
 };
@@ -99,6 +100,7 @@ struct pgconn {
     struct pgq *head, *tail;     /* in flight, in order */
     unsigned inflight;
     struct pgstmt *stmts;   /* statements prepared here */
+    uint64_t stmt_ids;      /* ids given out so far */
     struct pgdesc *retired; /* of dropped statements: freed once nothing is in flight */
     struct pgbuild build;   /* the head query's answer as it is read (both modes) */
     struct pgout out;       /* wire mode: queries not yet sent */
