@@ -1404,7 +1404,16 @@ static void test_backend_killed_mid_query_then_recovery(void **state)
     assert_int_equal(neighbour.calls, 1);
     assert_true(slow.status == -ECONNRESET || slow.status == HP_PG_ESERVER);
     assert_true(neighbour.status != 0);
+    assert_true(slow.err[0] != '\0');
     until_success(f, "SELECT 1"); /* the server restarts its backends; the pool reconnects */
+    /* A later failure of one query carries its own text, not the lost connection's. */
+    memset(&slow, 0, sizeof(slow));
+    assert_int_equal(query(f, "SELECT pg_sleep(30)", 0, NULL, &slow), 0);
+    assert_int_equal(hp_pg_cancel(f->pool, &slow), 1);
+    run_count(f, f->done + 1);
+    assert_int_equal(slow.status, -ECANCELED);
+    assert_string_equal(slow.err, "cancelled by hp_pg_cancel()");
+    assert_string_not_equal(slow.err, neighbour.err);
 }
 
 static void test_server_restart_is_recovered_without_a_new_pool(void **state)

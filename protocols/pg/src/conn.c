@@ -565,7 +565,7 @@ int hp__pg_conn_send(struct pgconn *c, struct pgq *q)
         int err = write_wire(c, q);
 
         if (err) {
-            hp__pg_q_done_later(q, err); /* too large, or no memory: this query alone fails */
+            hp__pg_q_done_later(q, err, NULL); /* too large, or no memory: it alone fails */
             return 0;
         }
     }

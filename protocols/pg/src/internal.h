@@ -53,9 +53,10 @@ struct pgq {
     bool with_prepare; /* the prepare went in the same sync segment */
     bool prep_done;    /* the prepare's results ended */
     bool cancel_sent;
-    bool abandoned; /* timed out in flight: the answer is awaited and dropped */
-    bool no_cancel; /* abandoned by hp_pg_cancel() while queued: no PQcancel unless late */
-    int status;     /* for the done list */
+    bool abandoned;  /* timed out in flight: the answer is awaited and dropped */
+    bool no_cancel;  /* abandoned by hp_pg_cancel() while queued: no PQcancel unless late */
+    int status;      /* for the done list */
+    const char *msg; /* for the done list: its text (outlives the entry), or NULL */
     int nparams;
     const char *sql, *name;    /* the caller's, unless copied: valid in the call only */
     uint64_t stmt_id;          /* Q_PREPARED in flight: its statement's id (it may be gone) */
@@ -179,7 +180,7 @@ void hp__pg_conn_ready(struct pgconn *c);
 void hp__pg_conn_cancel_head(struct pgconn *c);
 void hp__pg_conn_failed(struct pgconn *c);
 void hp__pg_deliver(struct pgq *q, const struct hp_pg_result *res);
-void hp__pg_q_done_later(struct pgq *q, int status);
+void hp__pg_q_done_later(struct pgq *q, int status, const char *msg);
 void hp__pg_q_release(struct pgq *q);
 void hp__pg_begin_done(struct pgq *q, int status);
 void hp__pg_end_done(struct pgq *q, const struct hp_pg_result *res);

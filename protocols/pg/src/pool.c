@@ -245,11 +245,17 @@ static void fail(struct pgq *q, int status, const char *msg)
     hp__pg_deliver(q, &r);
 }
 
-void hp__pg_q_done_later(struct pgq *q, int status)
+/*
+ * Report @p q on a later iteration with @p status and @p msg: the text of
+ * its own failure (a dead connection's message lives until the done list
+ * is empty), or NULL for hp_pg_strerror's.
+ */
+void hp__pg_q_done_later(struct pgq *q, int status, const char *msg)
 {
     struct hp_pg_pool *pool = q->pool;
 
     q->status = status;
+    q->msg = msg;
     q->next = NULL;
     if (pool->done_tail)
         pool->done_tail->next = q;
@@ -547,7 +553,7 @@ void hp__pg_conn_failed(struct pgconn *c)
         if (q->kind == Q_HEALTH)
             hp__pg_q_release(q);
         else
-            hp__pg_q_done_later(q, status);
+            hp__pg_q_done_later(q, status, c->errmsg); /* c is freed after the done list */
     }
     c->tail = NULL;
     if (c->txn) {
@@ -632,7 +638,7 @@ static void on_kick(struct hp_defer *d)
         pool->done_head = q->next;
         if (!pool->done_head)
             pool->done_tail = NULL;
-        fail(q, q->status, pool->down_msg);
+        fail(q, q->status, q->msg);
     }
     while (pool->down && pool->nup == 0 && pool->nconnecting == 0 && pool->wait_head &&
            !pool->closing) {
@@ -769,7 +775,7 @@ static unsigned cancel_in_flight(struct pgconn *c, const void *arg, struct pgq *
         carrier->cb = q->cb;
         carrier->tcb = q->tcb;
         carrier->arg = q->arg;
-        hp__pg_q_done_later(carrier, -ECANCELED);
+        hp__pg_q_done_later(carrier, -ECANCELED, "cancelled by hp_pg_cancel()");
         q->cb = NULL;
         q->tcb = NULL;
         q->abandoned = true;
@@ -815,7 +821,7 @@ int hp_pg_cancel(struct hp_pg_pool *pool, void *arg)
         wait_unlink(pool, q);
         if (q->kind == Q_BEGIN)
             unreserve(pool, q);
-        hp__pg_q_done_later(q, -ECANCELED);
+        hp__pg_q_done_later(q, -ECANCELED, "cancelled by hp_pg_cancel()");
         n++;
     }
     for (struct pgconn *c = pool->conns; c; c = c->next)
@@ -983,7 +989,7 @@ static int submit(struct hp_pg_pool *pool, struct pgq *q, uint64_t timeout_ms)
         if (q->txn->conn)
             hp__pg_conn_send(q->txn->conn, q);
         else
-            hp__pg_q_done_later(q, -ECONNRESET);
+            hp__pg_q_done_later(q, -ECONNRESET, "the transaction's connection was lost");
         return 0;
     }
     c = pool->nwaiting && q->kind != Q_LISTEN ? NULL : pick(pool, q);
@@ -1229,7 +1235,7 @@ int hp_pg_unlisten(struct hp_pg_pool *pool, const char *channel, hp_pg_query_cb 
         q->kind = Q_PLAIN;
         q->cb = cb ? cb : ignore_result;
         q->arg = arg;
-        hp__pg_q_done_later(q, 0);
+        hp__pg_q_done_later(q, 0, NULL);
     } else {
         err = -ENOMEM;
     }
