@@ -1704,6 +1704,72 @@ static void test_out_of_memory_anywhere_keeps_every_promise(void **state)
     assert_true(clean);
 }
 
+/*
+ * A rolling pipeline on one connection that is never idle: DEALLOCATE ALL,
+ * then the prepared statement (26000, dropped: its description retired),
+ * then it again, prepared and described anew, and so on. Each callback sends
+ * the next query, so three are always in flight.
+ */
+struct rolling {
+    struct fixture *f;
+    struct failing *fa;
+    unsigned sent, ended, failed;
+    long live_at[2]; /* the pool's live allocations after 60 and after 300 queries */
+};
+
+static void roll(struct rolling *r);
+
+static void on_rolled(const struct hp_pg_result *res, int status, void *arg)
+{
+    struct rolling *r = arg;
+
+    (void)res;
+    r->ended++;
+    r->failed += status != 0;
+    if (r->ended == 60)
+        r->live_at[0] = r->fa->live;
+    if (r->ended == 300)
+        r->live_at[1] = r->fa->live;
+    r->f->done++;
+    if (r->sent < 303)
+        roll(r);
+}
+
+static void roll(struct rolling *r)
+{
+    unsigned k = r->sent++;
+    int err = k % 6 == 0 ? hp_pg_query(r->f->pool, "DEALLOCATE ALL", 0, NULL, NULL, 0, on_rolled, r)
+                         : hp_pg_query_prepared(r->f->pool, "roll", "SELECT 1 AS one", 0, NULL,
+                                                NULL, 0, on_rolled, r);
+
+    assert_int_equal(err, 0);
+}
+
+static void test_dropped_statements_under_constant_load_do_not_pile_up(void **state)
+{
+    struct fixture *f = *state;
+    struct failing fa = {.left = -1};
+    struct hp_pg_pool_opts o = {.max_conns = 1, .alloc = {failing_realloc, failing_free, &fa}};
+    struct rolling r = {.f = f, .fa = &fa};
+    struct call warm;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    f->done = 0;
+    for (int i = 0; i < 3; i++)
+        roll(&r);
+    run_count(f, 303);
+    assert_int_equal(r.ended, 303);
+    assert_true(r.failed >= 50); /* at least one 26000 after each DEALLOCATE */
+    assert_true(r.failed < 303 / 2);
+    /* 40 statements were dropped between the two counts: none of them is still held. */
+    assert_true(r.live_at[1] - r.live_at[0] <= 2);
+    hp_pg_pool_free(f->pool);
+    f->pool = NULL;
+    assert_int_equal(fa.live, 0);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1763,6 +1829,7 @@ int main(void)
         T(test_free_from_inside_a_callback),
         T(test_free_while_a_cancel_is_blocked),
         T(test_out_of_memory_anywhere_keeps_every_promise),
+        T(test_dropped_statements_under_constant_load_do_not_pile_up),
     };
 
     libpq_io = getenv("HP_TEST_PG_LIBPQ_IO") && strcmp(getenv("HP_TEST_PG_LIBPQ_IO"), "1") == 0;

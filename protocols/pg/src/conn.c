@@ -392,7 +392,9 @@ static struct pgstmt *stmt_of(const struct pgconn *c, uint64_t id)
 /*
  * A prepare failed, or the server lost the statement: the next use prepares
  * again. Its description may still be followed by queries in flight
- * (pgq.desc), so it is retired, not freed. An id already dropped is a no-op.
+ * (pgq.desc), so it is retired until those have ended (queries end in the
+ * order they were sent, and later ones never follow it), not freed. An id
+ * already dropped is a no-op.
  */
 static void drop_stmt(struct pgconn *c, uint64_t id)
 {
@@ -401,7 +403,10 @@ static void drop_stmt(struct pgconn *c, uint64_t id)
 
         if (stmt->id == id) {
             *p = stmt->next;
-            if (stmt->desc) {
+            if (stmt->desc && c->inflight == 0) {
+                hp__pg_desc_free(&c->pool->alloc, stmt->desc);
+            } else if (stmt->desc) {
+                stmt->desc->behind = c->inflight;
                 stmt->desc->next = c->retired;
                 c->retired = stmt->desc;
             }
@@ -411,13 +416,19 @@ static void drop_stmt(struct pgconn *c, uint64_t id)
     }
 }
 
-static void free_retired(struct pgconn *c)
+/* One query of @p c ended (@p all: the connection is freed): free the retired that waited for it.
+ */
+static void free_retired(struct pgconn *c, bool all)
 {
-    while (c->retired) {
-        struct pgdesc *d = c->retired;
+    for (struct pgdesc **p = &c->retired; *p;) {
+        struct pgdesc *d = *p;
 
-        c->retired = d->next;
-        hp__pg_desc_free(&c->pool->alloc, d);
+        if (all || --d->behind == 0) {
+            *p = d->next;
+            hp__pg_desc_free(&c->pool->alloc, d);
+        } else {
+            p = &d->next;
+        }
     }
 }
 
@@ -698,6 +709,8 @@ static void complete_head(struct pgconn *c, int status)
         c->tail = NULL;
     c->inflight--;
     pool->st.in_flight--;
+    if (c->retired) /* its answer is in c->build: q->desc is not followed again */
+        free_retired(c, false);
     q->conn = NULL;
     hp__pg_build_result(&c->build, status, &res);
     switch (q->kind) {
@@ -718,8 +731,6 @@ static void complete_head(struct pgconn *c, int status)
     if (pool->closing) /* a pool freed from the callback has freed its connections */
         return;
     hp__pg_build_reset(&c->build);
-    if (!c->head)
-        free_retired(c);
 }
 
 /* libpq mode: the head query's answer, from q->res into c->build. */
@@ -1072,7 +1083,7 @@ void hp__pg_conn_free(struct pgconn *c)
     hp__pg_resolve_detach(c);
     while (c->stmts)
         drop_stmt(c, c->stmts->id);
-    free_retired(c);
+    free_retired(c, true);
     hp_io_stop(&c->io);
     hp_timer_stop(&c->timer);
     hp_timer_stop(&c->qtimer);

@@ -102,7 +102,7 @@ struct pgconn {
     unsigned inflight;
     struct pgstmt *stmts;   /* statements prepared here */
     uint64_t stmt_ids;      /* ids given out so far */
-    struct pgdesc *retired; /* of dropped statements: freed once nothing is in flight */
+    struct pgdesc *retired; /* of dropped statements: freed once the queries then in flight end */
     struct pgbuild build;   /* the head query's answer as it is read (both modes) */
     struct pgout out;       /* wire mode: queries not yet sent */
     char *in;               /* wire mode: bytes received, [0, inlen) */

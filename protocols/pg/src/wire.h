@@ -68,6 +68,7 @@ struct pgbuild {
  */
 struct pgdesc {
     struct pgdesc *next; /* retired ones (conn.c) */
+    unsigned behind;     /* retired: queries in flight that may still use it (conn.c) */
     int cols;
     size_t len;    /* bytes of names, NUL-terminated, after offs */
     size_t offs[]; /* cols offsets into the names */
