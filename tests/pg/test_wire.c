@@ -316,12 +316,20 @@ struct fixture {
     struct hp_pg_pool *pool;
     struct notified note;
     char conninfo[160];
+    const struct hostile_case *hostile; /* the test's, if it runs one */
 };
 
+/* A hostile reply, made into the script by make(). */
+struct hostile_case {
+    void (*make)(struct bytes *);
+};
+
+/* *state: NULL, or the hostile_case of the test (cmocka's initial state). */
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
+    f->hostile = *state;
     f->loop = hp_test_loop_new(&f->log);
     *state = f;
     return 0;
@@ -400,12 +408,12 @@ static void test_answers_cut_into_single_bytes_are_read_whole(void **state)
 }
 
 /* A hostile reply: the query fails with -EPROTO, once; the next query gets a new connection. */
-static void hostile(void **state, void (*make)(struct bytes *))
+static void test_hostile_reply(void **state)
 {
     struct fixture *f = *state;
     struct got g = {0};
 
-    make(&f->s.replies[0]);
+    f->hostile->make(&f->s.replies[0]);
     answer(&f->s.replies[1], "ok", 2); /* never sent on the broken connection */
     f->s.nreplies = 2;
     start(f);
@@ -469,41 +477,6 @@ static void row_before_description(struct bytes *b)
     datarow(b, 1, vals, lens);
 }
 
-static void test_hostile_length_fields(void **state)
-{
-    hostile(state, bad_length);
-}
-
-static void test_hostile_message_over_the_limit(void **state)
-{
-    hostile(state, huge_length);
-}
-
-static void test_hostile_row_wider_than_its_description(void **state)
-{
-    hostile(state, row_wider_than_description);
-}
-
-static void test_hostile_value_past_the_end_of_its_row(void **state)
-{
-    hostile(state, value_past_the_message);
-}
-
-static void test_hostile_unknown_message(void **state)
-{
-    hostile(state, unknown_message);
-}
-
-static void test_hostile_unterminated_error(void **state)
-{
-    hostile(state, unterminated_error);
-}
-
-static void test_hostile_row_without_description(void **state)
-{
-    hostile(state, row_before_description);
-}
-
 static void test_pool_recovers_after_a_hostile_reply(void **state)
 {
     struct fixture *f = *state;
@@ -525,20 +498,26 @@ static void test_pool_recovers_after_a_hostile_reply(void **state)
     free(g.text);
 }
 
+/* One test per hostile reply, named after the function that makes it. */
+#define HOSTILE(make)                                                          \
+    {                                                                          \
+        .name = "test_hostile_reply: " #make, .test_func = test_hostile_reply, \
+        .setup_func = setup, .teardown_func = teardown,                        \
+        .initial_state = &(struct hostile_case){make},                         \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_answers_cut_into_single_bytes_are_read_whole, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_length_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_message_over_the_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_row_wider_than_its_description, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_value_past_the_end_of_its_row, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_unknown_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_unterminated_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_row_without_description, setup, teardown),
+        HOSTILE(bad_length),
+        HOSTILE(huge_length),
+        HOSTILE(row_wider_than_description),
+        HOSTILE(value_past_the_message),
+        HOSTILE(unknown_message),
+        HOSTILE(unterminated_error),
+        HOSTILE(row_before_description),
         cmocka_unit_test_setup_teardown(test_pool_recovers_after_a_hostile_reply, setup, teardown),
     };
 
