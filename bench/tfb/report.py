@@ -123,7 +123,7 @@ def main():
                "with 16 pipelined requests per write in the HTTP benchmark "
                "([bench/http/results.md](../http/results.md), another run): "
                f"{ours / ngx:.1f}× (goal ≥1×: {'met' if ours >= ngx else 'NOT met'})."]
-    md.append("")
+    md += ["", "Notes written by hand on this run and earlier ones: [notes.md](notes.md).", ""]
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write("\n".join(md))
     chart(d, rows, apps, tests)
