@@ -4,7 +4,8 @@
  * pipelined PostgreSQL client and an LRU cache, one of each per worker.
  *
  * Usage: tfb [--host ADDR] [--port N] [--dsn CONNINFO] [--workers N] [--pool N]
- *            [--batch N] [--memcached HOST:PORT] [the common options of examples/common]
+ *            [--batch N] [--pipeline-hold N] [--memcached HOST:PORT]
+ *            [the common options of examples/common]
  *
  *   GET /json                 {"message":"Hello, World!"}
  *   GET /plaintext            Hello, World!
@@ -17,7 +18,10 @@
  * --dsn is a libpq connection string (examples/tfb/setup-db.sh prints one);
  * --pool is the number of database connections of each worker; --batch is
  * how many queries of one loop iteration share a connection (the pool's
- * max_batch; default 1, each on the least busy one); --memcached
+ * max_batch; default 1, each on the least busy one); --pipeline-hold is
+ * the pool's pipeline_hold (default 2: while two queries sent on a
+ * connection await their answers, new ones wait and leave together with the
+ * next answers; 0 sends each loop iteration's queries at its end); --memcached
  * puts the cached-queries cache in memcached instead of each worker's LRU
  * (in builds with the memcached module). The server
  * writes Date (updated every second) and Server headers on every response.
@@ -42,11 +46,13 @@ static struct {
     const char *memcached; /* HOST:PORT, or NULL for the in-process cache */
     unsigned pool;
     unsigned batch;
+    unsigned hold;
     struct hp_router *router;
 } cfg = {.dsn = "host=127.0.0.1 port=5432 dbname=hello_world user=benchmarkdbuser "
                 "password=benchmarkdbpass",
          .pool = 8,
-         .batch = 1};
+         .batch = 1,
+         .hold = 2};
 
 /* ---- shared helpers (tfb.h) ------------------------------------------- */
 
@@ -167,6 +173,7 @@ static int worker_start(void *data, struct hp_loop *loop)
         .min_conns = cfg.pool,
         .max_conns = cfg.pool,
         .max_batch = cfg.batch,
+        .pipeline_hold = cfg.hold,
         .max_waiting = 1u << 16, /* 500-row requests from many connections */
     };
 
@@ -218,34 +225,32 @@ static void worker_done(void *data)
 
 /* ---- options and routes ------------------------------------------------- */
 
+/* The value of a numeric flag: 2 (flag and value taken), or -1 with a message. */
+static int number(const char *opt, const char *value, long lo, long hi, unsigned *out)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+
+    if (*value == '\0' || *end != '\0' || n < lo || n > hi) {
+        fprintf(stderr, "tfb: %s must be %ld..%ld\n", opt, lo, hi);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 2;
+}
+
 static int option(const char *opt, const char *value)
 {
     if (strcmp(opt, "--dsn") == 0 && value != NULL) {
         cfg.dsn = value;
         return 2;
     }
-    if (strcmp(opt, "--pool") == 0 && value != NULL) {
-        char *end;
-        long n = strtol(value, &end, 10);
-
-        if (*value == '\0' || *end != '\0' || n < 1 || n > 1000) {
-            fprintf(stderr, "tfb: --pool must be 1..1000\n");
-            return -1;
-        }
-        cfg.pool = (unsigned)n;
-        return 2;
-    }
-    if (strcmp(opt, "--batch") == 0 && value != NULL) {
-        char *end;
-        long n = strtol(value, &end, 10);
-
-        if (*value == '\0' || *end != '\0' || n < 1 || n > 256) {
-            fprintf(stderr, "tfb: --batch must be 1..256\n");
-            return -1;
-        }
-        cfg.batch = (unsigned)n;
-        return 2;
-    }
+    if (strcmp(opt, "--pool") == 0 && value != NULL)
+        return number(opt, value, 1, 1000, &cfg.pool);
+    if (strcmp(opt, "--batch") == 0 && value != NULL)
+        return number(opt, value, 1, 256, &cfg.batch);
+    if (strcmp(opt, "--pipeline-hold") == 0 && value != NULL)
+        return number(opt, value, 0, 256, &cfg.hold);
     if (strcmp(opt, "--memcached") == 0 && value != NULL) {
 #ifdef TFB_HAVE_MEMCACHED
         cfg.memcached = value;
@@ -295,7 +300,8 @@ int main(int argc, char **argv)
         .worker_stop = worker_stop,
         .worker_done = worker_done,
         .option = option,
-        .options_usage = "[--dsn CONNINFO] [--pool N] [--batch N] [--memcached HOST:PORT]\n",
+        .options_usage = "[--dsn CONNINFO] [--pool N] [--batch N]\n"
+                         "             [--pipeline-hold N] [--memcached HOST:PORT]\n",
     };
     int status;
 

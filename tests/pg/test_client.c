@@ -505,32 +505,56 @@ static void test_failing_query_does_not_abort_its_neighbours(void **state)
         assert_int_equal(c[i].calls, 1);
 }
 
-static void test_many_concurrent_callers_get_their_own_answers(void **state)
+/* 3000 callers at once on two connections, one in seven failing on the server. */
+static void many_callers(struct fixture *f, unsigned pipeline_hold)
 {
-    struct fixture *f = *state;
-    struct hp_pg_pool_opts o = {.max_conns = 2, .max_pipeline = 64, .max_waiting = 4096};
+    struct hp_pg_pool_opts o = {
+        .max_conns = 2, .max_pipeline = 64, .max_waiting = 4096, .pipeline_hold = pipeline_hold};
     enum { N = 3000 };
     struct call *c = calloc(N, sizeof(*c));
     char num[N][12];
 
-    NEED_SERVER();
     f->pool = pool_new(f, &o);
     for (int i = 0; i < N; i++) {
         const char *v[1] = {num[i]};
 
         snprintf(num[i], sizeof(num[i]), "%d", i);
         c[i].done = &f->done;
-        assert_int_equal(hp_pg_query_prepared(f->pool, "plus", "SELECT $1::int * 2", 1, v, NULL, 0,
-                                              on_result, &c[i]),
-                         0);
+        if (i % 7 == 3)
+            assert_int_equal(query(f, "SELECT 1/0", 0, NULL, &c[i]), 0);
+        else
+            assert_int_equal(hp_pg_query_prepared(f->pool, "plus", "SELECT $1::int * 2", 1, v, NULL,
+                                                  0, on_result, &c[i]),
+                             0);
     }
     run_count(f, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(c[i].calls, 1);
-        assert_int_equal(c[i].status, 0);
-        assert_int_equal(c[i].num, 2 * i);
+        if (i % 7 == 3) {
+            assert_int_equal(c[i].status, HP_PG_ESERVER);
+            assert_string_equal(c[i].sqlstate, "22012");
+        } else {
+            assert_int_equal(c[i].status, 0);
+            assert_int_equal(c[i].num, 2 * i);
+        }
     }
     free(c);
+}
+
+static void test_many_concurrent_callers_get_their_own_answers(void **state)
+{
+    NEED_SERVER();
+    many_callers(*state, 0);
+}
+
+/*
+ * With pipeline_hold, the queries written while the server works on
+ * earlier ones leave with the next answers: every caller still gets its own.
+ */
+static void test_held_back_queries_get_their_own_answers(void **state)
+{
+    NEED_SERVER();
+    many_callers(*state, 2);
 }
 
 static void test_prepared_once_per_connection(void **state)
@@ -1800,6 +1824,7 @@ int main(void)
         T(test_bad_arguments_are_refused_without_callback),
         T(test_failing_query_does_not_abort_its_neighbours),
         T(test_many_concurrent_callers_get_their_own_answers),
+        T(test_held_back_queries_get_their_own_answers),
         T(test_queries_of_one_iteration_spread_over_idle_connections),
         T(test_max_batch_keeps_queries_of_one_iteration_together),
         T(test_many_queries_of_one_iteration_one_failing),

@@ -134,6 +134,11 @@ struct script {
     uint16_t port;
     pthread_t thread;
     atomic_int conns; /* connections accepted */
+    /* gate_at > 0: the reply to Sync number gate_at (1, 2, ...) waits until gate[0] is readable. */
+    int gate_at;
+    int gate[2];
+    atomic_bool at_gate; /* that Sync has arrived */
+    atomic_int early;    /* when the gate opened, more was already readable: 1, else 0 */
 };
 
 static bool wait_fd(int fd, short ev)
@@ -231,6 +236,15 @@ static void *serve(void *arg)
                 break;
             if (type == 'S' && next < s->nreplies) {
                 const struct bytes *r = &s->replies[next++];
+
+                if (next == s->gate_at && s->conns == 1) {
+                    struct pollfd more = {.fd = fd, .events = POLLIN};
+
+                    s->at_gate = true;
+                    if (!wait_fd(s->gate[0], POLLIN))
+                        break;
+                    s->early = poll(&more, 1, 0) == 1;
+                }
 
                 if (!write_n(fd, r->p, r->len, s->bytewise))
                     break;
@@ -349,9 +363,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static void start(struct fixture *f)
+static void start(struct fixture *f, unsigned pipeline_hold)
 {
     struct hp_pg_pool_opts o = {.max_conns = 1,
+                                .pipeline_hold = pipeline_hold,
                                 .reconnect_min_ms = 5,
                                 .reconnect_max_ms = 5,
                                 .query_timeout_ms = IO_TIMEOUT_MS,
@@ -390,7 +405,7 @@ static void test_answers_cut_into_single_bytes_are_read_whole(void **state)
     answer(r, "7777", 4);
     answer(&f->s.replies[1], v, big);
     f->s.nreplies = 2;
-    start(f);
+    start(f, 0);
     run_query(f, &g);
     assert_int_equal(g.status, 0);
     assert_int_equal(g.rows, 1);
@@ -407,6 +422,53 @@ static void test_answers_cut_into_single_bytes_are_read_whole(void **state)
     free(v);
 }
 
+/*
+ * The server holds its answer to the first query while two more are
+ * written (and the loop turns); returns whether they had reached it by
+ * then. Each query gets its own answer in the end.
+ */
+static bool sent_while_the_server_works(struct fixture *f, unsigned pipeline_hold)
+{
+    struct got g[3] = {{0}};
+    const char *want[3] = {"a", "b", "c"};
+
+    for (int i = 0; i < 3; i++)
+        answer(&f->s.replies[i], want[i], 1);
+    f->s.nreplies = 3;
+    f->s.gate_at = 1;
+    assert_int_equal(pipe(f->s.gate), 0);
+    start(f, pipeline_hold);
+    assert_int_equal(hp_pg_query(f->pool, "SELECT v", 0, NULL, NULL, 0, on_got, &g[0]), 0);
+    for (int i = 0; i < 1000 && !f->s.at_gate; i++)
+        assert_true(hp_loop_run_once(f->loop, 10) >= 0);
+    assert_true(f->s.at_gate);
+    for (int i = 1; i < 3; i++)
+        assert_int_equal(hp_pg_query(f->pool, "SELECT v", 0, NULL, NULL, 0, on_got, &g[i]), 0);
+    for (int i = 0; i < 3; i++) /* each iteration's end sends what it wrote, or holds it */
+        assert_true(hp_loop_run_once(f->loop, 0) >= 0);
+    assert_int_equal(write(f->s.gate[1], "x", 1), 1);
+    hp_test_run_until(f->loop, &g[2].done);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, 0);
+        assert_string_equal(g[i].text, want[i]);
+        free(g[i].text);
+    }
+    close(f->s.gate[0]);
+    close(f->s.gate[1]);
+    return f->s.early;
+}
+
+static void test_queries_leave_at_the_end_of_their_iteration(void **state)
+{
+    assert_true(sent_while_the_server_works(*state, 0));
+}
+
+static void test_pipeline_hold_keeps_queries_for_the_next_answer(void **state)
+{
+    assert_false(sent_while_the_server_works(*state, 1));
+}
+
 /* A hostile reply: the query fails with -EPROTO, once; the next query gets a new connection. */
 static void test_hostile_reply(void **state)
 {
@@ -416,7 +478,7 @@ static void test_hostile_reply(void **state)
     f->hostile->make(&f->s.replies[0]);
     answer(&f->s.replies[1], "ok", 2); /* never sent on the broken connection */
     f->s.nreplies = 2;
-    start(f);
+    start(f, 0);
     run_query(f, &g);
     assert_int_equal(g.status, -EPROTO);
     assert_string_equal(g.err, "malformed message from the server");
@@ -485,7 +547,7 @@ static void test_pool_recovers_after_a_hostile_reply(void **state)
     unknown_message(&f->s.replies[0]);
     answer(&f->s.replies[1], "later", 5); /* the second connection's first answer */
     f->s.nreplies = 2;
-    start(f);
+    start(f, 0);
     run_query(f, &g);
     assert_int_equal(g.status, -EPROTO);
     /* The scripted server starts each connection's script over: reply 0 again. */
@@ -519,6 +581,10 @@ int main(void)
         HOSTILE(unterminated_error),
         HOSTILE(row_before_description),
         cmocka_unit_test_setup_teardown(test_pool_recovers_after_a_hostile_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_leave_at_the_end_of_their_iteration, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_hold_keeps_queries_for_the_next_answer, setup,
+                                        teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

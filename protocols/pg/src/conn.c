@@ -15,10 +15,12 @@
  * - Wire mode (plain TCP or Unix sockets): libpq has done its part. The
  *   module writes each query's messages itself (wire.c) into c->out, sent
  *   at the end of the loop iteration in one send(2) (or at once past
- *   FLUSH_AT); what the kernel does not take goes when the socket turns
- *   writable. Reading is recv(2) into c->in and one message at a time into
- *   c->build; each ReadyForQuery completes the head query. The PGconn stays
- *   for its cancel key and to close.
+ *   FLUSH_AT; with opts.pipeline_hold, while that many sent queries await
+ *   their answers, after the next read of answers instead); what the kernel
+ *   does not take goes when the socket turns writable. Reading is recv(2)
+ *   into c->in and one message at a time into c->build; each ReadyForQuery
+ *   completes the head query. The PGconn stays for its cancel key and to
+ *   close.
  * - libpq mode (TLS, GSS encryption, or opts.libpq_io): non-blocking and in
  *   pipeline mode, every query sent with its own PQpipelineSync and flushed,
  *   the queries of one iteration corked into one segment (batch_note()).
@@ -253,13 +255,20 @@ static void batch_note(struct pgconn *c)
         set_cork(c, true);
 }
 
-/* The end of an iteration in which queries were written: send them. */
+/*
+ * The end of an iteration in which queries were written: send them (wire
+ * mode: unless opts.pipeline_hold holds them for the next answer).
+ */
 void hp__pg_conn_uncork(struct pgconn *c)
 {
     c->nsent = 0;
     if (c->state != C_UP)
         return;
     if (c->wire) {
+        if (c->pool->pipeline_hold && c->unanswered >= c->pool->pipeline_hold) {
+            c->held = true; /* on_readable sends them with the next answer */
+            return;
+        }
         flush(c);
         return;
     }
@@ -452,6 +461,8 @@ static int send_out(struct pgconn *c)
         o->sent += (size_t)n;
     }
     hp__pg_out_compact(o);
+    c->unanswered = c->inflight;
+    c->held = false;
     return o->len > 0;
 }
 
@@ -709,6 +720,8 @@ static void complete_head(struct pgconn *c, int status)
         c->tail = NULL;
     c->inflight--;
     pool->st.in_flight--;
+    if (c->unanswered)
+        c->unanswered--;
     if (c->retired) /* its answer is in c->build: q->desc is not followed again */
         free_retired(c, false);
     q->conn = NULL;
@@ -974,7 +987,7 @@ static void on_readable(struct pgconn *c, unsigned events)
 
     if (c->wire) {
         read_wire(c, (events & (HP_HUP | HP_ERROR)) != 0);
-        if (!pool->closing && c->state == C_UP && c->want_write)
+        if (!pool->closing && c->state == C_UP && (c->want_write || c->held))
             flush(c);
         return;
     }

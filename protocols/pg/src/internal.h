@@ -94,6 +94,8 @@ struct pgconn {
     bool wire;                   /* up, and spoken to by wire.c rather than libpq (conn.c) */
     bool can_cork;               /* TCP: sends of one loop iteration can be corked (conn.c) */
     unsigned nsent;              /* queries sent on this loop iteration (conn.c) */
+    unsigned unanswered;         /* wire mode: queries in flight the kernel has */
+    bool held;                   /* wire mode: queries wait in c->out for the next answer */
     bool corked;                 /* TCP_CORK is on until the end of the iteration */
     struct pgresolve *resolving; /* host names being looked up (resolve.c) */
     struct hp_pg_txn *txn;       /* pinned to this transaction */
@@ -134,7 +136,8 @@ struct hp_pg_pool {
     unsigned min_conns, max_conns, max_pipeline, max_waiting;
     bool no_cork;
     bool libpq_io;
-    unsigned max_batch; /* plain queries of one iteration per connection */
+    unsigned max_batch;     /* plain queries of one iteration per connection */
+    unsigned pipeline_hold; /* wire mode: new queries wait while this many sent ones do */
     uint64_t query_timeout, connect_timeout, health_interval, backoff_min, backoff_max;
     hp_pg_notify_cb *on_notify;
     void *notify_arg;

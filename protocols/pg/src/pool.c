@@ -879,6 +879,7 @@ int hp_pg_pool_new(struct hp_pg_pool **out, struct hp_loop *loop,
     pool->no_cork = opts->no_cork;
     pool->libpq_io = opts->libpq_io;
     pool->max_batch = opts->max_batch ? opts->max_batch : 1;
+    pool->pipeline_hold = opts->pipeline_hold;
     pool->on_notify = opts->on_notify;
     pool->notify_arg = opts->notify_arg;
     hp_defer_init(loop, &pool->kick, on_kick);

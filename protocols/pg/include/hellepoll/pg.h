@@ -119,6 +119,19 @@ struct hp_pg_pool_opts {
      * backend. Default 1: each query goes on the least busy connection.
      */
     unsigned max_batch;
+    /**
+     * Wire mode (below): while at least this many queries sent on a
+     * connection await their answers, the queries written to it meanwhile
+     * are held back and leave together when answers are next read (or at
+     * 64 KiB), in one write and one segment rather than one per loop
+     * iteration. Under load that saves system calls and wake-ups here and
+     * on the server (examples/tfb uses 2). The price: a held query waits up
+     * to one round trip more when the server finishes the earlier ones
+     * before it arrives, as on a slow network with a shallow pipeline.
+     * Default 0: the queries of a loop iteration leave at its end. libpq
+     * mode ignores it.
+     */
+    unsigned pipeline_hold;
     /** Queries waiting for a connection; beyond it calls fail with -ENOBUFS. Default 1024. */
     unsigned max_waiting;
     /** Default time limit of a query, from the call to its answer. Default 30000 ms. */
