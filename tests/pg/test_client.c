@@ -796,6 +796,28 @@ static void test_caller_cancels_a_running_query(void **state)
     assert_int_equal(slow.calls, 1);
 }
 
+/* Cancelled in the iteration that wrote it, before it left: cancelled on the server once sent. */
+static void test_caller_cancels_a_query_before_it_left(void **state)
+{
+    struct fixture *f = *state;
+    struct hp_pg_pool_opts o = {.max_conns = 1};
+    struct call warm, slow = {0}, next;
+    uint64_t t0;
+
+    NEED_SERVER();
+    f->pool = pool_new(f, &o);
+    sync_query(f, "SELECT 0", &warm);
+    hp_loop_update_time(f->loop);
+    t0 = hp_loop_now(f->loop);
+    assert_int_equal(query(f, "SELECT pg_sleep(30)", 0, NULL, &slow), 0);
+    assert_int_equal(hp_pg_cancel(f->pool, &slow), 1);
+    run_count(f, 2);
+    assert_int_equal(slow.status, -ECANCELED);
+    sync_query(f, "SELECT 6", &next); /* free again: the server cancelled it */
+    assert_int_equal(next.num, 6);
+    assert_true(hp_loop_now(f->loop) - t0 < 5000);
+}
+
 static void test_caller_cancels_queued_and_waiting_queries_only(void **state)
 {
     struct fixture *f = *state;
@@ -1833,6 +1855,7 @@ int main(void)
         T(test_pool_grows_up_to_max_conns),
         T(test_pool_grows_when_pipelines_fill_and_not_before),
         T(test_caller_cancels_a_running_query),
+        T(test_caller_cancels_a_query_before_it_left),
         T(test_caller_cancels_queued_and_waiting_queries_only),
         T(test_timeout_cancels_the_query_on_the_server),
         T(test_shorter_timeout_behind_a_slow_query),

@@ -266,7 +266,7 @@ void hp__pg_conn_uncork(struct pgconn *c)
         return;
     if (c->wire) {
         if (c->pool->pipeline_hold && c->unanswered >= c->pool->pipeline_hold) {
-            c->held = true; /* on_readable sends them with the next answer */
+            c->held = true; /* read_wire sends them after the next answers */
             return;
         }
         flush(c);
@@ -445,6 +445,7 @@ static void free_retired(struct pgconn *c, bool all)
 static int send_out(struct pgconn *c)
 {
     struct pgout *o = &c->out;
+    bool head_unsent = c->unanswered == 0; /* no query in flight was handed to the kernel */
 
     while (o->sent < o->len) {
         ssize_t n = hp_io_write(&c->io, o->buf + o->sent, o->len - o->sent);
@@ -463,6 +464,8 @@ static int send_out(struct pgconn *c)
     hp__pg_out_compact(o);
     c->unanswered = c->inflight;
     c->held = false;
+    if (head_unsent) /* abandoned before the server had it: it has it now */
+        hp__pg_conn_cancel_head(c);
     return o->len > 0;
 }
 
@@ -975,6 +978,11 @@ static void read_wire(struct pgconn *c, bool hup)
         ;
     if (r < 0)
         return;
+    if (c->held) { /* opts.pipeline_hold: answers came, the held queries go */
+        flush(c);
+        if (c->state != C_UP)
+            return;
+    }
     /* Every answer read so far is taken: the head is what the server is running. */
     hp__pg_conn_cancel_head(c);
     hp__pg_conn_rearm(c);
@@ -987,7 +995,7 @@ static void on_readable(struct pgconn *c, unsigned events)
 
     if (c->wire) {
         read_wire(c, (events & (HP_HUP | HP_ERROR)) != 0);
-        if (!pool->closing && c->state == C_UP && (c->want_write || c->held))
+        if (!pool->closing && c->state == C_UP && c->want_write)
             flush(c);
         return;
     }

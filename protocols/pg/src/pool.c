@@ -490,7 +490,9 @@ void hp__pg_conn_cancel_head(struct pgconn *c)
     struct hp_pg_pool *pool = c->pool;
     struct pgq *h = c->head;
 
-    if (h && h->abandoned && !h->cancel_sent && !h->no_cancel && h->kind != Q_HEALTH) {
+    /* Wire mode: only once the server has it (not while written or held back). */
+    if (h && h->abandoned && !h->cancel_sent && !h->no_cancel && h->kind != Q_HEALTH &&
+        (!c->wire || c->unanswered > 0)) {
         h->cancel_sent = true;
         if (hp__pg_cancel_start(pool, c->pg) == 0)
             pool->st.cancels++;
