@@ -802,6 +802,7 @@ static void test_caller_cancels_a_query_before_it_left(void **state)
     struct fixture *f = *state;
     struct hp_pg_pool_opts o = {.max_conns = 1};
     struct call warm, slow = {0}, next;
+    struct hp_pg_pool_stats st;
     uint64_t t0;
 
     NEED_SERVER();
@@ -816,6 +817,8 @@ static void test_caller_cancels_a_query_before_it_left(void **state)
     sync_query(f, "SELECT 6", &next); /* free again: the server cancelled it */
     assert_int_equal(next.num, 6);
     assert_true(hp_loop_now(f->loop) - t0 < 5000);
+    hp_pg_pool_stats(f->pool, &st);
+    assert_int_equal(st.cancels, 1);
 }
 
 static void test_caller_cancels_queued_and_waiting_queries_only(void **state)
@@ -1807,8 +1810,8 @@ static void test_dropped_statements_under_constant_load_do_not_pile_up(void **st
         roll(&r);
     run_count(f, 303);
     assert_int_equal(r.ended, 303);
-    assert_true(r.failed >= 50); /* at least one 26000 after each DEALLOCATE */
-    assert_true(r.failed < 303 / 2);
+    assert_true(r.failed >= 50);      /* at least one 26000 after each DEALLOCATE */
+    assert_true(r.failed < 303 - 50); /* and the statement prepared again after each */
     /* 40 statements were dropped between the two counts: none of them is still held. */
     assert_true(r.live_at[1] - r.live_at[0] <= 2);
     hp_pg_pool_free(f->pool);

@@ -462,11 +462,16 @@ static int send_out(struct pgconn *c)
         o->sent += (size_t)n;
     }
     hp__pg_out_compact(o);
+    if (o->len > 0)
+        return 1; /* which queries the kernel has is not known: counted when all have gone */
     c->unanswered = c->inflight;
     c->held = false;
-    if (head_unsent) /* abandoned before the server had it: it has it now */
+    if (head_unsent) { /* abandoned before the server had it: it has it now */
         hp__pg_conn_cancel_head(c);
-    return o->len > 0;
+        if (hp__pg_conn_stalled(c))
+            hp__pg_conn_rearm(c); /* the watchdog for the cancelled query */
+    }
+    return 0;
 }
 
 static void flush(struct pgconn *c)

@@ -94,7 +94,7 @@ struct pgconn {
     bool wire;                   /* up, and spoken to by wire.c rather than libpq (conn.c) */
     bool can_cork;               /* TCP: sends of one loop iteration can be corked (conn.c) */
     unsigned nsent;              /* queries sent on this loop iteration (conn.c) */
-    unsigned unanswered;         /* wire mode: queries in flight the kernel has */
+    unsigned unanswered;         /* wire mode: in flight, handed to the kernel (at most) */
     bool held;                   /* wire mode: queries wait in c->out for the next answer */
     bool corked;                 /* TCP_CORK is on until the end of the iteration */
     struct pgresolve *resolving; /* host names being looked up (resolve.c) */

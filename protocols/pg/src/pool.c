@@ -649,7 +649,8 @@ static void on_kick(struct hp_defer *d)
         wait_unlink(pool, q);
         fail(q, pool->down_err, pool->down_msg);
     }
-    while (pool->dead) {
+    /* Not while done entries may still point at a dead connection's message: on the next kick. */
+    while (pool->dead && !pool->done_head) {
         struct pgconn *c = pool->dead;
 
         pool->dead = c->next;
