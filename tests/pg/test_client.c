@@ -796,29 +796,32 @@ static void test_caller_cancels_a_running_query(void **state)
     assert_int_equal(slow.calls, 1);
 }
 
-/* Cancelled in the iteration that wrote it, before it left: cancelled on the server once sent. */
+/*
+ * Cancelled in the iteration that wrote it, before it left: the cancel goes
+ * to the server once the query has (wire mode: not before, when the server
+ * would not have it). Whether it lands is a race the server decides (it
+ * ignores a cancel that comes while it is still reading the query), so the
+ * query sleeps for 2 s only and the test checks that the cancel was sent.
+ */
 static void test_caller_cancels_a_query_before_it_left(void **state)
 {
     struct fixture *f = *state;
     struct hp_pg_pool_opts o = {.max_conns = 1};
     struct call warm, slow = {0}, next;
     struct hp_pg_pool_stats st;
-    uint64_t t0;
 
     NEED_SERVER();
     f->pool = pool_new(f, &o);
     sync_query(f, "SELECT 0", &warm);
-    hp_loop_update_time(f->loop);
-    t0 = hp_loop_now(f->loop);
-    assert_int_equal(query(f, "SELECT pg_sleep(30)", 0, NULL, &slow), 0);
+    assert_int_equal(query(f, "SELECT pg_sleep(2)", 0, NULL, &slow), 0);
     assert_int_equal(hp_pg_cancel(f->pool, &slow), 1);
     run_count(f, 2);
     assert_int_equal(slow.status, -ECANCELED);
-    sync_query(f, "SELECT 6", &next); /* free again: the server cancelled it */
+    sync_query(f, "SELECT 6", &next); /* behind it, or after it was cancelled there */
     assert_int_equal(next.num, 6);
-    assert_true(hp_loop_now(f->loop) - t0 < 5000);
     hp_pg_pool_stats(f->pool, &st);
     assert_int_equal(st.cancels, 1);
+    assert_int_equal(slow.calls, 1);
 }
 
 static void test_caller_cancels_queued_and_waiting_queries_only(void **state)
