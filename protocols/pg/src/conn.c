@@ -425,8 +425,7 @@ static void drop_stmt(struct pgconn *c, uint64_t id)
     }
 }
 
-/* One query of @p c ended (@p all: the connection is freed): free the retired that waited for it.
- */
+/* One query of @p c ended (@p all: @p c is freed): free the retired ones that waited for it. */
 static void free_retired(struct pgconn *c, bool all)
 {
     for (struct pgdesc **p = &c->retired; *p;) {
